@@ -1,0 +1,75 @@
+"""Anomalies are data: malformed packets and messages become named diagnostics with frame numbers.
+
+A ``Diagnostics`` collector counts every occurrence per code but keeps only the first few records per
+code, so memory stays flat on a capture with millions of broken packets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+#: Every diagnostic code, with one line saying what it means. Unknown codes are refused.
+CODES: dict[str, str] = {
+    "truncated-packet": "the capture file ends inside a packet record",
+    "snaplen-cut": "packet was cut by the capture snap length; its payload is incomplete",
+    "bad-record": "a pcap/pcapng record or block is malformed; the rest of the file could not be read",
+    "bad-compression": "the gzip stream of a compressed capture is corrupt or cut short; reading stopped",
+    "unknown-linktype": "interface link type is not decoded by this engine",
+    "malformed-packet": "a link, IP or transport header is malformed",
+    "fragment-incomplete": "IP fragments never completed into a datagram",
+    "tcp-gap": "bytes missing from a TCP stream (not captured); decoding resumed after the gap",
+    "tcp-overlap-conflict": "overlapping TCP segments carried different bytes; the first copy was kept",
+    "tcp-unfinished": "a TCP stream ended in the middle of a message",
+    "malformed-sip": "bytes on a SIP flow did not parse as a SIP message",
+    "malformed-http": "bytes on an HTTP flow did not parse as an HTTP message",
+    "junk-before-message": "bytes before a SIP/HTTP start line were skipped",
+    "sip-no-content-length": "SIP message over a stream without Content-Length",
+    "malformed-websocket": "a WebSocket frame could not be decoded",
+    "malformed-tls": "a TLS flow's ClientHello was missing, broken or incomplete; its server name is unknown",
+    "unsupported-protocol": "a TCP flow switched to (or a WebSocket carried) a protocol other than SIP/HTTP; "
+                            "those bytes were skipped",
+    "malformed-body": "a message body (multipart or XML) could not be parsed",
+    "xml-rejected": "an XML body was refused by the hardened parser (entities, DTD, size or depth)",
+}
+
+_KEEP_PER_CODE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One anomaly: what (code), a one-line explanation, and the Wireshark frame numbers involved."""
+
+    code: str
+    message: str
+    frames: tuple[int, ...] = ()
+    severity: str = "warning"
+
+    def __post_init__(self):
+        if self.code not in CODES:
+            raise ValueError(f"unknown diagnostic code {self.code!r}")
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "severity": self.severity, "message": self.message,
+                "frames": list(self.frames)}
+
+
+@dataclass(slots=True)
+class Diagnostics:
+    """Collects diagnostics of one capture: all counted, the first ``keep`` per code retained."""
+
+    keep: int = _KEEP_PER_CODE
+    counts: Counter = field(default_factory=Counter)
+    records: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, code: str, message: str, frames=(), severity: str = "warning") -> None:
+        self.counts[code] += 1
+        if self.counts[code] <= self.keep:
+            self.records.append(Diagnostic(code, message, tuple(frames), severity))
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
