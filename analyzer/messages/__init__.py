@@ -1,0 +1,1 @@
+"""Message stage: SIP and HTTP parsing (RFC knowledge only, no MC meaning)."""

@@ -1,0 +1,321 @@
+"""What the SIP and HTTP parsers share: the parse result, the errors, start-line sniffing and head splitting.
+
+The parsers take bytes and return a ``ParsedMessage``; they do no I/O and know nothing of pcaps.
+``to_message`` is the one place a transport ``Payload`` becomes a ``Message`` record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import NamedTuple
+
+from analyzer.errors import McxaError
+from analyzer.messages.records import Headers, Message
+from analyzer.transport.records import Payload
+
+_PROTOS = ("sip", "http")
+_KINDS = ("request", "response")
+
+
+class MalformedMessage(McxaError):
+    """Bytes that are not a SIP/HTTP message at all (no start line); ``code`` names the diagnostic."""
+
+    def __init__(self, reason: str, where: str | None = None, proto: str | None = None):
+        super().__init__(reason, where)
+        self.proto = proto
+
+    @property
+    def code(self) -> str:
+        return "malformed-http" if self.proto == "http" else "malformed-sip"
+
+
+class MalformedBody(McxaError):
+    """A body (multipart or XML) from which nothing usable could be read."""
+
+    code = "malformed-body"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """One SIP or HTTP message as parsed from bytes, before it gets a place and time.
+
+    ``junk``: bytes skipped before the start line (CR/LF keep-alives in front are not counted: RFC 3261
+    §7.5 says to ignore them). ``problems``: non-fatal anomalies, one short line each, in the order seen.
+    """
+
+    proto: str  # sip | http
+    kind: str  # request | response
+    method: str | None
+    uri: str | None
+    status: int | None
+    reason: str | None
+    headers: Headers
+    body: bytes
+    junk: int = 0
+    problems: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.proto not in _PROTOS or self.kind not in _KINDS:
+            raise ValueError(f"bad parsed message proto/kind {self.proto}/{self.kind}")
+
+
+# --- start lines --------------------------------------------------------------------------------------
+# Strict on purpose: these also decide whether arbitrary bytes on an unknown port are SIP/HTTP at all, so
+# random binary, RTP and TLS must never match. One regex per message, never per header line.
+
+# absoluteURI: scheme ':' then no space or control byte (UTF-8 let through: some clients send it raw)
+_URI = rb"[A-Za-z][A-Za-z0-9+.-]*:[!-~\x80-\xff]{1,8192}"
+_EOL = rb"[ \t]*\r?$"  # used with endpos = index of the LF, so '$' is the end of the line
+
+SIP_START = re.compile(
+    rb"(?:(?P<method>[A-Z]{1,32}) (?P<uri>" + _URI + rb") SIP/2\.0"
+    rb"|SIP/2\.0 (?P<status>[1-6][0-9]{2})(?: (?P<reason>[^\r\n]*?))?)" + _EOL
+)
+HTTP_START = re.compile(
+    rb"(?:(?P<method>[A-Z][A-Z_-]{0,31}) (?P<uri>[!-~]{1,8192}) HTTP/1\.[0-9]"
+    rb"|HTTP/1\.[0-9] (?P<status>[1-5][0-9]{2})(?: (?P<reason>[^\r\n]*?))?)" + _EOL
+)
+_START_LINES = {"sip": SIP_START, "http": HTTP_START}
+_HTTP_SNIFF_METHODS = rb"(?:GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|CONNECT|TRACE)"
+_SNIFF = (
+    ("sip", re.compile(rb"[A-Z]{1,32} " + _URI + rb" SIP/2\.0" + _EOL)),
+    ("http", re.compile(_HTTP_SNIFF_METHODS + rb" [!-~]{1,8192} HTTP/1\.[0-9]" + _EOL)),
+)
+_SNIFF_STATUS = (
+    ("sip", re.compile(rb"SIP/2\.0 [1-6][0-9]{2}[ \r\n]")),
+    ("http", re.compile(rb"HTTP/1\.[0-9] [1-5][0-9]{2}[ \r\n]")),
+)
+_MAX_START_LINE = 8300
+
+
+def looks_like_start_line(data: bytes) -> str | None:
+    """``'sip'`` or ``'http'`` when ``data`` begins with a SIP/HTTP start line, else None.
+
+    Cheap enough for every first payload of every flow: the first byte must be an upper-case letter
+    (rejects RTP 0x80.., TLS 0x16 0x03.., most binary at once). A request line must be complete (up to its
+    LF); a status line needs only ``SIP/2.0 ddd`` / ``HTTP/1.x ddd`` and a space or line end.
+    """
+    if not data or not 0x41 <= data[0] <= 0x5A:
+        return None
+    for proto, pattern in _SNIFF_STATUS:
+        if pattern.match(data):
+            return proto
+    nl = data.find(b"\n", 0, _MAX_START_LINE)
+    if nl < 0:
+        return None
+    for proto, pattern in _SNIFF:
+        if pattern.match(data, 0, nl):
+            return proto
+    return None
+
+
+class StartLine(NamedTuple):
+    """Where the start line is and what it says; ``junk`` counts the bytes skipped to reach it.
+
+    A NamedTuple rather than a frozen dataclass: it never leaves the parsers and is built once per
+    message, where the dataclass's per-field ``object.__setattr__`` costs a measurable microsecond.
+    """
+
+    kind: str
+    method: str | None
+    uri: str | None
+    status: int | None
+    reason: str | None
+    end: int  # index just after the start line's LF (or len(data))
+    junk: int
+
+
+def find_start_line(data: bytes, pattern: re.Pattern, methods: frozenset[str], proto: str) -> StartLine:
+    """Locate the first valid start line, skipping junk lines and junk glued in front of it.
+
+    Junk may sit on the start line itself (zeek's sip-junk-before-request has ``DBREGISTER sip:...``): an
+    unknown method that ends with a known one is read as junk plus that method.
+    Raises ``MalformedMessage`` when no line is a start line.
+    """
+    n = len(data)
+    pos = 0
+    while pos < n and data[pos] in b"\r\n":  # RFC 3261 §7.5: leading CRLFs are ignored, not junk
+        pos += 1
+    lead = pos
+    while pos < n:
+        nl = data.find(b"\n", pos)
+        end = n if nl < 0 else nl
+        m = pattern.search(data, pos, end)
+        if m:
+            return _start_line(m, nl, n, m.start() - lead, methods)
+        if nl < 0:
+            break
+        pos = nl + 1
+    raise MalformedMessage(f"no {proto.upper()} start line in {n} bytes", proto=proto)
+
+
+def _start_line(m: re.Match, nl: int, n: int, junk: int, methods: frozenset[str]) -> StartLine:
+    after = n if nl < 0 else nl + 1
+    method = m.group("method")
+    if method is None:
+        reason = m.group("reason")
+        return StartLine("response", None, None, int(m.group("status")),
+                         decode_text(reason)[0].strip() if reason else "", after, junk)
+    name = method.decode("ascii")
+    if name not in methods:
+        for known in sorted(methods, key=len, reverse=True):  # longest first: XPRACK is PRACK, not ACK
+            if name.endswith(known):
+                junk += len(name) - len(known)
+                name = known
+                break
+    return StartLine("request", name, decode_text(m.group("uri"))[0], None, None, after, junk)
+
+
+# --- head and fields ----------------------------------------------------------------------------------
+
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+def split_head(data: bytes, start: int) -> tuple[bytes, int]:
+    """Header bytes from ``start`` up to the blank line, and where the body begins (``-1``: no blank line).
+
+    The blank line may end in CRLF or LF, whatever the other lines use.
+    """
+    if data.startswith(b"\n", start):
+        return b"", start + 1
+    if data.startswith(b"\r\n", start):
+        return b"", start + 2
+    blank = _BLANK_LINE.search(data, start)  # one regex scan beats two bytes.find here (~0.35 vs 1.2 µs)
+    if blank is None:
+        return data[start:], -1
+    return data[start:blank.start()], blank.end()
+
+
+def decode_text(raw: bytes) -> tuple[str, bool]:
+    """UTF-8, else latin-1 (never fails, keeps every byte); the flag says the fallback was needed."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), True
+
+
+_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
+_FOLDED = re.compile(r"\n[ \t]")
+_CACHE_LIMIT = 4096
+
+
+class HeaderNames:
+    """Raw header name -> canonical lower-case long name, with ``aliases`` (compact forms) applied.
+
+    The cache saves strip/lower/lookup on the same few dozen spellings seen in every message; it stops
+    growing at a fixed size so hostile input cannot inflate it.
+    """
+
+    __slots__ = ("aliases", "cache")
+
+    def __init__(self, aliases: Mapping[str, str]):
+        self.aliases = dict(aliases)
+        self.cache: dict[str, str] = {}
+
+    def canonical(self, raw: str) -> str:
+        name = raw.strip().lower()
+        name = self.aliases.get(name, name)
+        if len(self.cache) < _CACHE_LIMIT:
+            self.cache[raw] = name
+        return name
+
+
+def parse_fields(raw: bytes, names: HeaderNames) -> tuple[list[tuple[str, str]], list[str]]:
+    """Header lines to ``(name, value)`` pairs; folded lines joined with one space.
+
+    Lines without a colon are dropped and reported, never fatal.
+    """
+    problems: list[str] = []
+    text, fallback = decode_text(raw)
+    if fallback:
+        problems.append("header bytes are not UTF-8; decoded as latin-1")
+    if _FOLDED.search(text):  # one regex scan is ~3x cheaper than two substring tests here
+        text = _FOLD.sub(" ", text)
+    items: list[tuple[str, str]] = []
+    append = items.append
+    cached = names.cache.get  # inlined lookup: this loop runs for every header of every message
+    for line in text.split("\n"):
+        name, sep, value = line.partition(":")
+        if sep and name:
+            name = cached(name) or names.canonical(name)
+            if name:
+                append((name, value.strip()))
+                continue
+        if line.strip():
+            problems.append(f"header line without a name ignored: {line.strip()[:60]!r}")
+    return items, problems
+
+
+def cut_body(headers: Headers, data: bytes, body_start: int, problems: list[str],
+             check: bool = True) -> bytes:
+    """The body, cut to Content-Length when that is shorter; a longer or bad Content-Length is reported."""
+    body = data[body_start:] if body_start >= 0 else b""
+    declared = headers.getall("content-length")
+    if not declared:
+        return body
+    if len(set(declared)) > 1:
+        problems.append(f"conflicting Content-Length values {declared}")
+    text = declared[0]
+    if not text.isdigit():
+        problems.append(f"bad Content-Length {text!r}")
+        return body
+    length = int(text)
+    if len(body) > length:
+        problems.append(f"{len(body) - length} bytes after Content-Length {length} ignored")
+        return body[:length]
+    if check and len(body) < length:
+        problems.append(f"Content-Length {length} but only {len(body)} body bytes")
+    return body
+
+
+# --- payload to message -------------------------------------------------------------------------------
+
+@cache
+def _parsers() -> dict[str, Callable[[bytes], ParsedMessage]]:
+    # Imported here because sip.py and http.py import this module for the shared pieces above.
+    from analyzer.messages.http import parse_http
+    from analyzer.messages.sip import parse_sip
+
+    return {"sip": parse_sip, "http": parse_http}
+
+
+def _detect(data: bytes) -> str:
+    proto = looks_like_start_line(data)
+    if proto:
+        return proto
+    # Junk in front: the first line holding either protocol's start line decides.
+    pos, n = 0, len(data)
+    while pos < n:
+        nl = data.find(b"\n", pos)
+        end = n if nl < 0 else nl
+        hits = [(m.start(), proto) for proto, pattern in _START_LINES.items()
+                if (m := pattern.search(data, pos, end))]
+        if hits:
+            return min(hits)[1]
+        if nl < 0:
+            break
+        pos = nl + 1
+    raise MalformedMessage(f"no SIP or HTTP start line in {n} bytes")
+
+
+def to_message(payload: Payload) -> tuple[Message, ParsedMessage]:
+    """Parse a transport payload (protocol told by its start line) into a ``Message`` and the parse detail.
+
+    Raises ``MalformedMessage`` (with ``where`` = the frame) when the bytes hold no SIP/HTTP message.
+    """
+    where = f"frame {payload.frames[-1]}"
+    try:
+        proto = _detect(payload.data)
+        parsed = _parsers()[proto](payload.data)
+    except MalformedMessage as exc:
+        raise MalformedMessage(exc.reason, where, exc.proto) from None
+    message = Message(
+        proto=parsed.proto, kind=parsed.kind, method=parsed.method, uri=parsed.uri, status=parsed.status,
+        reason=parsed.reason, headers=parsed.headers, body=parsed.body, frames=payload.frames,
+        time=payload.time, src=payload.src, dst=payload.dst, transport=payload.transport,
+        framing=payload.framing, reply_to=payload.reply_to,
+    )
+    return message, parsed
