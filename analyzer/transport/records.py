@@ -1,0 +1,43 @@
+"""Records the transport stage hands to the message parsers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """The bytes of one complete application message (SIP or HTTP) and where they came from.
+
+    ``frames`` lists every frame that contributed bytes, in stream order; the last one is the frame
+    Wireshark shows the message in. ``time`` is that frame's capture time.
+    """
+
+    data: bytes
+    frames: tuple[int, ...]
+    time: float
+    src: str  # "ip:port", IPv6 in brackets
+    dst: str
+    transport: str  # udp | tcp | tls | sctp
+    framing: str | None = None  # None, or "websocket" (RFC 7118)
+    reply_to: int | None = None  # HTTP response: frame of the request it answers
+
+    def __post_init__(self):
+        if not self.frames:
+            raise ValueError("a payload needs at least one frame")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsHello:
+    """A TLS ClientHello: the flow is encrypted; the SNI names the server the client wanted."""
+
+    frame: int
+    time: float
+    src: str
+    dst: str
+    sni: str | None
+
+
+def endpoint(ip: str, port: int) -> str:
+    """Format an address as the contract wants it: ``ip:port``, IPv6 in brackets."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
