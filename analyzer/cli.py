@@ -1,0 +1,115 @@
+"""The ``mcxa`` command: a thin click layer over the stages; all errors end as one line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from analyzer import __version__
+from analyzer.diagnostics import Diagnostics
+from analyzer.engines import DecodeOptions, get_engine
+from analyzer.errors import McxaError
+from analyzer.exitcodes import ExitCode
+from analyzer.messages.records import Message
+from analyzer.messages.select import MessageFilter
+from analyzer.render.messages import WRITERS
+
+_DIAGNOSTICS_SHOWN = 20
+
+
+def _ports(ctx, param, value: str | None) -> frozenset[int]:
+    ports = {5060, 5061}
+    for text in (value or "").split(","):
+        if not text.strip():
+            continue
+        if not text.strip().isdigit() or not 0 < int(text) < 65536:
+            raise click.BadParameter(f"{text.strip()!r} is not a port number")
+        ports.add(int(text))
+    return frozenset(ports)
+
+
+engine_option = click.option("--engine", type=click.Choice(["dpkt"]), default="dpkt", show_default=True,
+                             help="Decoding engine.")
+sip_ports_option = click.option("--sip-ports", callback=_ports, metavar="PORT[,PORT...]",
+                                help="Extra UDP ports whose non-SIP datagrams are reported as malformed SIP "
+                                     "(SIP is recognised by its start line on any port regardless).")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No diagnostics summary on stderr.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mcxa")
+def cli():
+    """mcxa: decode MC (MCPTT, MCVideo, MCData) signalling from captures and judge TS 23.280 §10.16
+    migrations."""
+
+
+@cli.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(list(WRITERS)), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of stdout (required for parquet).")
+@click.option("--method", "methods", multiple=True, metavar="METHOD",
+              help="Only this SIP/HTTP method (repeatable); responses match by their CSeq method.")
+@click.option("--call-id", help="Only messages with this SIP Call-ID.")
+@click.option("--user", help="Only messages naming this user (substring of Request-URI, From, To, "
+                              "P-Asserted-Identity, Contact).")
+@engine_option
+@sip_ports_option
+@quiet_option
+def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, quiet):
+    """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed)."""
+    writer, needs_path = WRITERS[fmt]
+    if needs_path and not output:
+        raise click.UsageError(f"--format {fmt} writes a binary file: give it with --output/-o")
+    decoded = get_engine(engine)(capture, DecodeOptions(sip_ports=sip_ports))
+    keep = MessageFilter(frozenset(m.upper() for m in methods), call_id, user)
+    selected = (item for item in decoded.items if isinstance(item, Message) and keep(item))
+    if needs_path:
+        writer(selected, output)
+    elif output:
+        with open(output, "w", encoding="utf-8") as out:
+            writer(selected, out)
+    else:
+        writer(selected, click.get_text_stream("stdout"))
+    if not quiet:
+        report_diagnostics(capture, decoded.diagnostics)
+
+
+def report_diagnostics(capture: str, diagnostics: Diagnostics) -> None:
+    """A short human summary on stderr: counts per code, then the first few with their frames."""
+    if not diagnostics.total:
+        return
+    err = click.get_text_stream("stderr")
+    counts = ", ".join(f"{code} ×{n}" for code, n in diagnostics.summary().items())
+    err.write(f"mcxa: {capture}: {diagnostics.total} diagnostic(s): {counts}\n")
+    for d in diagnostics.records[:_DIAGNOSTICS_SHOWN]:
+        frames = ",".join(map(str, d.frames[:8])) + ("…" if len(d.frames) > 8 else "")
+        err.write(f"  [{d.code}] frames {frames or '-'}: {d.message}\n")
+    if len(diagnostics.records) > _DIAGNOSTICS_SHOWN:
+        err.write(f"  … {diagnostics.total - _DIAGNOSTICS_SHOWN} more\n")
+
+
+def main(argv=None) -> int:
+    """Entry point: click handles usage errors (exit 2); our input errors print one line (exit 2)."""
+    try:
+        cli.main(args=argv, prog_name="mcxa", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.BAD_INPUT
+    except click.Abort:
+        click.echo("mcxa: aborted", err=True)
+        return ExitCode.BAD_INPUT
+    except McxaError as exc:
+        click.echo(f"mcxa: {exc}", err=True)
+        return ExitCode.BAD_INPUT
+    except BrokenPipeError:
+        sys.stderr.close()  # `mcxa messages ... | head`: the reader left; not an error of ours
+        return ExitCode.OK
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Renderers: records in, text/bytes out. One registry per command, keyed by ``--format``."""
