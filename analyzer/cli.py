@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import click
@@ -92,6 +93,8 @@ def report_diagnostics(capture: str, diagnostics: Diagnostics) -> None:
 
 def main(argv=None) -> int:
     """Entry point: click handles usage errors (exit 2); our input errors print one line (exit 2)."""
+    # Millions of short-lived, acyclic records: collecting every 700 allocations wastes ~10 % of the run.
+    gc.set_threshold(20_000, 20, 20)
     try:
         cli.main(args=argv, prog_name="mcxa", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -67,6 +67,15 @@ class Diagnostics:
         if self.counts[code] <= self.keep:
             self.records.append(Diagnostic(code, message, tuple(frames), severity))
 
+    def merge(self, counts: dict[str, int], records: list[Diagnostic]) -> None:
+        """Take in what another collector (e.g. a worker process's) gathered, keeping the caps."""
+        kept = Counter(d.code for d in self.records)
+        for d in records:
+            if kept[d.code] < self.keep:
+                kept[d.code] += 1
+                self.records.append(d)
+        self.counts.update(counts)
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -142,7 +142,8 @@ def test_one_message_over_three_segments_out_of_order():
     pieces = [INVITE[:100], INVITE[100:200], INVITE[200:]]
     frames = w.send_pieces(C, pieces, order=[2, 0, 1])  # frames 4, 5, 6 carry pieces 3, 1, 2
     assert frames == {2: 4, 0: 5, 1: 6}
-    assert w.out == [Payload(INVITE, (5, 6, 4), 0.4, C, S, "tcp")]  # stream order; time of the last byte
+    # capture order; numbered (and timed) by frame 6, which completed it, as Wireshark does
+    assert w.out == [Payload(INVITE, (4, 5, 6), 0.6, C, S, "tcp")]
     w.close()
     assert w.codes() == {}
 
@@ -175,7 +176,7 @@ def test_wraparound_inside_a_message():
     assert w.seq[C] < 1000  # the stream really wrapped
     w.send(C, BYE)
     assert [p.data for p in w.out] == [INVITE, BYE]
-    assert w.out[0].frames == (5, 4)
+    assert w.out[0].frames == (4, 5)
 
 
 def test_gap_then_resync_on_next_start_line():

@@ -178,11 +178,11 @@ def test_client_hello_split_over_two_segments():
     assert w.out == [TlsHello(5, 0.5, C, S, SNI)]
 
 
-def test_client_hello_out_of_order_names_the_frame_of_its_last_byte():
+def test_client_hello_out_of_order_names_the_frame_that_completed_it():
     hello = openssl_hello(SNI)
     w = Wire(C, S)
     w.send_pieces(C, [hello[:3], hello[3:300], hello[300:]], order=[0, 2, 1])
-    assert w.out == [TlsHello(5, 0.5, C, S, SNI)]  # completed by frame 6, but the last byte came in 5
+    assert w.out == [TlsHello(6, 0.6, C, S, SNI)]  # the last byte came in frame 5, frame 6 completed it
 
 
 def test_client_hello_without_sni():

@@ -95,6 +95,7 @@ class PcapReader(CaptureReader):
         units = self.variant.units
         linktype = self.linktype
         limit = max(MAX_CAPLEN, min(self.snaplen, MAX_CAPLEN_HARD))
+        keep = self.prefilter
         buf, self._rest = self._rest, b""
         base = FILE_HEADER_SIZE  # file offset of buf[0]
         pos = 0
@@ -115,10 +116,14 @@ class PcapReader(CaptureReader):
                 if nxt > end:
                     break
                 number += 1
+                if keep is not None and not keep(buf, start, nxt, linktype):
+                    pos = nxt
+                    continue
                 # Exact int division rounds once, to the float nearest the recorded time; costs nothing
                 # measurable over sec + frac / units.
                 yield (number, (sec * units + frac) / units, linktype, buf[start:nxt], orig_len)
                 pos = nxt
+        self.packets = number
         left = len(buf) - pos
         if left:
             self._truncated(number + 1, base + pos, left, hsize, unpack(buf, pos)[2] if left >= hsize else 0)

@@ -160,6 +160,7 @@ class PcapngReader(CaptureReader):
         return self._section.order
 
     def _walk(self) -> Iterator[tuple]:
+        keep = self.prefilter
         buf, self._rest = self._rest, b""
         base = self._first  # file offset of buf[0]
         pos = 0
@@ -186,8 +187,10 @@ class PcapngReader(CaptureReader):
                             and trailer(buf, nxt - 4)[0] == blen and caplen <= blen - 32 and ifid < nifaces):
                         linktype, units, offset, _ = ifaces[ifid]
                         number += 1
-                        t = (((hi << 32) | lo) + offset) / units
-                        yield (number, t, linktype, buf[pos + EPB_DATA:pos + EPB_DATA + caplen], orig_len)
+                        data_start = pos + EPB_DATA
+                        t = (((hi << 32) | lo) + offset) / units  # kept even if skipped: an SPB may follow
+                        if keep is None or keep(buf, data_start, data_start + caplen, linktype):
+                            yield (number, t, linktype, buf[data_start:data_start + caplen], orig_len)
                         pos = nxt
                         continue
                 try:
@@ -208,6 +211,7 @@ class PcapngReader(CaptureReader):
                         t = when
                     yield (number, t, linktype, data, orig_len)
                 pos = nxt
+        self.packets = number
         if pos < len(buf):
             self._truncated(buf, pos, base, number)
 

@@ -12,7 +12,7 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from analyzer.diagnostics import Diagnostics
@@ -228,6 +228,14 @@ class CaptureReader:
         self._source = source
         self._diagnostics = diagnostics
         self._packets = self._walk()
+        #: Packets walked so far (selected or not); exact once iteration has ended.
+        self.packets = 0
+        #: Optional ``prefilter(buf, start, end, linktype) -> bool``, like a BPF filter handed to libpcap:
+        #: packets it rejects are counted but never sliced out or yielded. It must answer True for any
+        #: packet it is not sure about. Set it before iterating.
+        self.prefilter: Callable[[bytes, int, int, int], bool] | None = None
+        #: Optional callback run before each chunk is read (for progress displays), given the reader.
+        self.on_chunk: Callable[[CaptureReader], None] | None = None
 
     def _walk(self) -> Iterator[tuple]:
         raise NotImplementedError
@@ -241,6 +249,9 @@ class CaptureReader:
 
     def _read_chunk(self, number: int) -> bytes:
         """The next chunk of the file; b'' at its end, or when a gzip stream breaks (recorded, then stop)."""
+        self.packets = number
+        if self.on_chunk is not None:
+            self.on_chunk(self)
         try:
             return self._source.read(CHUNK)
         except CompressedStreamError as exc:

@@ -37,6 +37,7 @@ class DecodeOptions:
     """Knobs every engine accepts."""
 
     sip_ports: frozenset[int] = frozenset((5060, 5061))
+    workers: int = 2  # processes for one capture: 2 runs the transport stage in a worker (Linux)
     progress: Callable[[DecodeStats], None] | None = None  # called now and then while reading
 
 

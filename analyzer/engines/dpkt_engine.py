@@ -1,17 +1,22 @@
-"""The default engine: our own record walker, link/IP/transport decoders (dpkt for SCTP), our parsers."""
+"""The default engine: our record walker, link/IP/transport decoders (dpkt for SCTP), our parsers.
+
+With ``workers=2`` on a big capture, the transport stage runs in a forked worker process while this
+process parses and renders messages (see ``parallel``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from analyzer.capture import open_capture
-from analyzer.engines import Decoded, DecodeOptions, DecodeStats
+from analyzer.engines import Decoded, DecodeOptions, parallel
 from analyzer.messages.parse import MalformedMessage, to_message
 from analyzer.messages.records import Message
 from analyzer.transport.demux import Demux
 from analyzer.transport.records import Payload, TlsHello
 
-_PROGRESS_EVERY = 1 << 16  # packets between progress callbacks
+#: Below this size a worker process costs more than it saves.
+PARALLEL_MIN_BYTES = 8 << 20
 
 
 def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
@@ -19,24 +24,41 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
     options = options or DecodeOptions()
     decoded = Decoded(path, iter(()))
     reader = open_capture(path, decoded.diagnostics)
-    decoded.items = _items(reader, decoded, options)
+    demux = Demux(decoded.diagnostics, options.sip_ports)
+    reader.prefilter = demux.prefilter
+
+    def transport() -> Iterator[Payload | TlsHello]:
+        with reader:
+            yield from demux.run(reader)
+
+    def counters(packets: int, bytes_read: int) -> None:
+        decoded.stats.packets, decoded.stats.bytes_read = packets, bytes_read
+        if options.progress:
+            options.progress(decoded.stats)
+
+    if options.workers > 1 and parallel.available() and (reader.size or 0) >= PARALLEL_MIN_BYTES:
+        payloads = parallel.payloads_in_worker(transport, reader, decoded.diagnostics, counters)
+    else:
+        reader.on_chunk = lambda r: counters(r.packets, r.bytes_read)
+        payloads = _then(transport(), lambda: counters(reader.packets, reader.bytes_read))
+    decoded.items = _messages(payloads, decoded)
     return decoded
 
 
-def _items(reader, decoded: Decoded, options: DecodeOptions) -> Iterator[Message | TlsHello]:
+def _then(items: Iterator, done) -> Iterator:
+    yield from items
+    done()
+
+
+def _messages(payloads: Iterator[Payload | TlsHello], decoded: Decoded) -> Iterator[Message | TlsHello]:
     stats, diag = decoded.stats, decoded.diagnostics
-    demux = Demux(diag, options.sip_ports)
-    with reader:
-        packets = _counting(reader, stats, options.progress) if options.progress else reader
-        for item in demux.run(packets):
-            if isinstance(item, Payload):
-                item = _message(item, diag)
-                if item is None:
-                    continue
-            stats.count(item)
-            yield item
-        stats.packets = demux.packets
-        stats.bytes_read = reader.bytes_read
+    for item in payloads:
+        if isinstance(item, Payload):
+            item = _message(item, diag)
+            if item is None:
+                continue
+        stats.count(item)
+        yield item
 
 
 def _message(payload: Payload, diag) -> Message | None:
@@ -52,12 +74,3 @@ def _message(payload: Payload, diag) -> Message | None:
     for problem in parsed.problems:
         diag.add(f"malformed-{message.proto}", problem, payload.frames)
     return message
-
-
-def _counting(reader, stats: DecodeStats, progress) -> Iterator[tuple]:
-    """Pass packets through, reporting progress every few thousand (keeps the hot loop free of it)."""
-    for n, packet in enumerate(reader, start=1):
-        if not n % _PROGRESS_EVERY:
-            stats.packets, stats.bytes_read = n, reader.bytes_read
-            progress(stats)
-        yield packet

@@ -35,7 +35,7 @@ def parse_http(data: bytes) -> ParsedMessage:
     start = find_start_line(data, HTTP_START, METHODS, "http")
     raw_head, body_start = split_head(data, start.end)
     items, problems = parse_fields(raw_head, _NAMES)
-    headers = Headers(items)
+    headers = Headers(items, lowered=True)
     if body_start < 0:
         problems.append("no blank line after the headers")
     if _no_body(start.status):

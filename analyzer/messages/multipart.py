@@ -179,7 +179,7 @@ def _part(chunk: bytes, number: int, problems: list[str]) -> BodyPart:
                         else f"part {number}: neither headers nor a blank line before its body")
     items, field_problems = parse_fields(raw_head, _NAMES)
     problems.extend(f"part {number}: {p}" for p in field_problems)
-    headers = Headers(items)
+    headers = Headers(items, lowered=True)
     content_type = headers.get("content-type")
     media, params = parse_content_type(content_type)
     return BodyPart(media or _DEFAULT_PART_TYPE, params, headers, chunk[body_start:])

@@ -17,11 +17,15 @@ class Headers:
 
     __slots__ = ("_index", "_items")
 
-    def __init__(self, items: list[tuple[str, str]] | tuple[tuple[str, str], ...]):
-        self._items = tuple((n.lower(), v) for n, v in items)
+    def __init__(self, items: list[tuple[str, str]] | tuple[tuple[str, str], ...], lowered: bool = False):
+        """``lowered=True``: the names are already canonical lower case (parsers say so, saving a pass)."""
+        self._items = tuple(items) if lowered else tuple((n.lower(), v) for n, v in items)
         index: dict[str, list[str]] = {}
         for name, value in self._items:
-            index.setdefault(name, []).append(value)
+            if name in index:
+                index[name].append(value)
+            else:
+                index[name] = [value]
         self._index = index
 
     def get(self, name: str, default: str | None = None) -> str | None:

@@ -65,7 +65,7 @@ def parse_sip(data: bytes) -> ParsedMessage:
     start = find_start_line(data, SIP_START, METHODS, "sip")
     raw_head, body_start = split_head(data, start.end)
     items, problems = parse_fields(raw_head, _NAMES)
-    headers = Headers(items)
+    headers = Headers(items, lowered=True)
     if body_start < 0:
         problems.append("no blank line after the headers")
     missing = [name for name in MANDATORY if name not in headers]

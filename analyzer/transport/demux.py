@@ -41,7 +41,7 @@ class Demux:
     def __init__(self, diagnostics: Diagnostics, sip_ports: Iterable[int] = SIP_PORTS):
         self.diag = diagnostics
         self.sip_ports = frozenset(sip_ports)
-        self.packets = 0
+        self._udp_ports = self.sip_ports | {GTPU_PORT}
         self._fragments = FragmentReassembler(diagnostics)
         self._sctp = SctpAssembler()
         # Both directions' 4-tuple keys (src ip, dst ip, sport, dport as raw bytes) map to one connection.
@@ -49,58 +49,61 @@ class Demux:
         self._ignored: dict[bytes, None] = {}
         self._names: dict[bytes, str] = {}
         self._warned_linktypes: set[int] = set()
+        self._out: list[Payload | TlsHello] = []  # what the packet being decoded completed
 
-    # -- the hot loop ------------------------------------------------------------------------------
+    # -- the hot path --------------------------------------------------------------------------------
+    def prefilter(self, buf: bytes, s: int, e: int, linktype: int) -> bool:
+        """Can the packet in ``buf[s:e]`` matter? Called by the capture reader for every packet.
+
+        Reads a few bytes of plain Ethernet + IPv4/IPv6 + UDP/TCP at fixed offsets, without slicing.
+        Anything else answers True and takes the general path.
+        """
+        if linktype != 1 or e - s < 54:
+            return True
+        b12 = buf[s + 12]
+        if b12 == 0x08 and buf[s + 13] == 0x00:
+            if buf[s + 20] & 0x3F or buf[s + 21]:  # a fragment
+                return True
+            proto, l4 = buf[s + 23], s + 14 + ((buf[s + 14] & 0x0F) << 2)
+        elif b12 == 0x86 and buf[s + 13] == 0xDD:
+            proto, l4 = buf[s + 20], s + 54
+        else:
+            return True
+        if proto == UDP:
+            if l4 + 8 >= e:
+                return False
+            first = buf[l4 + 8]
+            # A start line begins with an upper-case letter; RTP/RTCP/SRTP with 0x80..0xBF: media stops
+            # here. Other bytes matter only on SIP ports (reported as malformed) and GTP-U.
+            if first >= 0x80:
+                return False
+            return (65 <= first <= 90 or ((buf[l4] << 8) | buf[l4 + 1]) in self._udp_ports
+                    or ((buf[l4 + 2] << 8) | buf[l4 + 3]) in self._udp_ports)
+        if proto == TCP:
+            if l4 + 20 > e:
+                return True
+            key = (buf[s + 26:s + 34] if b12 == 0x08 else buf[s + 22:s + 54]) + buf[l4:l4 + 4]
+            if key in self._tcp:
+                return True
+            if key in self._ignored:
+                return bool(buf[l4 + 13] & _SYN)  # a new connection may reuse the 4-tuple
+            start = l4 + ((buf[l4 + 12] >> 4) << 2)
+            return bool(buf[l4 + 13] & _SYN) or (start < e and (65 <= buf[start] <= 90
+                                                                 or buf[start] == _TLS_HANDSHAKE))
+        return True
+
     def run(self, packets: Iterable[tuple]) -> Iterator[Payload | TlsHello]:
-        """Feed every captured packet; yield payloads in capture order, then what ``close`` flushes."""
-        sip_ports, tcp_flows, ignored = self.sip_ports, self._tcp, self._ignored
-        general = self._general
-        number = 0
+        """Decode packets (those a prefilter let through); yield payloads in order, then what ``close``
+        flushes."""
+        general, out = self._general, self._out
         for number, time, linktype, data, orig_len in packets:
-            # Fast path: Ethernet (no VLAN) carrying IPv4 without options-fragmentation, or plain IPv6.
-            if linktype != 1 or len(data) < 54:
-                yield from general(number, time, linktype, data, orig_len)
-                continue
-            etype = data[12:14]
-            if etype == b"\x08\x00":
-                if data[20] & 0x3F or data[21]:  # fragment
-                    yield from general(number, time, linktype, data, orig_len)
-                    continue
-                proto, l4 = data[23], 14 + ((data[14] & 0x0F) << 2)
-                addrs = data[26:34]
-            elif etype == b"\x86\xdd":
-                proto, l4 = data[20], 54
-                addrs = data[22:54]
-            else:
-                yield from general(number, time, linktype, data, orig_len)
-                continue
-            if proto == UDP:
-                if len(data) <= l4 + 8:
-                    continue
-                first = data[l4 + 8]
-                if 65 <= first <= 90 or (
-                        ((data[l4] << 8) | data[l4 + 1]) in sip_ports
-                        or ((data[l4 + 2] << 8) | data[l4 + 3]) in sip_ports
-                        or data[l4:l4 + 2] == b"\x08\x68" or data[l4 + 2:l4 + 4] == b"\x08\x68"):
-                    yield from general(number, time, linktype, data, orig_len)
-            elif proto == TCP:
-                key = addrs + data[l4:l4 + 4]
-                if key in tcp_flows:
-                    yield from general(number, time, linktype, data, orig_len)
-                elif key in ignored or len(data) < l4 + 20:
-                    continue
-                else:
-                    flags = data[l4 + 13]
-                    start = l4 + ((data[l4 + 12] >> 4) << 2)
-                    if flags & _SYN or (len(data) > start and (
-                            65 <= data[start] <= 90 or data[start] == _TLS_HANDSHAKE)):
-                        yield from general(number, time, linktype, data, orig_len)
-            else:
-                yield from general(number, time, linktype, data, orig_len)
-        self.packets = number
+            general(number, time, linktype, data, orig_len)
+            if out:
+                yield from out
+                out.clear()
         yield from self.close()
 
-    # -- the general path --------------------------------------------------------------------------
+    # -- the general path: each step appends what it completes to self._out -------------------------
     def _general(self, number, time, linktype, data, orig_len):
         decoder = LINK_DECODERS.get(linktype)
         if decoder is None:
@@ -116,7 +119,7 @@ class Demux:
         if len(data) < orig_len:
             self.diag.add("snaplen-cut", f"frame {number} was captured with {len(data)} of {orig_len} "
                           "bytes; its payload may be incomplete", (number,))
-        yield from self._ip(found[0], data, found[1], number, time, 0)
+        self._ip(found[0], data, found[1], number, time, 0)
 
     def _ip(self, version, data, off, number, time, depth):
         try:
@@ -130,32 +133,32 @@ class Demux:
             if done is None:
                 return
             pkt, frames = done
-        yield from self._l4(pkt, frames, number, time, depth)
+        self._l4(pkt, frames, number, time, depth)
 
     def _l4(self, pkt: IpPacket, frames, number, time, depth):
         proto, payload = pkt.proto, pkt.payload
         if proto == UDP:
-            yield from self._udp(pkt, frames, number, time, depth)
+            self._udp(pkt, frames, number, time, depth)
         elif proto == TCP:
-            yield from self._tcp_segment(pkt, number, time)
+            self._tcp_segment(pkt, number, time)
         elif proto == SCTP:
-            yield from self._sctp_packet(pkt, frames, number, time)
+            self._sctp_packet(pkt, frames, number, time)
         elif depth >= _MAX_TUNNEL_DEPTH:
             return
         elif proto in (IPIP, IPV6_IN_IP) and payload:
-            yield from self._ip(4 if proto == IPIP else 6, payload, 0, number, time, depth + 1)
+            self._ip(4 if proto == IPIP else 6, payload, 0, number, time, depth + 1)
         elif proto == GRE:
-            yield from self._tunnel(gre(payload), number, time, depth)
+            self._tunnel(gre(payload), number, time, depth)
 
     def _tunnel(self, inner, number, time, depth):
         if inner is None:
             return
         if inner[0] == "ip":
-            yield from self._ip(inner[1], inner[2], 0, number, time, depth + 1)
+            self._ip(inner[1], inner[2], 0, number, time, depth + 1)
         else:
             found = ethernet(inner[1])
             if found:
-                yield from self._ip(found[0], inner[1], found[1], number, time, depth + 1)
+                self._ip(found[0], inner[1], found[1], number, time, depth + 1)
 
     def _udp(self, pkt: IpPacket, frames, number, time, depth):
         data = pkt.payload
@@ -165,13 +168,13 @@ class Demux:
         sport, dport = (data[0] << 8) | data[1], (data[2] << 8) | data[3]
         payload = data[8:]
         if GTPU_PORT in (sport, dport) and depth < _MAX_TUNNEL_DEPTH:
-            yield from self._tunnel(gtpu(payload), number, time, depth)
+            self._tunnel(gtpu(payload), number, time, depth)
             return
         if not payload:
             return
         if looks_like_start_line(payload):
-            yield Payload(payload, frames, time, self._name(pkt.src, sport), self._name(pkt.dst, dport),
-                          "udp")
+            self._out.append(Payload(payload, frames, time, self._name(pkt.src, sport),
+                                     self._name(pkt.dst, dport), "udp"))
         elif (sport in self.sip_ports or dport in self.sip_ports) and not _is_keepalive(payload):
             port = dport if dport in self.sip_ports else sport
             self.diag.add("malformed-sip", f"UDP datagram on SIP port {port} is not a SIP message "
@@ -188,7 +191,9 @@ class Demux:
         flags, payload = data[13], data[(data[12] >> 4) << 2:]
         if conn is None:
             if key in self._ignored:
-                return
+                if not flags & _SYN:
+                    return
+                self._unignore(key, ports, pkt)
             if not (flags & _SYN or (payload and (looks_like_start_line(payload)
                                                   or payload[0] == _TLS_HANDSHAKE))):
                 return
@@ -196,9 +201,13 @@ class Demux:
             conn = TcpConnection(self._name(pkt.src, sport), self._name(pkt.dst, dport), self.diag)
             self._tcp[key] = self._tcp[pkt.dst + pkt.src + ports[2:] + ports[:2]] = conn
         src = self._name(pkt.src, (data[0] << 8) | data[1])
-        yield from conn.segment(src, int.from_bytes(data[4:8], "big"), flags, payload, number, time)
+        self._out.extend(conn.segment(src, int.from_bytes(data[4:8], "big"), flags, payload, number, time))
         if conn.finished:
             self._forget(key, ports, pkt, conn)
+
+    def _unignore(self, key, ports, pkt) -> None:
+        self._ignored.pop(key, None)
+        self._ignored.pop(pkt.dst + pkt.src + ports[2:] + ports[:2], None)
 
     def _forget(self, key, ports, pkt, conn) -> None:
         """Drop a closed or uninteresting connection so state stays bounded."""
@@ -223,8 +232,8 @@ class Demux:
             return
         for message, msg_frames in found:
             if looks_like_start_line(message):
-                yield Payload(message, msg_frames, time, self._name(pkt.src, sport),
-                              self._name(pkt.dst, dport), "sctp")
+                self._out.append(Payload(message, msg_frames, time, self._name(pkt.src, sport),
+                                         self._name(pkt.dst, dport), "sctp"))
 
     def _name(self, raw: bytes, port: int) -> str:
         text = self._names.get(raw)

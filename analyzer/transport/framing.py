@@ -46,7 +46,7 @@ class FramingLimits:
 class FramedMessage:
     """One complete SIP or HTTP message as it appeared on the stream.
 
-    ``frames``: every frame that contributed bytes, in stream order, de-duplicated; ``time``: capture time
+    ``frames``: every frame that contributed bytes, in capture order, de-duplicated; ``time``: capture time
     of the frame holding the last byte. For a chunked HTTP message ``data`` is rewritten to carry the
     de-chunked body with a Content-Length (and trailer fields appended to the header section).
     """
@@ -112,20 +112,24 @@ class StreamBuffer:
         self.consume(len(self.data))
 
     def origin(self, start: int, end: int) -> tuple[tuple[int, ...], float]:
-        """Frames (in order, de-duplicated) and last-byte time of buffer bytes ``[start, end)``."""
+        """Frames and time of buffer bytes ``[start, end)``.
+
+        Frames come in capture order, de-duplicated; the last is the one that completed the bytes (the
+        latest to arrive, even when segments came out of order), which is where Wireshark shows a
+        reassembled message, and ``time`` is its capture time.
+        """
         lo, hi = self.base + start, self.base + end
-        frames: list[int] = []
-        time = 0.0
+        times: dict[int, float] = {}
         for mend, frame, t in self.marks:
             if mend <= lo:
                 continue
-            frames.append(frame)
+            times[frame] = t
             if mend >= hi:
-                time = t
                 break
-        if len(frames) > 1:
-            frames = list(dict.fromkeys(frames))
-        return tuple(frames), time
+        if not times:
+            return (), 0.0
+        frames = tuple(sorted(times)) if len(times) > 1 else tuple(times)
+        return frames, times[frames[-1]]
 
     def pieces(self) -> list[tuple[bytes, int, float]]:
         """The unconsumed bytes split back into ``(data, frame, time)`` per piece, then cleared."""

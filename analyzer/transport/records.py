@@ -9,8 +9,8 @@ from dataclasses import dataclass
 class Payload:
     """The bytes of one complete application message (SIP or HTTP) and where they came from.
 
-    ``frames`` lists every frame that contributed bytes, in stream order; the last one is the frame
-    Wireshark shows the message in. ``time`` is that frame's capture time.
+    ``frames`` lists every frame that contributed bytes, in capture order; the last one completed the
+    message and is the frame Wireshark shows it in. ``time`` is that frame's capture time.
     """
 
     data: bytes

@@ -1,0 +1,99 @@
+"""Run the transport stage in a forked worker and stream its payloads back.
+
+Two cores, two halves of the work: the worker walks the capture, prefilters and reassembles (the
+packet-rate part), the calling process parses and renders messages (the message-rate part). Data still
+flows one way: payloads go from the worker to the parent in batches, then the worker's diagnostics and
+counts. Used only where ``fork`` exists; elsewhere the engine runs both halves in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import pickle
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+
+from analyzer.diagnostics import Diagnostics
+from analyzer.errors import McxaError
+from analyzer.transport.records import Payload, TlsHello
+
+_BATCH = 256
+
+
+def available() -> bool:
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _to_wire(item: Payload | TlsHello) -> tuple:
+    """Plain tuples pickle several times faster than slotted dataclasses."""
+    if isinstance(item, Payload):
+        return (0, item.data, item.frames, item.time, item.src, item.dst, item.transport, item.framing,
+                item.reply_to)
+    return (1, item.frame, item.time, item.src, item.dst, item.sni)
+
+
+def _from_wire(t: tuple) -> Payload | TlsHello:
+    return Payload(*t[1:]) if t[0] == 0 else TlsHello(*t[1:])
+
+
+def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, before: tuple, conn) -> None:
+    try:
+        batch: list[tuple] = []
+        for item in produce():
+            batch.append(_to_wire(item))
+            if len(batch) >= _BATCH:
+                conn.send_bytes(pickle.dumps(("items", batch, reader.packets, reader.bytes_read), 5))
+                batch = []
+        conn.send_bytes(pickle.dumps(("items", batch, reader.packets, reader.bytes_read), 5))
+        # Only what this process added: the parent already holds what was there before the fork.
+        counts = diagnostics.counts - before[0]
+        conn.send_bytes(pickle.dumps(("end", dict(counts), diagnostics.records[before[1]:]), 5))
+    except BrokenPipeError:
+        pass  # the parent stopped reading (output closed): nothing left to do
+    except BaseException:  # report, don't print: the parent turns it into one line
+        with contextlib.suppress(OSError):
+            conn.send_bytes(pickle.dumps(("error", traceback.format_exc()), 5))
+    finally:
+        conn.close()
+        os._exit(0)
+
+
+def payloads_in_worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics,
+                       on_batch: Callable[[int, int], None]) -> Iterator[Payload | TlsHello]:
+    """Yield what ``produce()`` yields, computed in a forked child.
+
+    ``reader`` is the capture reader ``produce`` consumes (its counters travel with each batch and reach
+    ``on_batch(packets, bytes_read)``); ``diagnostics``, the collector ``produce`` writes to, receives
+    the child's additions at the end.
+    """
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    before = (diagnostics.counts.copy(), len(diagnostics.records))
+    child = ctx.Process(target=_worker, args=(produce, reader, diagnostics, before, send), daemon=True)
+    child.start()
+    send.close()
+    reader.close()  # the child owns the file now
+    try:
+        while True:
+            try:
+                message = pickle.loads(receive.recv_bytes())
+            except EOFError:
+                raise McxaError(f"decoder process ended unexpectedly (exit code {child.exitcode})",
+                                str(reader.path)) from None
+            if message[0] == "items":
+                on_batch(message[2], message[3])
+                for t in message[1]:
+                    yield _from_wire(t)
+            elif message[0] == "end":
+                diagnostics.merge(message[1], message[2])
+                return
+            else:
+                raise McxaError(f"internal error in the decoder process:\n{message[1]}", str(reader.path))
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
