@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
 import click
@@ -17,6 +18,17 @@ from analyzer.messages.select import MessageFilter
 from analyzer.render.messages import WRITERS
 
 _DIAGNOSTICS_SHOWN = 20
+
+
+def _output_path(ctx, param, value: str | None) -> str | None:
+    """Fail before decoding, not after, when the output file cannot be created."""
+    if value and value != "-":
+        parent = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(parent):
+            raise click.BadParameter(f"directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise click.BadParameter(f"directory {parent} is not writable")
+    return value
 
 
 def _ports(ctx, param, value: str | None) -> frozenset[int]:
@@ -48,7 +60,7 @@ def cli():
 @cli.command()
 @click.argument("capture", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(list(WRITERS)), default="table", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
               help="Write to this file instead of stdout (required for parquet).")
 @click.option("--method", "methods", multiple=True, metavar="METHOD",
               help="Only this SIP/HTTP method (repeatable); responses match by their CSeq method.")
@@ -99,8 +111,15 @@ def main(argv=None) -> int:
         cli.main(args=argv, prog_name="mcxa", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message(), err=True)
+        return ExitCode.BAD_INPUT
+    except click.UsageError as exc:  # one line, with where to look, instead of click's three
+        command = exc.ctx.command_path if exc.ctx else "mcxa"
+        click.echo(f"{command}: {exc.format_message()} (see '{command} --help')", err=True)
+        return ExitCode.BAD_INPUT
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"mcxa: {exc.format_message()}", err=True)
         return ExitCode.BAD_INPUT
     except click.Abort:
         click.echo("mcxa: aborted", err=True)
@@ -111,6 +130,9 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         sys.stderr.close()  # `mcxa messages ... | head`: the reader left; not an error of ours
         return ExitCode.OK
+    except OSError as exc:  # an output file we cannot write
+        click.echo(f"mcxa: {exc.filename or 'output'}: {exc.strerror or exc}", err=True)
+        return ExitCode.BAD_INPUT
     return ExitCode.OK
 
 

@@ -90,8 +90,9 @@ def payloads_in_worker(produce: Callable[[], Iterable], reader, diagnostics: Dia
             elif message[0] == "end":
                 diagnostics.merge(message[1], message[2])
                 return
-            else:
-                raise McxaError(f"internal error in the decoder process:\n{message[1]}", str(reader.path))
+            else:  # one line for the user; the last traceback line names the failure
+                last = message[1].strip().splitlines()[-1]
+                raise McxaError(f"internal error in the decoder process: {last}", str(reader.path))
     finally:
         receive.close()
         if child.is_alive():

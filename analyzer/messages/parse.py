@@ -131,8 +131,9 @@ class StartLine(NamedTuple):
 def find_start_line(data: bytes, pattern: re.Pattern, methods: frozenset[str], proto: str) -> StartLine:
     """Locate the first valid start line, skipping junk lines and junk glued in front of it.
 
-    Junk may sit on the start line itself (zeek's sip-junk-before-request has ``DBREGISTER sip:...``): an
-    unknown method that ends with a known one is read as junk plus that method.
+    Junk may also be glued to the start line itself (``DBREGISTER sip:...``, as a broken middlebox or a
+    stream resynchronised mid-message leaves it): an unknown method that ends with a known one is read as
+    junk plus that method.
     Raises ``MalformedMessage`` when no line is a start line.
     """
     n = len(data)

@@ -30,8 +30,13 @@ _MAX_TUNNEL_DEPTH = 4
 _MAX_IGNORED_FLOWS = 65536
 
 
+_STUN_COOKIE = b"\x21\x12\xa4\x42"
+
+
 def _is_keepalive(payload: bytes) -> bool:
-    """SIP keep-alives over UDP: CRLF pings (RFC 5626) or NUL padding, carrying no message."""
+    """SIP keep-alives over UDP (RFC 5626): CRLF pings, NUL padding, or STUN binding requests/answers."""
+    if len(payload) >= 20 and payload[0] < 0x40 and payload[4:8] == _STUN_COOKIE:
+        return True
     return not payload.strip(b"\r\n\x00 \t")
 
 
