@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import random
 
+import dpkt
 import pytest
 
+from analyzer.capture import open_capture
+from analyzer.diagnostics import Diagnostics
 from analyzer.engines import DecodeOptions, dpkt_engine, parallel
 from analyzer.engines.dpkt_engine import decode
+from analyzer.messages.parse import to_message
 from analyzer.messages.records import Message
+from analyzer.transport.demux import Demux
 from analyzer.transport.records import TlsHello
 from tests.captures import (
     ACK,
@@ -430,3 +435,28 @@ def test_stun_keepalive_on_the_sip_port_is_not_malformed_sip(tmp_path):
     decoded = decode(str(path))
     assert [m.method for m in decoded.items] == ["REGISTER"]
     assert decoded.diagnostics.total == 0
+
+
+def test_idle_tcp_connection_is_flushed_and_its_next_message_still_decoded(tmp_path):
+    """Connections idle past the timeout are forgotten (flat memory); the flow is picked up again at
+    its next start line, and nothing complete is lost."""
+    idle, busy = Flow((UE, 40000), (SRV, 5060)), Flow((UE, 40001), (SRV, 5060))
+    timed = [(0.0, f) for f in idle.handshake()]
+    timed += [(0.1, idle.frame("a", INVITE)), (0.2, idle.frame("b", OK)),
+              (200.0, busy.frame("a", sip_request("OPTIONS", "opt-1"))),  # the sweep now forgets `idle`
+              (300.0, idle.frame("a", BYE))]
+    path = tmp_path / "idle.pcap"
+    with open(path, "wb") as fh:
+        writer = dpkt.pcap.Writer(fh)
+        for when, frame in timed:
+            writer.writepkt(frame, ts=1_700_000_000 + when)
+    demux = Demux(Diagnostics(), tcp_idle_timeout=120)
+    reader = open_capture(path, demux.diag)
+    items, live = [], []
+    for payload in demux.run(reader):
+        items.append(to_message(payload)[0])
+        live.append(len(demux._activity))
+    assert [(m.method or m.status, m.call_id) for m in items] == [
+        ("INVITE", "call-1"), (200, "call-1"), ("OPTIONS", "opt-1"), ("BYE", "call-1")]
+    assert live == [1, 1, 1, 2]  # `idle` was forgotten when OPTIONS came, then picked up again at BYE
+    assert demux.diag.total == 0

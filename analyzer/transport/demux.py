@@ -28,6 +28,9 @@ _SYN, _FIN, _RST = 0x02, 0x01, 0x04
 _TLS_HANDSHAKE = 0x16
 _MAX_TUNNEL_DEPTH = 4
 _MAX_IGNORED_FLOWS = 65536
+#: TCP connections idle this long (capture time) are flushed and forgotten, so memory does not grow with
+#: the number of connections a long capture sees; a later message on one is picked up at its start line.
+TCP_IDLE_TIMEOUT = 120.0
 
 
 _STUN_COOKIE = b"\x21\x12\xa4\x42"
@@ -43,7 +46,8 @@ def _is_keepalive(payload: bytes) -> bool:
 class Demux:
     """Holds one capture's fragment, TCP and SCTP state; turns packets into ``Payload``/``TlsHello``."""
 
-    def __init__(self, diagnostics: Diagnostics, sip_ports: Iterable[int] = SIP_PORTS):
+    def __init__(self, diagnostics: Diagnostics, sip_ports: Iterable[int] = SIP_PORTS,
+                 tcp_idle_timeout: float = TCP_IDLE_TIMEOUT):
         self.diag = diagnostics
         self.sip_ports = frozenset(sip_ports)
         self._udp_ports = self.sip_ports | {GTPU_PORT}
@@ -52,6 +56,10 @@ class Demux:
         # Both directions' 4-tuple keys (src ip, dst ip, sport, dport as raw bytes) map to one connection.
         self._tcp: dict[bytes, TcpConnection] = {}
         self._ignored: dict[bytes, None] = {}
+        # Per live connection: [last activity time, its two keys in _tcp], for the idle sweep.
+        self._activity: dict[TcpConnection, list] = {}
+        self._idle_timeout = tcp_idle_timeout
+        self._next_sweep: float | None = None  # capture time of the next idle sweep
         self._names: dict[bytes, str] = {}
         self._warned_linktypes: set[int] = set()
         self._out: list[Payload | TlsHello] = []  # what the packet being decoded completed
@@ -204,22 +212,36 @@ class Demux:
                 return
             sport, dport = (data[0] << 8) | data[1], (data[2] << 8) | data[3]
             conn = TcpConnection(self._name(pkt.src, sport), self._name(pkt.dst, dport), self.diag)
-            self._tcp[key] = self._tcp[pkt.dst + pkt.src + ports[2:] + ports[:2]] = conn
+            reverse = pkt.dst + pkt.src + ports[2:] + ports[:2]
+            self._tcp[key] = self._tcp[reverse] = conn
+            self._activity[conn] = [time, key, reverse]
+        else:
+            self._activity[conn][0] = time
         src = self._name(pkt.src, (data[0] << 8) | data[1])
         self._out.extend(conn.segment(src, int.from_bytes(data[4:8], "big"), flags, payload, number, time))
         if conn.finished:
-            self._forget(key, ports, pkt, conn)
+            self._forget(conn)
+        if self._next_sweep is None or time >= self._next_sweep:
+            self._sweep(time)
+            self._next_sweep = time + self._idle_timeout / 4
+
+    def _sweep(self, now: float) -> None:
+        """Flush and forget connections idle longer than the timeout."""
+        for conn, (last, _, _) in list(self._activity.items()):
+            if now - last > self._idle_timeout:
+                self._out.extend(conn.close())
+                self._forget(conn, ignore=False)
 
     def _unignore(self, key, ports, pkt) -> None:
         self._ignored.pop(key, None)
         self._ignored.pop(pkt.dst + pkt.src + ports[2:] + ports[:2], None)
 
-    def _forget(self, key, ports, pkt, conn) -> None:
+    def _forget(self, conn: TcpConnection, ignore: bool = True) -> None:
         """Drop a closed or uninteresting connection so state stays bounded."""
-        reverse = pkt.dst + pkt.src + ports[2:] + ports[:2]
+        _, key, reverse = self._activity.pop(conn)
         self._tcp.pop(key, None)
         self._tcp.pop(reverse, None)
-        if not conn.interesting:
+        if ignore and not conn.interesting:
             if len(self._ignored) >= _MAX_IGNORED_FLOWS:
                 self._ignored.pop(next(iter(self._ignored)))
             self._ignored[key] = self._ignored[reverse] = None
@@ -250,10 +272,8 @@ class Demux:
 
     def close(self) -> Iterator[Payload | TlsHello]:
         """End of capture: flush TCP streams and report unfinished fragments."""
-        seen = set()
-        for conn in self._tcp.values():
-            if id(conn) not in seen:
-                seen.add(id(conn))
-                yield from conn.close()
+        for conn in self._activity:
+            yield from conn.close()
+        self._activity.clear()
         self._tcp.clear()
         self._fragments.close()
