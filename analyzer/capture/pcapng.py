@@ -15,7 +15,8 @@ of a section from 0, in order. Layouts after the 8-byte block header (``BLOCKS``
 
 Data is padded to 4 bytes. Timestamps count units of the interface's ``if_tsresol`` (option 9, one byte:
 high bit clear = 10^-n s, set = 2^-n s; default 10^-6) from ``if_tsoffset`` (option 14, signed seconds).
-A Simple Packet Block has no timestamp and gets the previous packet's time (0.0 if it is the first packet).
+A Simple Packet Block has no timestamp and gets the time of the last packet decoded before it (0.0 if none),
+which with a prefilter may be an earlier one than the packet just before it.
 Every other block type (name resolution, statistics, decryption secrets, custom, ...) is skipped.
 """
 
@@ -188,8 +189,9 @@ class PcapngReader(CaptureReader):
                         linktype, units, offset, _ = ifaces[ifid]
                         number += 1
                         data_start = pos + EPB_DATA
-                        t = (((hi << 32) | lo) + offset) / units  # kept even if skipped: an SPB may follow
                         if keep is None or keep(buf, data_start, data_start + caplen, linktype):
+                            # (a Simple Packet Block, which has no time, takes this last computed one)
+                            t = (((hi << 32) | lo) + offset) / units
                             yield (number, t, linktype, buf[data_start:data_start + caplen], orig_len)
                         pos = nxt
                         continue
