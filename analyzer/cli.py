@@ -89,6 +89,25 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
         report_diagnostics(capture, decoded.diagnostics)
 
 
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, writable=True),
+              callback=_output_path, help="The pcapng file to write.")
+@quiet_option
+def synth(scenario, output, quiet):
+    """Synthesise the capture a SCENARIO (YAML) describes and write it as pcapng to OUTPUT."""
+    from analyzer.synth import load_scenario, synthesize, write_pcapng
+
+    result = synthesize(load_scenario(scenario))
+    write_pcapng(result, output)
+    if not quiet:
+        err = click.get_text_stream("stderr")
+        err.write(f"mcxa: {output}: {len(result.packets)} packets, {len(result.declared)} SIP/HTTP "
+                  f"messages, {len(result.hellos)} TLS ClientHello(s)\n")
+        for note in result.notes:
+            err.write(f"  note: {note}\n")
+
+
 def report_diagnostics(capture: str, diagnostics: Diagnostics) -> None:
     """A short human summary on stderr: counts per code, then the first few with their frames."""
     if not diagnostics.total:

@@ -1,0 +1,109 @@
+"""The bundled sample captures: up to date with their scenarios, decoded exactly as declared, clean in
+Wireshark, and listed in sample_captures/expected.yaml in the shape of the output contract."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from analyzer.engines.dpkt_engine import decode
+from analyzer.messages.records import Message
+from analyzer.synth import load_scenario, synthesize, write_pcapng
+from analyzer.transport.records import TlsHello
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_captures"
+SCENARIOS = sorted(p.name for p in SAMPLES.glob("*.yaml") if p.name != "expected.yaml")
+EXPECTED = yaml.safe_load((SAMPLES / "expected.yaml").read_text())["captures"]
+#: Step ids fixed by ../shared/contract/README.md for the two migration rules.
+CONTRACT_STEPS = {
+    "group-call-migration": {"deaffiliation", "profile-retrieval", "affiliation", "late-entry"},
+    "private-call-migration": {"release", "profile-retrieval", "registration", "re-establishment"},
+}
+STATUSES = {"matched", "missing", "failed", "late", "out-of-order", "unverifiable"}
+tshark = pytest.mark.skipif(shutil.which("tshark") is None,
+                            reason="tshark not installed: apt-get install tshark")
+
+
+@cache
+def synthesized(scenario: str):
+    return synthesize(load_scenario(SAMPLES / scenario))
+
+
+def capture_of(scenario: str) -> Path:
+    return SAMPLES / scenario.replace(".yaml", ".pcapng")
+
+
+def test_there_are_enough_samples_for_every_deviation_class():
+    assert len(SCENARIOS) >= 12
+    statuses = {s for entry in EXPECTED.values() for p in entry["procedures"] for s in p["steps"].values()}
+    assert statuses >= {"missing", "failed", "out-of-order", "late", "unverifiable"}
+    verdicts = {p["verdict"] for entry in EXPECTED.values() for p in entry["procedures"]}
+    assert verdicts == {"compliant", "deviation", "incomplete"}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_committed_capture_is_what_its_scenario_makes(scenario, tmp_path):
+    """A scenario edited without `sample_captures/regenerate.sh` would silently drift from its capture."""
+    fresh = tmp_path / "fresh.pcapng"
+    write_pcapng(synthesized(scenario), fresh)
+    assert capture_of(scenario).read_bytes() == fresh.read_bytes(), \
+        f"run sample_captures/regenerate.sh: {capture_of(scenario).name} is stale"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_mcxa_lists_exactly_the_declared_messages(scenario):
+    decoded = decode(str(capture_of(scenario)))
+    items = list(decoded.items)
+    got = [(m.frame, m.proto, m.method or m.status, m.call_id, m.src, m.dst)
+           for m in items if isinstance(m, Message)]
+    declared = [(d.frame, d.proto, d.method or d.status, d.call_id, str(d.src), str(d.dst))
+                for d in synthesized(scenario).declared]
+    assert got == declared
+    assert [(h.frame, h.sni) for h in items if isinstance(h, TlsHello)] == \
+        [(h.frame, h.sni) for h in synthesized(scenario).hellos]
+    assert decoded.diagnostics.total == 0
+
+
+@tshark
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_wireshark_dissects_every_sample_cleanly(scenario):
+    path = str(capture_of(scenario))
+    out = subprocess.run(["tshark", "-r", path, "-Y", "sip || http", "-T", "fields", "-e", "frame.number",
+                          "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "http.request.method",
+                          "-e", "http.response.code", "-E", "occurrence=a", "-E", "aggregator=|"],
+                         capture_output=True, text=True, check=True).stdout
+    seen = {}
+    for line in out.splitlines():
+        frame, *values = line.split("\t")
+        seen[int(frame)] = "|".join(v for v in values if v)
+    assert seen == {d.frame: str(d.method or d.status) for d in synthesized(scenario).declared}
+    checksums = ["-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+                 "-o", "tcp.check_checksum:TRUE"]
+    bad = subprocess.run(["tshark", "-r", path, *checksums,
+                          "-Y", "_ws.malformed || _ws.expert.severity >= error"],
+                         capture_output=True, text=True, check=True).stdout
+    assert bad == ""
+
+
+def test_expected_yaml_covers_every_sample_in_the_contract_shape():
+    listed = set(EXPECTED)
+    captures = {capture_of(s).name for s in SCENARIOS}
+    real = {f"real/{p.name}" for p in (SAMPLES / "real").glob("*.pcap")}
+    assert listed == captures | real
+    for name, entry in EXPECTED.items():
+        assert (SAMPLES / name).exists(), name
+        if "scenario" in entry:
+            assert capture_of(entry["scenario"]).name == name
+        for proc in entry["procedures"]:
+            assert proc["rule"] in CONTRACT_STEPS, name
+            assert proc["verdict"] in {"compliant", "deviation", "incomplete"}, name
+            assert set(proc["steps"]) <= CONTRACT_STEPS[proc["rule"]], name
+            assert set(proc["steps"].values()) <= STATUSES - {"matched"}, name
+            assert set(proc.get("info", ())) <= CONTRACT_STEPS[proc["rule"]], name
+            assert (proc["verdict"] == "compliant") == (not proc["steps"]), name
+            assert ("group" in proc) == (proc["rule"] == "group-call-migration"), name
