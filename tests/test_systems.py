@@ -1,0 +1,61 @@
+"""MC systems: inferred from domains and server addresses, or named in a systems file."""
+
+import pytest
+
+from analyzer.errors import InputError
+from analyzer.systems import SystemMap
+
+
+def test_inference_groups_subdomains_and_domains_served_by_one_address():
+    seen = [("a.mcx.example", "10.10.0.10:5060"), ("ims.a.mcx.example", "10.10.0.10:5060"),
+            ("cms.a.mcx.example", "10.10.0.20:80"),
+            ("b.mcx.example", "10.20.0.10:5060"), ("ims.mnc001.mcc262.3gppnetwork.org", "10.20.0.10:5060")]
+    systems = SystemMap.infer(seen)
+    assert set(systems.systems) == {"a.mcx.example", "b.mcx.example"}
+    assert systems.of_host("cms.a.mcx.example") == "a.mcx.example"
+    assert systems.of_host("ims.mnc001.mcc262.3gppnetwork.org") == "b.mcx.example"
+    assert systems.of_address("10.20.0.10:5060") == "b.mcx.example"
+    assert systems.of_address("[2001:db8::1]:5060") is None
+    assert systems.primary() is None
+
+
+def test_ip_literals_are_not_domains():
+    systems = SystemMap.infer([("10.1.0.5", "10.10.0.10:5060"), ("a.mcx.example", "10.10.0.10:5060")])
+    assert set(systems.systems) == {"a.mcx.example"}
+
+
+def test_systems_file_names_systems_ranges_and_servers(tmp_path):
+    path = tmp_path / "systems.yaml"
+    path.write_text("""
+systems:
+  Home:
+    primary: true
+    domains: [a.mcx.example]
+    addresses: [10.10.0.0/16, "2001:db8:a::/48"]
+    cms: [config.home.example]
+  Partner: {domains: [b.mcx.example], addresses: [10.20.0.0/16]}
+""")
+    systems = SystemMap.from_file(path)
+    assert systems.primary() == "Home"
+    assert systems.of_host("sip.a.mcx.example") == "Home"
+    assert systems.of_address("10.20.3.4:5060") == "Partner"
+    assert systems.of_address("[2001:db8:a::10]:5060") == "Home"
+    assert systems.server_kind("config.home.example") == "cms"
+    assert systems.server_kind("cms.b.mcx.example") == "cms"  # conventional name, no file entry
+    merged = systems.merged_with(SystemMap.infer([("c.mcx.example", "10.30.0.10:5060")]))
+    assert merged.of_host("c.mcx.example") == "c.mcx.example" and merged.of_host("a.mcx.example") == "Home"
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("systems:\n  A: {domainz: [a]}\n", "unknown key 'domainz'"),
+    ("systems:\n  A: {addresses: [not-an-ip]}\n", "is not an address or network"),
+    ("systems:\n  A: {primary: true}\n  B: {primary: true}\n", "more than one system"),
+    ("system: {}\n", "unknown key 'system'"),
+])
+def test_bad_systems_files_give_one_line_naming_file_and_line(tmp_path, text, needle):
+    path = tmp_path / "systems.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        SystemMap.from_file(path)
+    message = str(err.value)
+    assert needle in message and "systems.yaml:" in message and "\n" not in message
