@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sys
 
 import click
@@ -12,10 +13,17 @@ from analyzer import __version__
 from analyzer.diagnostics import Diagnostics
 from analyzer.engines import DecodeOptions, get_engine
 from analyzer.errors import McxaError
+from analyzer.events import KINDS
+from analyzer.events.extract import MIGRATION_REASON
 from analyzer.exitcodes import ExitCode
 from analyzer.messages.records import Message
 from analyzer.messages.select import MessageFilter
+from analyzer.pipeline import MeaningOptions, analyse_capture
+from analyzer.render.events import WRITERS as EVENT_WRITERS
 from analyzer.render.messages import WRITERS
+from analyzer.render.sessions import WRITERS as SESSION_WRITERS
+from analyzer.sessions import load_identity_map
+from analyzer.systems import SystemMap
 
 _DIAGNOSTICS_SHOWN = 20
 
@@ -73,20 +81,108 @@ def cli():
 def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, quiet):
     """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed)."""
     writer, needs_path = WRITERS[fmt]
-    if needs_path and not output:
-        raise click.UsageError(f"--format {fmt} writes a binary file: give it with --output/-o")
+    _check_output(fmt, needs_path, output)
     decoded = get_engine(engine)(capture, DecodeOptions(sip_ports=sip_ports))
     keep = MessageFilter(frozenset(m.upper() for m in methods), call_id, user)
     selected = (item for item in decoded.items if isinstance(item, Message) and keep(item))
-    if needs_path:
-        writer(selected, output)
-    elif output:
-        with open(output, "w", encoding="utf-8") as out:
-            writer(selected, out)
-    else:
-        writer(selected, click.get_text_stream("stdout"))
+    _write(writer, needs_path, output, selected)
     if not quiet:
         report_diagnostics(capture, decoded.diagnostics)
+
+
+def _check_output(fmt: str, needs_path: bool, output: str | None) -> None:
+    if needs_path and not output:
+        raise click.UsageError(f"--format {fmt} writes a binary file: give it with --output/-o")
+
+
+def _write(writer, needs_path: bool, output: str | None, *args) -> None:
+    """Run a renderer towards a path (binary formats), a text file, or stdout."""
+    if needs_path:
+        writer(*args[:1], output, *args[1:])
+    elif output:
+        with open(output, "w", encoding="utf-8") as out:
+            writer(*args[:1], out, *args[1:])
+    else:
+        writer(*args[:1], click.get_text_stream("stdout"), *args[1:])
+
+
+def meaning_options(command):
+    """Options of every command that interprets traffic (events, sessions, analyze)."""
+    options = [
+        click.option("--systems", "systems_file", type=click.Path(dir_okay=False),
+                     help="YAML naming MC systems and their domains, hosts, address ranges (default: "
+                          "inferred from SIP domains and server addresses)."),
+        click.option("--identities", "identities_file", type=click.Path(dir_okay=False),
+                     help="YAML 'same: [[id, id...], ...]': identities of one user the wire does not link."),
+        click.option("--migration-reason", default=MIGRATION_REASON.pattern, show_default=True,
+                     help="Regular expression a BYE's Reason text must match to indicate release due to "
+                          "migration (no stage-3 encoding is confirmed; adjust to your vendor)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason):
+    try:
+        pattern = re.compile(migration_reason, re.I)
+    except re.error as exc:
+        raise click.BadParameter(f"not a regular expression: {exc}",
+                                 param_hint="--migration-reason") from None
+    meaning = MeaningOptions(
+        systems=SystemMap.from_file(systems_file) if systems_file else None,
+        identity_map=load_identity_map(identities_file) if identities_file else [],
+        migration_reason=pattern)
+    return analyse_capture(capture, engine, DecodeOptions(sip_ports=sip_ports), meaning)
+
+
+@cli.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(list(EVENT_WRITERS)), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
+              help="Write to this file instead of stdout (required for parquet).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)),
+              help="Only events of this kind (repeatable).")
+@click.option("--ue", help="Only events of this UE: its session id (ue1...) or a substring of an identity.")
+@meaning_options
+@engine_option
+@sip_ports_option
+@quiet_option
+def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migration_reason, engine,
+           sip_ports, quiet):
+    """List the MC events in CAPTURE: registrations, affiliations, profile retrievals, calls... with
+    the UE session each belongs to."""
+    writer, needs_path = EVENT_WRITERS[fmt]
+    _check_output(fmt, needs_path, output)
+    analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason)
+
+    def keep(row: dict) -> bool:
+        if kinds and row["kind"] not in kinds:
+            return False
+        return not ue or row["ue"] == ue or any(
+            ue.lower() in (row[f] or "").lower() for f in ("identity", "impu", "instance", "client_id"))
+
+    _write(writer, needs_path, output, analysis, keep)
+    if not quiet:
+        report_diagnostics(capture, analysis.diagnostics)
+
+
+@cli.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(list(SESSION_WRITERS)), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
+              help="Write to this file instead of stdout.")
+@meaning_options
+@engine_option
+@sip_ports_option
+@quiet_option
+def sessions(capture, fmt, output, systems_file, identities_file, migration_reason, engine, sip_ports, quiet):
+    """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
+    registration/affiliation timeline and calls."""
+    analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason)
+    _write(SESSION_WRITERS[fmt], False, output, analysis)
+    if not quiet:
+        report_diagnostics(capture, analysis.diagnostics)
 
 
 @cli.command()

@@ -1,0 +1,53 @@
+"""One capture through every stage up to UE sessions: decode → transactions/events → systems → sessions.
+
+Commands that need meaning (``events``, ``sessions``, later ``analyze``) call ``analyse_capture``; each
+stage stays a module of its own and this is the only place that chains them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from analyzer.diagnostics import Diagnostics
+from analyzer.engines import DecodeOptions, DecodeStats, get_engine
+from analyzer.events import Event
+from analyzer.events.extract import MIGRATION_REASON, extract_events
+from analyzer.sessions import ADDRESS_WINDOW, UeSession, build_sessions
+from analyzer.systems import SystemMap
+
+
+@dataclass(slots=True)
+class MeaningOptions:
+    """What the user can tell the meaning stages (``--systems``, ``--identities``, ...)."""
+
+    systems: SystemMap | None = None
+    identity_map: list[tuple[str, str]] = field(default_factory=list)
+    migration_reason: re.Pattern = MIGRATION_REASON
+    address_window: float = ADDRESS_WINDOW
+
+
+@dataclass(slots=True)
+class CaptureAnalysis:
+    path: str
+    stats: DecodeStats
+    diagnostics: Diagnostics
+    events: list[Event]
+    systems: SystemMap
+    sessions: list[UeSession]
+
+    def session_of(self) -> dict[int, str]:
+        """id(event) → the UE session it belongs to."""
+        return {id(e): s.id for s in self.sessions for e in s.events}
+
+
+def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptions | None = None,
+                    meaning: MeaningOptions | None = None) -> CaptureAnalysis:
+    meaning = meaning or MeaningOptions()
+    decoded = get_engine(engine)(path, decode_options or DecodeOptions())
+    problems: list = []
+    events, systems = extract_events(decoded.items, meaning.systems, meaning.migration_reason, problems)
+    for problem in problems:
+        decoded.diagnostics.add(problem.code, problem.message)
+    sessions = build_sessions(events, meaning.identity_map, meaning.address_window)
+    return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions)
