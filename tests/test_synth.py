@@ -518,7 +518,7 @@ def test_the_readme_scenario_example_synthesises(tmp_path):
     import re
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = re.search(r"```yaml\n(.*?)```", readme, re.S)
-    assert block, "README lost its scenario example"
-    result = synthesize(parse_scenario(block.group(1), "README.md"))
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "timeline:" in b]
+    assert blocks, "README lost its scenario example"
+    result = synthesize(parse_scenario(blocks[0], "README.md"))
     assert [d.status for d in result.declared if d.status][-1] == 403  # its affiliation fault shows

@@ -59,3 +59,16 @@ def test_bad_systems_files_give_one_line_naming_file_and_line(tmp_path, text, ne
         SystemMap.from_file(path)
     message = str(err.value)
     assert needle in message and "systems.yaml:" in message and "\n" not in message
+
+
+def test_the_readme_systems_file_example_loads(tmp_path):
+    """The README shows a systems file: it must stay valid."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if b.startswith("systems:")]
+    path = tmp_path / "systems.yaml"
+    path.write_text(block)
+    systems = SystemMap.from_file(path)
+    assert systems.primary() == "Home" and systems.server_kind("login.home.example") == "idms"

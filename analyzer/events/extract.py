@@ -71,8 +71,9 @@ class _Fact:
 # -- pass 1: facts ---------------------------------------------------------------------------------------
 
 def _uri(value: str | None) -> str | None:
+    """The address of record of a From/To/Contact value: URI parameters and tags dropped."""
     parsed = mcfacts.name_addr(value) if value else None
-    return parsed.uri.text if parsed and parsed.uri else None
+    return parsed.uri.aor if parsed and parsed.uri else None
 
 
 def _status_note(final: Message | None) -> str | None:
