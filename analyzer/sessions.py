@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from analyzer.events import Event
 from analyzer.yamlfile import check_mapping, load_yaml
@@ -220,53 +221,57 @@ def _contradict(a: _Component, b: _Component) -> bool:
 
 
 def _merge_by_address(components: dict[str, _Component], window: float) -> dict[str, _Component]:
-    """5: join components that used one IP address back to back, unless device IDs contradict."""
-    merged = True
-    while merged:
-        merged = False
-        roots = list(components)
-        for i, ra in enumerate(roots):
-            for rb in roots[i + 1:]:
-                a, b = components[ra], components[rb]
-                shared = _adjacent(_spans(a), _spans(b), window)
-                if shared and not _contradict(a, b):
-                    a.tokens |= b.tokens
-                    a.events = sorted(a.events + b.events, key=lambda e: (e.time, e.frame))
-                    a.links += b.links
-                    first_a = next(t for t in sorted(a.tokens) if not t.startswith("address:"))
-                    first_b = next(t for t in sorted(b.tokens) if not t.startswith("address:"))
-                    a.links.append(Link(_label(first_a), _label(first_b), "address",
-                                        f"{_REASON['address']}: {shared}"))
-                    del components[rb]
-                    merged = True
-                    break
-            if merged:
-                break
+    """5: join components that used one IP address back to back, unless device IDs contradict.
+
+    Per address, components are taken in order of first use and each is compared with the one before
+    it, so the work grows with the number of components, not its square.
+    """
+    spans = {root: _spans(comp) for root, comp in components.items()}
+    by_ip: dict[str, list[str]] = {}
+    for root, per_ip in spans.items():
+        for ip in per_ip:
+            by_ip.setdefault(ip, []).append(root)
+    uf = _UnionFind()
+    for ip, roots in by_ip.items():
+        roots.sort(key=lambda r: spans[r][ip][0])
+        for prev, cur in pairwise(roots):
+            keep, gone = uf.find(prev), uf.find(cur)
+            if keep == gone or spans[cur][ip][0] > spans[prev][ip][1] + window:
+                continue
+            a, b = components[keep], components[gone]
+            if _contradict(a, b):
+                continue
+            a.links.append(Link(_label(_first_token(a)), _label(_first_token(b)), "address",
+                                f"{_REASON['address']}: {ip}"))
+            a.tokens |= b.tokens
+            a.events += b.events
+            a.links += b.links
+            uf.union(keep, gone)
+            del components[gone]
+    for comp in components.values():
+        comp.events.sort(key=lambda e: (e.time, e.frame))
     return components
 
 
-def _adjacent(sa: dict, sb: dict, window: float) -> str | None:
-    for ip, (fa, la) in sa.items():
-        if ip in sb:
-            fb, lb = sb[ip]
-            if fb <= la + window and fa <= lb + window:
-                return ip
-    return None
+def _first_token(comp: _Component) -> str:
+    return min(comp.tokens)
 
 
 def _attach_anonymous(components: dict[str, _Component], anonymous: list[Event], window: float) -> None:
+    users: dict[str, list[tuple[float, float, _Component]]] = {}
+    for comp in components.values():
+        for ip, (first, last) in _spans(comp).items():
+            users.setdefault(ip, []).append((first, last, comp))
     for e in anonymous:
         ip = _ip(e.ue_address)
         best, best_gap = None, window
-        for comp in components.values():
-            span = _spans(comp).get(ip)
-            if span is None:
-                continue
-            gap = 0.0 if span[0] <= e.time <= span[1] else min(abs(e.time - span[0]), abs(e.time - span[1]))
+        for first, last, comp in users.get(ip, ()):
+            gap = 0.0 if first <= e.time <= last else min(abs(e.time - first), abs(e.time - last))
             if gap <= best_gap:
                 best, best_gap = comp, gap
         if best is None:
             best = components.setdefault(f"address:{ip}", _Component())
+            users.setdefault(ip, []).append((e.time, e.time, best))
         best.events.append(e)
     for comp in components.values():
         comp.events.sort(key=lambda e: (e.time, e.frame))

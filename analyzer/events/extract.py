@@ -90,7 +90,7 @@ def _sip_fact(tx: Transaction, problems: list) -> _Fact | None:
         return None
     method = tx.method or ""
     info = mcfacts.mc_info(req, problems)
-    contact = mcfacts.contact_facts(req)
+    contact = mcfacts.contact_facts(req) if method == "REGISTER" else None  # instance, expiry
     expires = None
     if method == "REGISTER":
         expires = contact.expires if contact and contact.expires is not None \
