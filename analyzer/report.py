@@ -1,0 +1,142 @@
+"""The report: judged procedure instances in the shape of ../shared/contract (JSON), and as text.
+
+``judge`` applies the rules to an analysed capture; ``capture_report`` and ``report`` build the contract's
+JSON document (schema ``mcxa-report/1``; fields are only ever added); ``exit_code`` and ``write_text``
+say it to programs and to people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import IO
+
+from analyzer import __version__
+from analyzer.exitcodes import ExitCode
+from analyzer.pipeline import CaptureAnalysis
+from analyzer.rules import Rule
+from analyzer.rules.matcher import Instance, instances
+from analyzer.rules.wording import clock
+
+SCHEMA = "mcxa-report/1"
+
+
+def capture_end(analysis: CaptureAnalysis) -> float:
+    """The last moment the capture shows (its last event); steps due later cannot be judged."""
+    return max((e.end or e.time for e in analysis.events), default=0.0)
+
+
+def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None) -> list[Instance]:
+    end = capture_end(analysis)
+    found = []
+    for session in analysis.sessions:
+        for rule in rules:
+            found += instances(replace(rule, window=window) if window else rule, session, end)
+    found.sort(key=lambda i: (i.anchor.time, i.rule.id))
+    return found
+
+
+def _kpis(inst: Instance) -> dict:
+    seen = [s for s in inst.steps if s.event is not None and s.status != "failed"]
+    kpis: dict = {"step_seconds": {}}
+    previous = inst.anchor.time
+    for s in inst.steps:
+        if s.event is not None:
+            kpis["step_seconds"][s.step.id] = round(s.event.time - previous, 3)
+            previous = s.event.time
+    complete = len(seen) == len(inst.steps) and all(s.status == "matched" for s in inst.steps)
+    if len(seen) >= 2:
+        first, last = seen[0].event, seen[-1].event
+        kpis["migration_duration"] = round(last.time - first.time, 3)
+        if complete:
+            kpis["service_interruption"] = round((last.end or last.time) - first.time, 3)
+    return kpis
+
+
+def procedure_dict(inst: Instance) -> dict:
+    b, session = inst.bindings, inst.session
+    from_system = b.get("from_system")
+    seen = [s.event for s in inst.steps if s.event is not None]
+    return {
+        "rule": inst.rule.id,
+        "title": inst.rule.title,
+        "spec": inst.rule.spec,
+        "verdict": inst.verdict,
+        "ue": session.mc_id(from_system) or session.id,
+        "ue_aliases": [a for a in dict.fromkeys(session.aliases(from_system))],
+        "session": session.id,
+        "service": b.get("service"),
+        "group": b.get("group"),
+        "peer": b.get("peer"),
+        "from_system": from_system,
+        "to_system": b.get("to_system"),
+        "start": min((e.time for e in seen), default=inst.migration.time),
+        "end": max((e.end or e.time for e in seen), default=inst.migration.time),
+        "anchor": {"kind": inst.anchor.kind, "time": inst.anchor.time, "frames": list(inst.anchor.frames)},
+        "steps": [{"id": s.step.id, "title": s.step.title, "status": s.status,
+                   "frames": list(s.event.frames) if s.event else [],
+                   "time": s.event.time if s.event else None,
+                   "event": s.event.kind if s.event else None,
+                   "spec": s.step.spec} for s in inst.steps],
+        "deviations": [{"code": d.code, "step": d.step, "severity": d.severity, "message": d.message,
+                        "spec": d.spec, "frames": list(d.frames)} for d in inst.deviations],
+        "kpis": _kpis(inst),
+    }
+
+
+def capture_report(analysis: CaptureAnalysis, judged: list[Instance]) -> dict:
+    d = analysis.diagnostics
+    return {
+        "file": analysis.path,
+        "stats": {"packets": analysis.stats.packets, "sip_messages": analysis.stats.sip_messages,
+                  "http_messages": analysis.stats.http_messages, "decode_errors": d.total,
+                  "events": len(analysis.events), "ue_sessions": len(analysis.sessions)},
+        "procedures": [procedure_dict(i) for i in judged],
+        "diagnostics": [x.as_dict() for x in d.records],
+    }
+
+
+def report(captures: list[dict], rules: list[Rule]) -> dict:
+    return {"schema": SCHEMA,
+            "tool": {"name": "mcxa", "version": __version__, "rules": [r.id for r in rules]},
+            "captures": captures}
+
+
+def exit_code(doc: dict) -> ExitCode:
+    verdicts = {p["verdict"] for c in doc["captures"] for p in c["procedures"]}
+    if "deviation" in verdicts:
+        return ExitCode.DEVIATION
+    if "incomplete" in verdicts:
+        return ExitCode.INCOMPLETE
+    return ExitCode.OK
+
+
+_MARK = {"compliant": "OK  ", "deviation": "FAIL", "incomplete": "??  "}
+
+
+def write_text(doc: dict, out: IO[str]) -> None:
+    """One line per procedure, then its deviations, then where to look next. Fits 80 columns."""
+    for cap in doc["captures"]:
+        stats = cap["stats"]
+        out.write(f"{cap['file']}: {stats['packets']} packets, {stats['sip_messages']} SIP, "
+                  f"{stats['http_messages']} HTTP, {stats['ue_sessions']} UE(s)\n")
+        if not cap["procedures"]:
+            out.write("  no migration found (no UE left a system during an ongoing call)\n")
+        for p in cap["procedures"]:
+            subject = p["group"] or p["peer"] or ""
+            route = f"{p['from_system']} → {p['to_system']}"
+            out.write(f"  {_MARK[p['verdict']]} {p['verdict']:<10} {p['rule']}  {p['ue']}\n")
+            out.write(f"       {subject}  {route}  ({clock(p['start'])}–{clock(p['end'])})\n")
+            kpis = p["kpis"]
+            if "service_interruption" in kpis:
+                out.write(f"       migration {kpis['migration_duration']:.2f} s, service interruption "
+                          f"{kpis['service_interruption']:.2f} s\n")
+            for d in p["deviations"]:
+                out.write(f"       [{d['severity']}] {d['message']}\n")
+                if d.get("spec"):
+                    out.write(f"         ({d['spec']})\n")
+        sessions = {p["session"] for p in cap["procedures"] if p["verdict"] != "compliant"}
+        for session in sorted(sessions):
+            out.write(f"  next: mcxa events {cap['file']} --ue {session}\n")
+        if stats["decode_errors"]:
+            out.write(f"  {stats['decode_errors']} decode diagnostic(s): "
+                      f"mcxa messages {cap['file']} lists them\n")

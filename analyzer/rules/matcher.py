@@ -1,0 +1,185 @@
+"""The generic matcher: rules × UE sessions → procedure instances with per-step status and deviations.
+
+It knows events, fields, variables, order and time — nothing of MC. For each session and each event
+fitting a rule's anchor, an instance exists when a later event fits the rule's ``migration`` pattern
+before the anchor was ended (or within the window after it ended). Each step then takes the first event
+after the anchor that fits one of its alternatives (a successful one if any; the alternatives' order is
+their preference) and gets a status:
+
+* ``matched`` — found, successful, in order and in time;
+* ``failed`` — found, but rejected or unanswered;
+* ``out-of-order`` — found before the step it must follow;
+* ``late`` — found more than ``within`` seconds after the step it follows (or after the migration point);
+* ``unverifiable`` — found only through an alternative that ``gives: unverifiable`` (encrypted evidence);
+* ``missing`` — not found: an error when the capture went on past the time it was due, otherwise the
+  capture ended too early to tell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from analyzer.events import Event
+from analyzer.rules import Pattern, Rule, Step
+from analyzer.rules.wording import describe
+from analyzer.sessions import UeSession
+
+SEVERITY = {"missing": "error", "failed": "error", "out-of-order": "error", "late": "error",
+            "unverifiable": "warning"}
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    step: Step
+    status: str
+    event: Event | None
+    reference: float | None  # the time the step was due from (previous step or migration point)
+    due: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    code: str
+    step: str | None
+    severity: str
+    message: str
+    spec: str | None
+    frames: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class Instance:
+    """One procedure instance: a rule applied to one UE session and one anchor."""
+
+    rule: Rule
+    session: UeSession
+    anchor: Event
+    migration: Event
+    bindings: dict[str, Any]
+    steps: list[StepResult] = field(default_factory=list)
+    deviations: list[Deviation] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if any(d.severity == "error" for d in self.deviations):
+            return "deviation"
+        if any(s.status in ("missing", "unverifiable") for s in self.steps if not s.step.optional):
+            return "incomplete"
+        return "compliant"
+
+
+def _user(uri: Any) -> str | None:
+    if not isinstance(uri, str) or ":" not in uri:
+        return None
+    rest = uri.split(":", 1)[1]
+    return rest.split("@", 1)[0].lower() if "@" in rest else None
+
+
+def _value(expected: Any, bindings: dict[str, Any]) -> Any:
+    if isinstance(expected, str) and expected.startswith("$"):
+        return bindings.get(expected[1:])
+    return expected
+
+
+def fits(event: Event, pattern: Pattern, bindings: dict[str, Any]) -> bool:
+    for name, expected in pattern.constraints:
+        actual = getattr(event, name)
+        if isinstance(expected, tuple) and len(expected) == 2 and expected[0] in ("not", "same_user"):
+            operator, operand = expected
+            operand = _value(operand, bindings)
+            if operator == "not" and actual == operand:
+                return False
+            if operator == "same_user" and (_user(actual) is None or _user(actual) != _user(operand)):
+                return False
+        elif isinstance(expected, tuple):
+            if actual not in tuple(_value(v, bindings) for v in expected):
+                return False
+        elif actual != _value(expected, bindings):
+            return False
+    return True
+
+
+def instances(rule: Rule, session: UeSession, capture_end: float) -> list[Instance]:
+    """Every instance of ``rule`` in one UE session, judged."""
+    out: list[Instance] = []
+    seen: set[tuple] = set()
+    events = session.events
+    for anchor in events:
+        if not fits(anchor, rule.anchor, {}) or (anchor.service and anchor.service not in rule.services):
+            continue
+        bindings = {name: getattr(anchor, source) for name, source in rule.bind}
+        ended = next((e for e in events if e.time >= anchor.time and e is not anchor and rule.ended_by
+                      and fits(e, rule.ended_by, bindings)), None)
+        migration = next((e for e in events if e.time > anchor.time and fits(e, rule.migration, bindings)),
+                         None)
+        if migration is None or (ended is not None and ended.time < migration.time - rule.window):
+            continue
+        bindings.update({name: getattr(migration, source) for name, source in rule.bind_migration})
+        key = tuple(sorted((k, str(v)) for k, v in bindings.items() if k != "call_id"))
+        if key in seen:
+            continue
+        seen.add(key)
+        instance = Instance(rule, session, anchor, migration, bindings)
+        _judge(instance, capture_end)
+        out.append(instance)
+    return out
+
+
+def _candidates(step: Step, events: tuple[Event, ...], start: float, bindings: dict) -> tuple:
+    for alternative in step.match:
+        found = [e for e in events if e.time >= start and fits(e, alternative, bindings)]
+        if found:
+            good = [e for e in found if e.outcome in ("success", "encrypted")]
+            return (good or found)[0], alternative
+    return None, None
+
+
+def _judge(inst: Instance, capture_end: float) -> None:
+    rule, events = inst.rule, inst.session.events
+    matched: dict[str, StepResult] = {}
+    for step in rule.steps:
+        event, alternative = _candidates(step, events, inst.anchor.time, inst.bindings)
+        previous = matched.get(step.after) if step.after else None
+        reference = previous.event.time if previous and previous.event else inst.migration.time
+        within = step.within if step.within is not None else rule.window
+        due = reference + within
+        if event is None:
+            status = "missing"
+        elif event.outcome in ("failure", "no-answer"):
+            status = "failed"
+        elif previous and previous.event and event.time < previous.event.time:
+            status = "out-of-order"
+        elif event.time - reference > within:
+            status = "late"
+        elif alternative.gives:
+            status = alternative.gives
+        else:
+            status = "matched"
+        if event is not None:
+            inst.bindings.update({name: getattr(event, source) for name, source in step.bind})
+        result = StepResult(step, status, event, reference, due)
+        matched[step.id] = result
+        inst.steps.append(result)
+    for i, result in enumerate(inst.steps):
+        # A missing step is settled once a later step was seen (the procedure went past it), or once the
+        # capture went on past the time it was due; otherwise the capture ended too early to tell.
+        passed = any(later.event is not None for later in inst.steps[i + 1:])
+        _deviations(inst, result, capture_end, passed)
+
+
+def _deviations(inst: Instance, r: StepResult, capture_end: float, passed: bool) -> None:
+    step = r.step
+    if r.status == "missing" and (step.optional or (capture_end < (r.due or 0) and not passed)):
+        code, severity = ("optional-step-missing", "info") if step.optional else ("capture-ended", "warning")
+    elif r.status != "matched":
+        code, severity = f"step-{r.status}", SEVERITY[r.status]
+    elif step.note_unless is not None and not fits(r.event, step.note_unless, inst.bindings):
+        inst.deviations.append(Deviation("note", step.id, "info", step.note or f"{step.id}: note",
+                                         step.spec, r.event.frames))
+        return
+    else:
+        return
+    frames = r.event.frames if r.event else ()
+    inst.deviations.append(Deviation(code, step.id, severity, describe(inst, r, code, capture_end),
+                                     step.spec, frames))

@@ -1,0 +1,127 @@
+"""Rules: the shipped rules judge every sample capture as sample_captures/expected.yaml says; the JSON
+report keeps the contract; broken rule files end in one line naming file and line."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from analyzer.cli import main
+from analyzer.errors import InputError
+from analyzer.exitcodes import ExitCode
+from analyzer.pipeline import analyse_capture
+from analyzer.report import capture_report, judge, report
+from analyzer.rules import load_rule, load_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_captures"
+EXPECTED = yaml.safe_load((SAMPLES / "expected.yaml").read_text())["captures"]
+SCHEMA = ROOT.parent / "shared" / "contract" / "report.schema.json"
+HOSTILE = sorted((ROOT / "tests" / "hostile" / "rules").glob("*.yaml"))
+
+
+@cache
+def judged(name: str) -> dict:
+    analysis = analyse_capture(str(SAMPLES / name))
+    return capture_report(analysis, judge(analysis, load_rules()))
+
+
+def summary(proc: dict) -> dict:
+    out = {"rule": proc["rule"], "ue": proc["ue"], "from": proc["from_system"], "to": proc["to_system"],
+           "verdict": proc["verdict"], "steps": {s["id"]: s["status"] for s in proc["steps"]
+                                                  if s["status"] != "matched"}}
+    out["group" if proc["rule"] == "group-call-migration" else "peer"] = proc["group"] or proc["peer"]
+    if any(d["severity"] == "info" for d in proc["deviations"]):
+        out["info"] = sorted({d["step"] for d in proc["deviations"] if d["severity"] == "info"})
+    if proc["service"] == "mcvideo":
+        out["service"] = "mcvideo"
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_sample_gives_exactly_the_expected_procedures(name):
+    expected = [{k: v for k, v in p.items()} for p in EXPECTED[name]["procedures"]]
+    assert [summary(p) for p in judged(name)["procedures"]] == expected
+
+
+def test_every_shipped_rule_passes_somewhere_and_fails_in_every_deviation_class():
+    seen: dict[str, set[str]] = {}
+    for name in EXPECTED:
+        for proc in judged(name)["procedures"]:
+            seen.setdefault(proc["rule"], set()).add(proc["verdict"])
+            seen[proc["rule"]] |= {s["status"] for s in proc["steps"]}
+    assert seen["group-call-migration"] >= {"compliant", "deviation", "incomplete", "missing", "failed",
+                                            "out-of-order", "late", "unverifiable"}
+    assert seen["private-call-migration"] >= {"compliant", "deviation", "missing", "failed"}
+    assert {r.id for r in load_rules()} == set(seen)
+
+
+def test_deviation_messages_say_what_when_and_where():
+    [proc] = judged("group-migration-affiliation-rejected.pcapng")["procedures"]
+    [error] = [d for d in proc["deviations"] if d["severity"] == "error"]
+    assert error["step"] == "affiliation" and error["code"] == "step-failed"
+    assert "sip:G1@b.mcx.example" in error["message"] and "403 Forbidden" in error["message"]
+    assert "10:00:12.123" in error["message"] and error["frames"] and "frames" in error["message"]
+    assert error["spec"].startswith("TS 23.280")
+
+
+def test_kpis_of_a_compliant_migration():
+    [proc] = judged("group-migration-compliant.pcapng")["procedures"]
+    kpis = proc["kpis"]
+    assert list(kpis["step_seconds"]) == ["deaffiliation", "profile-retrieval", "affiliation", "late-entry"]
+    assert 2.0 < kpis["migration_duration"] < 3.0
+    assert kpis["service_interruption"] >= kpis["migration_duration"]
+
+
+@pytest.mark.skipif(not SCHEMA.exists(), reason="../shared/contract is not beside the repository")
+def test_json_report_validates_against_the_contract_and_exit_codes_follow_verdicts(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    captures = [str(SAMPLES / n) for n in sorted(EXPECTED)]
+    assert main(["analyze", *captures, "--format", "json", "-o", str(out), "-q"]) == ExitCode.DEVIATION
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
+    assert [c["file"] for c in doc["captures"]] == captures
+    assert main(["analyze", str(SAMPLES / "group-migration-compliant.pcapng"), "-q"]) == ExitCode.OK
+    capsys.readouterr()
+    https = str(SAMPLES / "group-migration-https-profile.pcapng")
+    assert main(["analyze", https, "-q"]) == ExitCode.INCOMPLETE
+    text = capsys.readouterr().out
+    assert "incomplete" in text and "only encrypted traffic" in text and "TLS key log" in text
+
+
+def test_report_without_migrations_is_valid_and_exit_0():
+    analysis = analyse_capture(str(SAMPLES / "real" / "sipp-mcptt-udp.pcap"))
+    doc = report([capture_report(analysis, judge(analysis, load_rules()))], load_rules())
+    assert doc["captures"][0]["procedures"] == [] and doc["schema"] == "mcxa-report/1"
+
+
+def test_window_option_turns_a_late_step_into_a_matched_one(capsys):
+    sample = str(SAMPLES / "group-migration-late-entry-late.pcapng")
+    assert main(["analyze", sample, "-q"]) == ExitCode.DEVIATION
+    assert main(["analyze", sample, "-q", "--window", "60"]) == ExitCode.OK
+
+
+def test_rules_lint_and_explain(capsys):
+    assert main(["rules", "lint"]) == ExitCode.OK
+    assert capsys.readouterr().out.count("ok  ") == len(load_rules())
+    assert main(["rules", "explain", "private-call-migration"]) == ExitCode.OK
+    text = capsys.readouterr().out
+    assert "1. release" in text and "4. re-establishment" in text and "note (info only)" in text
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=lambda p: p.stem)
+def test_broken_rule_files_end_in_one_line_naming_file_and_line(path, capsys):
+    with pytest.raises(InputError) as err:
+        load_rule(path)
+    message = str(err.value)
+    assert path.name in message and "\n" not in message and ":" in message.split(path.name)[1][:2]
+    assert main(["rules", "lint", str(path)]) == ExitCode.BAD_INPUT
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and path.name in lines[0]
+    assert main(["analyze", str(SAMPLES / "group-migration-compliant.pcapng"), "--rules", str(path)]) == \
+        ExitCode.BAD_INPUT
