@@ -24,7 +24,8 @@ from analyzer.yamlfile import Locations, check_mapping, load_yaml
 FIELDS = frozenset(Event.__slots__)
 #: Step statuses an alternative may impose when it is the one that matched.
 GIVES = ("unverifiable",)
-SHIPPED = Path(__file__).resolve().parents[2] / "rules"
+#: The shipped rules: the repository's rules/ (a link here, so an installed wheel carries a copy).
+SHIPPED = (Path(__file__).parent / "builtin").resolve()
 DEFAULT_WINDOW = 30.0
 
 
