@@ -7,6 +7,7 @@ say it to programs and to people.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import replace
 from typing import IO
 
@@ -131,9 +132,9 @@ def write_text(doc: dict, out: IO[str]) -> None:
                 out.write(f"       migration {kpis['migration_duration']:.2f} s, service interruption "
                           f"{kpis['service_interruption']:.2f} s\n")
             for d in p["deviations"]:
-                out.write(f"       [{d['severity']}] {d['message']}\n")
-                if d.get("spec"):
-                    out.write(f"         ({d['spec']})\n")
+                text = f"[{d['severity']}] {d['message']}" + (f" ({d['spec']})" if d.get("spec") else "")
+                out.write(textwrap.fill(text, 80, initial_indent=" " * 7, subsequent_indent=" " * 9,
+                                        break_on_hyphens=False) + "\n")
         sessions = {p["session"] for p in cap["procedures"] if p["verdict"] != "compliant"}
         for session in sorted(sessions):
             out.write(f"  next: mcxa events {cap['file']} --ue {session}\n")
