@@ -8,6 +8,7 @@ say it to programs and to people.
 from __future__ import annotations
 
 import textwrap
+from collections import Counter
 from dataclasses import replace
 from typing import IO
 
@@ -45,7 +46,7 @@ def _kpis(inst: Instance) -> dict:
             kpis["step_seconds"][s.step.id] = round(s.event.time - previous, 3)
             previous = s.event.time
     complete = len(seen) == len(inst.steps) and all(s.status == "matched" for s in inst.steps)
-    if len(seen) >= 2:
+    if inst.rule.migration is not None and len(seen) >= 2:
         first, last = seen[0].event, seen[-1].event
         kpis["migration_duration"] = round(last.time - first.time, 3)
         if complete:
@@ -55,11 +56,12 @@ def _kpis(inst: Instance) -> dict:
 
 def procedure_dict(inst: Instance) -> dict:
     b, session = inst.bindings, inst.session
-    from_system = b.get("from_system")
+    from_system = b.get("from_system", b.get("system"))
     seen = [s.event for s in inst.steps if s.event is not None]
     return {
         "rule": inst.rule.id,
         "title": inst.rule.title,
+        "kind": "migration" if inst.rule.migration is not None else "building-block",
         "spec": inst.rule.spec,
         "verdict": inst.verdict,
         "ue": session.mc_id(from_system) or session.id,
@@ -120,11 +122,15 @@ def write_text(doc: dict, out: IO[str]) -> None:
         stats = cap["stats"]
         out.write(f"{cap['file']}: {stats['packets']} packets, {stats['sip_messages']} SIP, "
                   f"{stats['http_messages']} HTTP, {stats['ue_sessions']} UE(s)\n")
-        if not cap["procedures"]:
+        if not any(p["kind"] == "migration" for p in cap["procedures"]):
             out.write("  no migration found (no UE left a system during an ongoing call)\n")
+        quiet = [p for p in cap["procedures"]
+                 if p["kind"] == "building-block" and p["verdict"] == "compliant"]
         for p in cap["procedures"]:
+            if p in quiet:
+                continue
             subject = p["group"] or p["peer"] or ""
-            route = f"{p['from_system']} → {p['to_system']}"
+            route = f"{p['from_system']} → {p['to_system']}" if p["to_system"] else (p["from_system"] or "")
             out.write(f"  {_MARK[p['verdict']]} {p['verdict']:<10} {p['rule']}  {p['ue']}\n")
             out.write(f"       {subject}  {route}  ({clock(p['start'])}–{clock(p['end'])})\n")
             kpis = p["kpis"]
@@ -135,6 +141,10 @@ def write_text(doc: dict, out: IO[str]) -> None:
                 text = f"[{d['severity']}] {d['message']}" + (f" ({d['spec']})" if d.get("spec") else "")
                 out.write(textwrap.fill(text, 80, initial_indent=" " * 7, subsequent_indent=" " * 9,
                                         break_on_hyphens=False) + "\n")
+        if quiet:
+            counts = Counter(p["rule"] for p in quiet)
+            out.write("  + compliant building blocks: "
+                      + ", ".join(f"{rule} ×{n}" for rule, n in sorted(counts.items())) + "\n")
         sessions = {p["session"] for p in cap["procedures"] if p["verdict"] != "compliant"}
         for session in sorted(sessions):
             out.write(f"  next: mcxa events {cap['file']} --ue {session}\n")

@@ -60,7 +60,7 @@ class Rule:
     services: tuple[str, ...]
     anchor: Pattern
     bind: tuple[tuple[str, str], ...]
-    migration: Pattern
+    migration: Pattern | None  # None: a building block, one instance per anchor
     bind_migration: tuple[tuple[str, str], ...]
     ended_by: Pattern | None
     window: float
@@ -122,8 +122,7 @@ def load_rule(path: str | os.PathLike) -> Rule:
     """Read and validate one rule file; errors name file, line and key (``InputError``)."""
     data, where = load_yaml(path)
     check_mapping(data, where, (), _RULE_KEYS, required=("id", "title", "spec", "instance", "steps"))
-    inst = check_mapping(data["instance"], where, ("instance",), _INSTANCE_KEYS,
-                         required=("anchor", "migration"))
+    inst = check_mapping(data["instance"], where, ("instance",), _INSTANCE_KEYS, required=("anchor",))
     for i, service in enumerate(data.get("services", list(_SERVICES))):
         if service not in _SERVICES:
             raise where.error(("services", i), f"unknown service '{service}'")
@@ -161,7 +160,7 @@ def load_rule(path: str | os.PathLike) -> Rule:
         data["id"], data["title"], data["spec"], tuple(data.get("services", _SERVICES)),
         _pattern(inst["anchor"], where, ("instance", "anchor")),
         _bindings(inst.get("bind", {}), where, ("instance", "bind")),
-        _pattern(inst["migration"], where, ("instance", "migration")),
+        _pattern(inst["migration"], where, ("instance", "migration")) if "migration" in inst else None,
         _bindings(inst.get("bind_migration", {}), where, ("instance", "bind_migration")),
         _pattern(inst["ended_by"], where, ("instance", "ended_by")) if "ended_by" in inst else None,
         float(data.get("window", DEFAULT_WINDOW)), tuple(steps), str(path))

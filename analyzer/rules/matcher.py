@@ -25,6 +25,10 @@ from analyzer.rules import Pattern, Rule, Step
 from analyzer.rules.wording import describe
 from analyzer.sessions import UeSession
 
+#: An unanswered request counts as failed only when the capture went on this long after it (RFC 3261
+#: Timer F/B, 64·T1); before that the capture simply ended too early to see the answer.
+NO_ANSWER_AFTER = 32.0
+
 SEVERITY = {"missing": "error", "failed": "error", "out-of-order": "error", "late": "error",
             "unverifiable": "warning"}
 
@@ -106,17 +110,21 @@ def instances(rule: Rule, session: UeSession, capture_end: float) -> list[Instan
     seen: set[tuple] = set()
     events = session.events
     for anchor in events:
-        if not fits(anchor, rule.anchor, {}) or (anchor.service and anchor.service not in rule.services):
+        if not fits(anchor, rule.anchor, {}) or anchor.service not in rule.services:
             continue
         bindings = {name: getattr(anchor, source) for name, source in rule.bind}
-        ended = next((e for e in events if e.time >= anchor.time and e is not anchor and rule.ended_by
-                      and fits(e, rule.ended_by, bindings)), None)
-        migration = next((e for e in events if e.time > anchor.time and fits(e, rule.migration, bindings)),
-                         None)
-        if migration is None or (ended is not None and ended.time < migration.time - rule.window):
-            continue
+        if rule.migration is None:  # a building block: every anchor is an instance
+            migration = anchor
+        else:
+            ended = next((e for e in events if e.time >= anchor.time and e is not anchor and rule.ended_by
+                          and fits(e, rule.ended_by, bindings)), None)
+            migration = next((e for e in events if e.time > anchor.time
+                              and fits(e, rule.migration, bindings)), None)
+            if migration is None or (ended is not None and ended.time < migration.time - rule.window):
+                continue
         bindings.update({name: getattr(migration, source) for name, source in rule.bind_migration})
-        key = tuple(sorted((k, str(v)) for k, v in bindings.items() if k != "call_id"))
+        key = tuple(sorted((k, str(v)) for k, v in bindings.items()
+                           if k != "call_id" or rule.migration is None))
         if key in seen:
             continue
         seen.add(key)
@@ -144,8 +152,8 @@ def _judge(inst: Instance, capture_end: float) -> None:
         reference = previous.event.time if previous and previous.event else inst.migration.time
         within = step.within if step.within is not None else rule.window
         due = reference + within
-        if event is None:
-            status = "missing"
+        if event is None or (event.outcome == "no-answer" and capture_end - event.time < NO_ANSWER_AFTER):
+            status, event = "missing", None
         elif event.outcome in ("failure", "no-answer"):
             status = "failed"
         elif previous and previous.event and event.time < previous.event.time:
