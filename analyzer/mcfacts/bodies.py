@@ -138,32 +138,36 @@ def _publish(message: Message, problems: Problems) -> AffiliationSet | None:
         # no pidf: Expires 0 clears the set; otherwise (refresh, or an info-only body) no set is stated
         return AffiliationSet("publish", service, groups=frozenset() if expires == 0 else None,
                               expires=expires)
-    doc = read_xml(pidf, problems)
-    if doc is None:
+    read = _mc_pidf(pidf, message, problems)
+    if read is None:
         return None
-    root = doc.root
-    affiliations = findall(root, "affiliation")
-    service = _pres_service(root, affiliations) or mc_service(message)
-    if service is None and not affiliations:
-        return None  # presence of some other kind
+    root, affiliations, service = read
     tuple_ = find(root, "tuple")
     groups = frozenset(g for g in (attr(a, "group") for a in affiliations) if g)
     return AffiliationSet("publish", service, attr(root, "entity"), attr(tuple_, "id"),
                           frozenset() if expires == 0 else groups, expires, p_id=value(find(root, "p-id")))
 
 
+def _mc_pidf(pidf, message: Message, problems: Problems):
+    """The pidf's root, its affiliation elements and the MC service; None for presence of another kind."""
+    doc = read_xml(pidf, problems)
+    if doc is None:
+        return None
+    affiliations = findall(doc.root, "affiliation")
+    service = _pres_service(doc.root, affiliations) or mc_service(message)
+    if service is None and not affiliations:
+        return None
+    return doc.root, affiliations, service
+
+
 def _notify(message: Message, problems: Problems) -> AffiliationSet | None:
     pidf = find_media(parts(message, problems), "pidf+xml")
     if pidf is None:
         return None
-    doc = read_xml(pidf, problems)
-    if doc is None:
+    read = _mc_pidf(pidf, message, problems)
+    if read is None:
         return None
-    root = doc.root
-    affiliations = findall(root, "affiliation")
-    service = _pres_service(root, affiliations) or mc_service(message)
-    if service is None and not affiliations:
-        return None
+    root, affiliations, service = read
     entries = []
     for a in affiliations:
         group = attr(a, "group")
