@@ -319,6 +319,12 @@ def main(argv=None) -> int:
     except OSError as exc:  # an output file we cannot write
         click.echo(f"mcxa: {exc.filename or 'output'}: {exc.strerror or exc}", err=True)
         return ExitCode.BAD_INPUT
+    except Exception as exc:  # a bug of ours: still one line, and the traceback on request
+        if os.environ.get("MCXA_DEBUG"):
+            raise
+        click.echo(f"mcxa: internal error: {type(exc).__name__}: {exc} (set MCXA_DEBUG=1 for the "
+                   "traceback, and please report it with the capture)", err=True)
+        return ExitCode.BAD_INPUT
     return ExitCode.OK
 
 

@@ -23,8 +23,9 @@ SCHEMA = "mcxa-report/1"
 
 
 def capture_end(analysis: CaptureAnalysis) -> float:
-    """The last moment the capture shows (its last event); steps due later cannot be judged."""
-    return max((e.end or e.time for e in analysis.events), default=0.0)
+    """The last moment the capture shows (its last packet, or event); steps due later cannot be judged."""
+    last_event = max((e.end or e.time for e in analysis.events), default=0.0)
+    return max(analysis.stats.last_time or 0.0, last_event)
 
 
 def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None) -> list[Instance]:

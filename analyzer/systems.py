@@ -29,6 +29,10 @@ from analyzer.yamlfile import check_mapping, load_yaml
 #: systems file says so (heuristic; a systems file overrides it).
 CMS_LABELS = frozenset({"cms", "xcap", "config", "cm", "configuration"})
 IDMS_LABELS = frozenset({"idms", "idm", "auth", "oidc", "sso"})
+#: First labels of host names that name a server of a system rather than the system (``ims.b.example``
+#: and ``cms.b.example`` both belong to ``b.example``, even when ``b.example`` itself is never seen).
+SERVER_LABELS = CMS_LABELS | IDMS_LABELS | frozenset({"ims", "pcscf", "p-cscf", "scscf", "icscf", "sip",
+                                                      "mcptt", "mcvideo", "mcdata", "mcx", "gms", "kms"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +180,11 @@ class SystemMap:
                     union(domain, by_server[ip])
                 else:
                     by_server[ip] = domain
+        for domain in list(domains):  # cms.b.example and ims.b.example name b.example
+            label, _, owner = domain.partition(".")
+            if label in SERVER_LABELS and owner.count(".") >= 1:
+                domains.add(owner)
+                union(domain, owner)
         for domain in domains:  # ims.a.mcx.example joins a.mcx.example
             labels = domain.split(".")
             for i in range(1, len(labels) - 1):

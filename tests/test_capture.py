@@ -446,3 +446,19 @@ def test_public_captures_match_tshark(path):
 def test_public_captures_gzipped_match_plain(tmp_path, path):
     packed = write(tmp_path, path.name, gzip.compress(path.read_bytes()))
     assert read_all(packed)[0] == read_all(path)[0]
+
+
+@pytest.mark.parametrize("name", ["sngrep__aaa.pcap", "sipnab__b2bua-asterisk.pcapng"])
+def test_last_time_is_the_last_packets_even_when_the_prefilter_keeps_none(name):
+    """Rules need to know how long the capture went on, media included, not just the last message."""
+    import dpkt
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "captures" / "public" / name
+    if not path.exists():
+        pytest.skip("../shared/captures/public is not beside the repository")
+    with open(path, "rb") as fh:
+        reader = dpkt.pcapng.Reader(fh) if name.endswith("ng") else dpkt.pcap.Reader(fh)
+        last = [ts for ts, _ in reader][-1]
+    capture = open_capture(path, Diagnostics())
+    capture.prefilter = lambda *args: False
+    assert list(capture) == [] and capture.last_time == pytest.approx(last, abs=1e-6)

@@ -100,7 +100,11 @@ class PcapReader(CaptureReader):
         base = FILE_HEADER_SIZE  # file offset of buf[0]
         pos = 0
         number = 0
+        last = -1  # where the last complete record starts in buf (its time is read once per chunk)
         while chunk := self._read_chunk(number):
+            if last >= 0:
+                self._stamp(unpack(buf, last))
+                last = -1
             buf = buf[pos:] + chunk if pos < len(buf) else chunk
             base += pos
             pos = 0
@@ -116,6 +120,7 @@ class PcapReader(CaptureReader):
                 if nxt > end:
                     break
                 number += 1
+                last = pos
                 if keep is not None and not keep(buf, start, nxt, linktype):
                     pos = nxt
                     continue
@@ -124,9 +129,15 @@ class PcapReader(CaptureReader):
                 yield (number, (sec * units + frac) / units, linktype, buf[start:nxt], orig_len)
                 pos = nxt
         self.packets = number
+        if last >= 0:
+            self._stamp(unpack(buf, last))
         left = len(buf) - pos
         if left:
             self._truncated(number + 1, base + pos, left, hsize, unpack(buf, pos)[2] if left >= hsize else 0)
+
+    def _stamp(self, record: tuple) -> None:
+        units = self.variant.units
+        self.last_time = (record[0] * units + record[1]) / units
 
     def _bad_length(self, frame: int, offset: int, caplen: int, limit: int) -> None:
         self._diagnostics.add(

@@ -171,7 +171,11 @@ class PcapngReader(CaptureReader):
         epb, trailer = section.epb, section.trailer
         ifaces = section.interfaces
         nifaces = len(ifaces)
+        last = -1  # where the last fast-path EPB starts in buf (its time is read once per chunk)
         while chunk := self._read_chunk(number):
+            if last >= 0:
+                self._stamp(epb(buf, last), ifaces)
+                last = -1
             buf = buf[pos:] + chunk if pos < len(buf) else chunk
             base += pos
             pos = 0
@@ -188,6 +192,7 @@ class PcapngReader(CaptureReader):
                             and trailer(buf, nxt - 4)[0] == blen and caplen <= blen - 32 and ifid < nifaces):
                         linktype, units, offset, _ = ifaces[ifid]
                         number += 1
+                        last = pos
                         data_start = pos + EPB_DATA
                         if keep is None or keep(buf, data_start, data_start + caplen, linktype):
                             # (a Simple Packet Block, which has no time, takes this last computed one)
@@ -211,11 +216,19 @@ class PcapngReader(CaptureReader):
                     when, linktype, data, orig_len = packet
                     if when is not None:
                         t = when
+                    last, self.last_time = -1, t
                     yield (number, t, linktype, data, orig_len)
                 pos = nxt
         self.packets = number
+        if last >= 0:
+            self._stamp(epb(buf, last), ifaces)
         if pos < len(buf):
             self._truncated(buf, pos, base, number)
+
+    def _stamp(self, block: tuple, ifaces) -> None:
+        _, _, ifid, hi, lo, _, _ = block
+        _, units, offset, _ = ifaces[ifid]
+        self.last_time = (((hi << 32) | lo) + offset) / units
 
     def _kind(self, btype: int) -> BlockKind:
         kind = BLOCKS.get(btype)

@@ -230,6 +230,8 @@ class CaptureReader:
         self._packets = self._walk()
         #: Packets walked so far (selected or not); exact once iteration has ended.
         self.packets = 0
+        #: Capture time of the last packet walked (selected or not), as of the last chunk; None before any.
+        self.last_time: float | None = None
         #: Optional ``prefilter(buf, start, end, linktype) -> bool``, like a BPF filter handed to libpcap:
         #: packets it rejects are counted but never sliced out or yielded. It must answer True for any
         #: packet it is not sure about. Set it before iterating.

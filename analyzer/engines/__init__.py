@@ -22,6 +22,7 @@ class DecodeStats:
     http_messages: int = 0
     tls_hellos: int = 0
     bytes_read: int = 0
+    last_time: float | None = None  # capture time of the last packet in the file (read so far)
 
     def count(self, item) -> None:
         if isinstance(item, TlsHello):

@@ -31,16 +31,17 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
         with reader:
             yield from demux.run(reader)
 
-    def counters(packets: int, bytes_read: int) -> None:
-        decoded.stats.packets, decoded.stats.bytes_read = packets, bytes_read
+    def counters(packets: int, bytes_read: int, last_time: float | None) -> None:
+        stats = decoded.stats
+        stats.packets, stats.bytes_read, stats.last_time = packets, bytes_read, last_time
         if options.progress:
             options.progress(decoded.stats)
 
     if options.workers > 1 and parallel.available() and (reader.size or 0) >= PARALLEL_MIN_BYTES:
         payloads = parallel.payloads_in_worker(transport, reader, decoded.diagnostics, counters)
     else:
-        reader.on_chunk = lambda r: counters(r.packets, r.bytes_read)
-        payloads = _then(transport(), lambda: counters(reader.packets, reader.bytes_read))
+        reader.on_chunk = lambda r: counters(r.packets, r.bytes_read, r.last_time)
+        payloads = _then(transport(), lambda: counters(reader.packets, reader.bytes_read, reader.last_time))
     decoded.items = _messages(payloads, decoded)
     return decoded
 

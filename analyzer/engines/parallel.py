@@ -39,15 +39,20 @@ def _from_wire(t: tuple) -> Payload | TlsHello:
     return Payload(*t[1:]) if t[0] == 0 else TlsHello(*t[1:])
 
 
+def _batch(items: list[tuple], reader) -> bytes:
+    """Items, then the reader's counters as of now (they reach ``on_batch`` in the parent)."""
+    return pickle.dumps(("items", items, reader.packets, reader.bytes_read, reader.last_time), 5)
+
+
 def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, before: tuple, conn) -> None:
     try:
         batch: list[tuple] = []
         for item in produce():
             batch.append(_to_wire(item))
             if len(batch) >= _BATCH:
-                conn.send_bytes(pickle.dumps(("items", batch, reader.packets, reader.bytes_read), 5))
+                conn.send_bytes(_batch(batch, reader))
                 batch = []
-        conn.send_bytes(pickle.dumps(("items", batch, reader.packets, reader.bytes_read), 5))
+        conn.send_bytes(_batch(batch, reader))
         # Only what this process added: the parent already holds what was there before the fork.
         counts = diagnostics.counts - before[0]
         conn.send_bytes(pickle.dumps(("end", dict(counts), diagnostics.records[before[1]:]), 5))
@@ -62,12 +67,12 @@ def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, b
 
 
 def payloads_in_worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics,
-                       on_batch: Callable[[int, int], None]) -> Iterator[Payload | TlsHello]:
+                       on_batch: Callable[..., None]) -> Iterator[Payload | TlsHello]:
     """Yield what ``produce()`` yields, computed in a forked child.
 
     ``reader`` is the capture reader ``produce`` consumes (its counters travel with each batch and reach
-    ``on_batch(packets, bytes_read)``); ``diagnostics``, the collector ``produce`` writes to, receives
-    the child's additions at the end.
+    ``on_batch(packets, bytes_read, last_time)``); ``diagnostics``, the collector ``produce`` writes to,
+    receives the child's additions at the end.
     """
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
@@ -84,7 +89,7 @@ def payloads_in_worker(produce: Callable[[], Iterable], reader, diagnostics: Dia
                 raise McxaError(f"decoder process ended unexpectedly (exit code {child.exitcode})",
                                 str(reader.path)) from None
             if message[0] == "items":
-                on_batch(message[2], message[3])
+                on_batch(*message[2:])
                 for t in message[1]:
                     yield _from_wire(t)
             elif message[0] == "end":

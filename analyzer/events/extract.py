@@ -244,6 +244,8 @@ class _Builder:
         detail = "after a 401/407 challenge" if f.challenged else None
         if f.status in (401, 407):
             detail = "challenged, no authenticated retry in the capture"
+        elif f.reason:  # a rejection: its status and Warning first
+            detail = "; ".join(filter(None, (f.reason, detail)))
         self.emit(f, kind, impu=f.to_uri, instance=f.instance, detail=detail)
         if f.mc_body and kind == "registration":
             self.emit(f, "service-authorisation", impu=f.to_uri, identity=f.mc_uri, client_id=f.client_id,
