@@ -14,18 +14,16 @@ from analyzer import __version__
 from analyzer.diagnostics import Diagnostics
 from analyzer.engines import DecodeOptions, get_engine
 from analyzer.errors import McxaError
-from analyzer.events import KINDS
-from analyzer.events.extract import MIGRATION_REASON
+from analyzer.events import KINDS, MIGRATION_REASON
 from analyzer.exitcodes import ExitCode
 from analyzer.messages.records import Message
 from analyzer.messages.select import MessageFilter
-from analyzer.pipeline import MeaningOptions, analyse_capture
-from analyzer.render.events import WRITERS as EVENT_WRITERS
 from analyzer.render.messages import WRITERS
-from analyzer.render.sessions import WRITERS as SESSION_WRITERS
-from analyzer.rules import load_rules
-from analyzer.sessions import load_identity_map
-from analyzer.systems import SystemMap
+
+# The meaning stages (events, sessions, rules, report) are imported by the commands that use them, so
+# `mcxa messages` on a big capture does not pay for them at start-up.
+EVENT_FORMATS = ("table", "jsonl", "csv", "parquet")
+SESSION_FORMATS = ("text", "json")
 
 _DIAGNOSTICS_SHOWN = 20
 
@@ -131,6 +129,10 @@ def _analyse(capture, engine, sip_ports, systems_file, identities_file, migratio
     except re.error as exc:
         raise click.BadParameter(f"not a regular expression: {exc}",
                                  param_hint="--migration-reason") from None
+    from analyzer.pipeline import MeaningOptions, analyse_capture
+    from analyzer.sessions import load_identity_map
+    from analyzer.systems import SystemMap
+
     meaning = MeaningOptions(
         systems=SystemMap.from_file(systems_file) if systems_file else None,
         identity_map=load_identity_map(identities_file) if identities_file else [],
@@ -140,7 +142,7 @@ def _analyse(capture, engine, sip_ports, systems_file, identities_file, migratio
 
 @cli.command()
 @click.argument("capture", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(list(EVENT_WRITERS)), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(EVENT_FORMATS), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
               help="Write to this file instead of stdout (required for parquet).")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)),
@@ -154,6 +156,8 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
            sip_ports, quiet):
     """List the MC events in CAPTURE: registrations, affiliations, profile retrievals, calls... with
     the UE session each belongs to."""
+    from analyzer.render.events import WRITERS as EVENT_WRITERS
+
     writer, needs_path = EVENT_WRITERS[fmt]
     _check_output(fmt, needs_path, output)
     analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason)
@@ -171,7 +175,7 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
 
 @cli.command()
 @click.argument("capture", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(list(SESSION_WRITERS)), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(SESSION_FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
               help="Write to this file instead of stdout.")
 @meaning_options
@@ -182,6 +186,8 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
     """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
     registration/affiliation timeline and calls."""
     analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason)
+    from analyzer.render.sessions import WRITERS as SESSION_WRITERS
+
     _write(SESSION_WRITERS[fmt], False, output, analysis)
     if not quiet:
         report_diagnostics(capture, analysis.diagnostics)
@@ -228,6 +234,7 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
     private call, every step's status and every deviation with its frames. Exit code 0 compliant, 1
     deviation, 3 incomplete only."""
     from analyzer import report
+    from analyzer.rules import load_rules
 
     rules = load_rules(rules_dir)
     parts = []
@@ -252,6 +259,8 @@ def rules():
 @click.argument("paths", nargs=-1, type=click.Path())
 def rules_lint(paths):
     """Validate rule files (default: the shipped rules/); one line per problem, exit 2 on any."""
+    from analyzer.rules import load_rules
+
     loaded = [r for path in (paths or (None,)) for r in load_rules(path)]
     for rule in loaded:
         click.echo(f"ok  {rule.id:<28} {len(rule.steps)} steps  {rule.path}")
@@ -262,6 +271,7 @@ def rules_lint(paths):
 @click.option("--rules", "rules_dir", type=click.Path(), help="Rule directory (default: the shipped rules/).")
 def rules_explain(rule, rules_dir):
     """Print RULE (an id or a file) as numbered steps in plain words."""
+    from analyzer.rules import load_rules
     from analyzer.rules.explain import explain
 
     found = [r for r in load_rules(rule if os.path.isfile(rule) else rules_dir) if r.id == rule

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from analyzer.diagnostics import Diagnostics
 from analyzer.engines import DecodeOptions, DecodeStats, get_engine
-from analyzer.events import Event
-from analyzer.events.extract import MIGRATION_REASON, extract_events
+from analyzer.events import MIGRATION_REASON, Event
+from analyzer.events.extract import extract_events
 from analyzer.sessions import ADDRESS_WINDOW, UeSession, build_sessions
 from analyzer.systems import SystemMap
 

@@ -7,7 +7,12 @@ events.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+#: A Reason text that says the release is due to migration (TS 23.280 §10.16.4 step 3 "may indicate").
+#: No stage-3 encoding is known (REFERENCE.md §1.3): configurable with ``--migration-reason``.
+MIGRATION_REASON = re.compile(r"migrat", re.I)
 
 #: Every event kind, with what it means on the wire. Rules may only name these.
 KINDS: dict[str, str] = {

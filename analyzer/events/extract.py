@@ -14,15 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from analyzer import mcfacts
-from analyzer.events import Event
+from analyzer.events import MIGRATION_REASON, Event
 from analyzer.messages.records import Message
 from analyzer.systems import SystemMap
 from analyzer.transactions import Transaction, track
 from analyzer.transport.records import TlsHello
-
-#: A Reason text that says the release is due to migration (TS 23.280 §10.16.4 step 3 "may indicate").
-#: No stage-3 encoding is known (REFERENCE.md §1.3): configurable with ``--migration-reason``.
-MIGRATION_REASON = re.compile(r"migrat", re.I)
 
 _CALL_KINDS = {  # (session type, UE originates?) -> event kind
     ("prearranged", True): "group-call-originate",
