@@ -82,12 +82,21 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
     """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed)."""
     writer, needs_path = WRITERS[fmt]
     _check_output(fmt, needs_path, output)
-    decoded = get_engine(engine)(capture, DecodeOptions(sip_ports=sip_ports))
-    keep = MessageFilter(frozenset(m.upper() for m in methods), call_id, user)
-    selected = (item for item in decoded.items if isinstance(item, Message) and keep(item))
-    _write(writer, needs_path, output, selected)
+    with _progress(capture, quiet, streams_to_stdout=not output) as progress:
+        decoded = get_engine(engine)(capture, DecodeOptions(sip_ports=sip_ports, progress=progress))
+        keep = MessageFilter(frozenset(m.upper() for m in methods), call_id, user)
+        selected = (item for item in decoded.items if isinstance(item, Message) and keep(item))
+        _write(writer, needs_path, output, selected)
     if not quiet:
         report_diagnostics(capture, decoded.diagnostics)
+
+
+def _progress(capture: str, quiet: bool, streams_to_stdout: bool = False):
+    """``with _progress(...) as progress``: a transient bar on stderr while CAPTURE is read, on a terminal
+    only and after 1 s; ``progress`` is None (no cost) otherwise. See ``analyzer.progress``."""
+    from analyzer.progress import decode_progress
+
+    return decode_progress(capture, quiet, streams_to_stdout)
 
 
 def _check_output(fmt: str, needs_path: bool, output: str | None) -> None:
@@ -123,7 +132,7 @@ def meaning_options(command):
     return command
 
 
-def _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason):
+def _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet=False):
     try:
         pattern = re.compile(migration_reason, re.I)
     except re.error as exc:
@@ -137,7 +146,9 @@ def _analyse(capture, engine, sip_ports, systems_file, identities_file, migratio
         systems=SystemMap.from_file(systems_file) if systems_file else None,
         identity_map=load_identity_map(identities_file) if identities_file else [],
         migration_reason=pattern)
-    return analyse_capture(capture, engine, DecodeOptions(sip_ports=sip_ports), meaning)
+    with _progress(capture, quiet) as progress:
+        options = DecodeOptions(sip_ports=sip_ports, progress=progress)
+        return analyse_capture(capture, engine, options, meaning)
 
 
 @cli.command()
@@ -160,7 +171,7 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
 
     writer, needs_path = EVENT_WRITERS[fmt]
     _check_output(fmt, needs_path, output)
-    analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason)
+    analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
 
     def keep(row: dict) -> bool:
         if kinds and row["kind"] not in kinds:
@@ -185,7 +196,7 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
 def sessions(capture, fmt, output, systems_file, identities_file, migration_reason, engine, sip_ports, quiet):
     """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
     registration/affiliation timeline and calls."""
-    analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason)
+    analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
     from analyzer.render.sessions import WRITERS as SESSION_WRITERS
 
     _write(SESSION_WRITERS[fmt], False, output, analysis)
@@ -212,7 +223,7 @@ def synth(scenario, output, quiet):
             err.write(f"  note: {note}\n")
 
 
-ANALYZE_FORMATS = ("text", "json")
+ANALYZE_FORMATS = ("text", "json", "junit", "html")
 
 
 @cli.command()
@@ -238,16 +249,64 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
 
     rules = load_rules(rules_dir)
     parts = []
+    ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
     for capture in captures:
-        analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason)
+        analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
+                            quiet)
         parts.append(report.capture_report(analysis, report.judge(analysis, rules, window)))
+        if fmt == "html":
+            from analyzer.render.ladder import capture_ladders
+            ladders[capture] = capture_ladders(analysis, parts[-1]["procedures"], engine,
+                                               DecodeOptions(sip_ports=sip_ports))
         if not quiet and fmt == "text":
             report_diagnostics(capture, analysis.diagnostics)
     doc = report.report(parts, rules)
     writer = report.write_text if fmt == "text" else \
         (lambda d, out: out.write(json.dumps(d, indent=2, ensure_ascii=False) + "\n"))
+    if fmt == "junit":
+        from analyzer.render.junit import write_junit as writer
+    if fmt == "html":
+        from functools import partial
+
+        from analyzer.render.html import write_html
+        writer = partial(write_html, ladders=ladders)
     _write(writer, False, output, doc)
     raise click.exceptions.Exit(report.exit_code(doc))
+
+
+@cli.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--ue", help="The UE session: its id (ue1...) or a substring of an identity (default: the "
+                           "first with a procedure instance).")
+@click.option("--call-id", help="Only the messages of this SIP Call-ID.")
+@click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
+              help="Write to this file instead of stdout.")
+@meaning_options
+@engine_option
+@sip_ports_option
+@quiet_option
+def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migration_reason, engine,
+         sip_ports, quiet):
+    """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
+    messages in time order, and the migration steps they are evidence of (deviations in red)."""
+    from analyzer import report
+    from analyzer.render import ladder as ladders
+    from analyzer.rules import load_rules
+
+    analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+    procedures = report.capture_report(analysis, report.judge(analysis, load_rules()))["procedures"]
+    session = ladders.pick_session(analysis, procedures, ue, call_id)
+    if session is None:
+        wanted = f"--ue {ue}" if ue else (f"--call-id {call_id}" if call_id else "a UE")
+        from analyzer.errors import UsageError
+
+        raise UsageError(f"no UE session matches {wanted} (see 'mcxa sessions {capture}')", capture)
+    messages = ladders.collect_messages(analysis, engine, DecodeOptions(sip_ports=sip_ports))
+    diagram = ladders.build_ladder(analysis, session, messages, procedures, call_id)
+    _write(ladders.WRITERS[fmt], False, output, diagram)
+    if not quiet:
+        report_diagnostics(capture, analysis.diagnostics)
 
 
 @cli.group()
