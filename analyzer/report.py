@@ -17,7 +17,6 @@ from analyzer.exitcodes import ExitCode
 from analyzer.pipeline import CaptureAnalysis
 from analyzer.rules import Rule
 from analyzer.rules.matcher import Instance, instances
-from analyzer.rules.wording import clock
 
 SCHEMA = "mcxa-report/1"
 
@@ -114,7 +113,11 @@ def exit_code(doc: dict) -> ExitCode:
     return ExitCode.OK
 
 
-_MARK = {"compliant": "OK  ", "deviation": "FAIL", "incomplete": "??  "}
+def _fit(text: str, width: int) -> str:
+    """Cut to ``width`` with an ellipsis, so a procedure stays on one 80-column line; a ``sip:`` scheme
+    is dropped first (the JSON report keeps full URIs)."""
+    text = text[4:] if text.startswith("sip:") else text
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def write_text(doc: dict, out: IO[str]) -> None:
@@ -130,14 +133,14 @@ def write_text(doc: dict, out: IO[str]) -> None:
         for p in cap["procedures"]:
             if p in quiet:
                 continue
-            subject = p["group"] or p["peer"] or ""
-            route = f"{p['from_system']} → {p['to_system']}" if p["to_system"] else (p["from_system"] or "")
-            out.write(f"  {_MARK[p['verdict']]} {p['verdict']:<10} {p['rule']}  {p['ue']}\n")
-            out.write(f"       {subject}  {route}  ({clock(p['start'])}–{clock(p['end'])})\n")
+            subject = p["group"] or p["peer"] or p["from_system"] or ""
+            out.write(f"  {p['verdict']:<10} {_fit(p['rule'], 22):<22} {_fit(p['ue'], 23):<23} "
+                      f"{_fit(subject, 19)}\n")
             kpis = p["kpis"]
             if "service_interruption" in kpis:
-                out.write(f"       migration {kpis['migration_duration']:.2f} s, service interruption "
-                          f"{kpis['service_interruption']:.2f} s\n")
+                route = f"{_fit(p['from_system'] or '?', 18)} → {_fit(p['to_system'], 18)}"
+                out.write(f"       {route}: migration {kpis['migration_duration']:.1f} s, interruption "
+                          f"{kpis['service_interruption']:.1f} s\n")
             for d in p["deviations"]:
                 text = f"[{d['severity']}] {d['message']}" + (f" ({d['spec']})" if d.get("spec") else "")
                 out.write(textwrap.fill(text, 80, initial_indent=" " * 7, subsequent_indent=" " * 9,
@@ -148,7 +151,7 @@ def write_text(doc: dict, out: IO[str]) -> None:
                       + ", ".join(f"{rule} ×{n}" for rule, n in sorted(counts.items())) + "\n")
         sessions = {p["session"] for p in cap["procedures"] if p["verdict"] != "compliant"}
         for session in sorted(sessions):
-            out.write(f"  next: mcxa events {cap['file']} --ue {session}\n")
+            out.write(f"  next: mcxa flow {cap['file']} --ue {session}\n")
         if stats["decode_errors"]:
             out.write(f"  {stats['decode_errors']} decode diagnostic(s): "
                       f"mcxa messages {cap['file']} lists them\n")
