@@ -132,6 +132,13 @@ def meaning_options(command):
     return command
 
 
+def analysis_options(command):
+    """The options of every command that judges or interprets a capture: meaning, engine, ports, quiet."""
+    for option in (quiet_option, sip_ports_option, engine_option, meaning_options):
+        command = option(command)
+    return command
+
+
 def _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet=False):
     try:
         pattern = re.compile(migration_reason, re.I)
@@ -159,10 +166,7 @@ def _analyse(capture, engine, sip_ports, systems_file, identities_file, migratio
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)),
               help="Only events of this kind (repeatable).")
 @click.option("--ue", help="Only events of this UE: its session id (ue1...) or a substring of an identity.")
-@meaning_options
-@engine_option
-@sip_ports_option
-@quiet_option
+@analysis_options
 def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migration_reason, engine,
            sip_ports, quiet):
     """List the MC events in CAPTURE: registrations, affiliations, profile retrievals, calls... with
@@ -189,10 +193,7 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
 @click.option("--format", "fmt", type=click.Choice(SESSION_FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
               help="Write to this file instead of stdout.")
-@meaning_options
-@engine_option
-@sip_ports_option
-@quiet_option
+@analysis_options
 def sessions(capture, fmt, output, systems_file, identities_file, migration_reason, engine, sip_ports, quiet):
     """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
     registration/affiliation timeline and calls."""
@@ -235,10 +236,7 @@ ANALYZE_FORMATS = ("text", "json", "junit", "html")
                                                               "rules/).")
 @click.option("--window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Time window for every step, overriding the rules' own (default 30 s).")
-@meaning_options
-@engine_option
-@sip_ports_option
-@quiet_option
+@analysis_options
 def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason, engine,
             sip_ports, quiet):
     """Judge the TS 23.280 §10.16 migrations in each CAPTURE against the rules: per UE and per group or
@@ -282,10 +280,7 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
 @click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
               help="Write to this file instead of stdout.")
-@meaning_options
-@engine_option
-@sip_ports_option
-@quiet_option
+@analysis_options
 def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migration_reason, engine,
          sip_ports, quiet):
     """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
