@@ -293,10 +293,13 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
     procedures = report.capture_report(analysis, report.judge(analysis, load_rules()))["procedures"]
     session = ladders.pick_session(analysis, procedures, ue, call_id)
     if session is None:
-        wanted = f"--ue {ue}" if ue else (f"--call-id {call_id}" if call_id else "a UE")
         from analyzer.errors import UsageError
 
-        raise UsageError(f"no UE session matches {wanted} (see 'mcxa sessions {capture}')", capture)
+        if ue or call_id:
+            wanted = f"--ue {ue}" if ue else f"--call-id {call_id}"
+            raise UsageError(f"no UE session matches {wanted} (see 'mcxa sessions {capture}')", capture)
+        raise UsageError("no UE session: no MC signalling (registration, affiliation, MC calls...) was "
+                         f"recognised (see 'mcxa messages {capture}')", capture)
     messages = ladders.collect_messages(analysis, engine, DecodeOptions(sip_ports=sip_ports))
     diagram = ladders.build_ladder(analysis, session, messages, procedures, call_id)
     _write(ladders.WRITERS[fmt], False, output, diagram)
