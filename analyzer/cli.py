@@ -273,6 +273,40 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for reports/, state.json and the procedures/deviations/captures tables.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Captures analysed at once (default: one per "
+                                                               "core).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: a process pool on this machine; dask: a dask.distributed cluster.")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786 (default with "
+                                                     "--executor dask: a local cluster).")
+@click.option("--force", is_flag=True, help="Analyse again even captures whose content and rule set are "
+                                            "unchanged since the last run into --out.")
+@click.option("--rules", "rules_dir", type=click.Path(), help="Rule directory or file (default: the shipped "
+                                                              "rules/).")
+@click.option("--window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Time window for every step, overriding the rules' own (default 30 s).")
+@analysis_options
+def batch(paths, out_dir, jobs, executor, scheduler, force, rules_dir, window, systems_file, identities_file,
+          migration_reason, engine, sip_ports, quiet):
+    """Judge every capture in PATHS (files, directories searched recursively, globs) in parallel: one JSON
+    report per capture and Parquet/CSV tables in --out; unchanged captures are skipped on a re-run. Exit
+    code over all captures as `analyze` (unreadable captures are error rows, not exit 2)."""
+    from analyzer.batch import run_batch, write_summary
+
+    outcome = run_batch(paths, out_dir, jobs=jobs, executor=executor, scheduler=scheduler, force=force,
+                        rules_dir=rules_dir, window=window, engine=engine, sip_ports=sip_ports,
+                        systems_file=systems_file, identities_file=identities_file,
+                        migration_reason=migration_reason)
+    write_summary(outcome, click.get_text_stream("stdout"))
+    for failed in outcome.failed:
+        click.echo(f"mcxa: batch: unreadable capture: {failed['error']}", err=True)
+    raise click.exceptions.Exit(outcome.exit_code)
+
+
+@cli.command()
 @click.argument("capture", type=click.Path(dir_okay=False))
 @click.option("--ue", help="The UE session: its id (ue1...) or a substring of an identity (default: the "
                            "first with a procedure instance).")
@@ -305,6 +339,85 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
     _write(ladders.WRITERS[fmt], False, output, diagram)
     if not quiet:
         report_diagnostics(capture, analysis.diagnostics)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--expect", "expect_file", type=click.Path(dir_okay=False),
+              help="YAML of the expected migration procedures per capture (the shape of "
+                   "sample_captures/expected.yaml); any drift exits 1.")
+@click.option("--speed", default="max", show_default=True, metavar="N|max",
+              help="Print at N× capture time (sleeps capped at 5 s); max: no sleeping.")
+@click.option("--format", "fmt", type=click.Choice(["text", "junit"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
+              help="Write to this file instead of stdout.")
+@click.option("--rules", "rules_dir", type=click.Path(), help="Rule directory or file (default: the shipped "
+                                                              "rules/).")
+@click.option("--window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Time window for every step, overriding the rules' own (default 30 s).")
+@analysis_options
+def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_file, identities_file,
+           migration_reason, engine, sip_ports, quiet):
+    """Replay each capture in PATHS (files, or directories searched for *.pcap, *.pcapng, *.gz) as a live
+    feed: its events in time order and each verdict when its last step is seen. With --expect, list every
+    drift from the expected procedures and exit 1 on any (else 0); without, exit codes as analyze."""
+    from analyzer import replay as rp
+    from analyzer import report
+    from analyzer.rules import load_rules
+
+    try:
+        pace = rp.parse_speed(speed)
+    except ValueError:
+        raise click.BadParameter(f"{speed!r} is not a positive number or 'max'",
+                                 param_hint="--speed") from None
+    try:
+        captures, directories = rp.expand_paths(paths)
+    except FileNotFoundError as exc:
+        raise click.BadParameter(f"{exc.args[0]} does not exist", param_hint="PATH") from None
+    expectations = rp.Expectations.load(expect_file) if expect_file else None
+    rules = load_rules(rules_dir)
+    out = open(output, "w", encoding="utf-8") if output else click.get_text_stream("stdout")  # noqa: SIM115
+    # junit goes to OUTPUT; the feed then goes to stdout when OUTPUT is a file, nowhere when it is stdout
+    feed = (click.get_text_stream("stdout") if output else None) if fmt == "junit" else out
+    try:
+        parts, results, replayed = [], {}, set()
+        for capture in captures:
+            analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
+                                quiet)
+            parts.append(report.capture_report(analysis, report.judge(analysis, rules, window)))
+            procedures = parts[-1]["procedures"]
+            if feed is not None:
+                feed.write(f"== {capture}\n")
+                rp.Pacer(pace).play(rp.timeline(analysis, procedures), feed)
+            if expectations is not None:
+                key = expectations.key_of(capture)
+                replayed.add(key)
+                found = rp.capture_drifts(expectations, key, capture, procedures)
+                label = expectations.label(capture)
+                results.setdefault(label, []).extend(found)
+                for line in rp.drift_lines({label: found}):
+                    if feed is not None:
+                        feed.write(line + "\n")
+            if not quiet and fmt == "text":
+                report_diagnostics(capture, analysis.diagnostics)
+        if expectations is None:
+            if fmt == "junit":
+                from analyzer.render.junit import write_junit
+                write_junit(report.report(parts, rules), out)
+            raise click.exceptions.Exit(report.exit_code(report.report(parts, rules)))
+        for key in expectations.not_replayed(replayed, directories):
+            results[key] = ["not replayed (listed in the expect file, not found under the given paths)"]
+            if feed is not None:
+                feed.write(f"DRIFT {key}: {results[key][0]}\n")
+        total = sum(map(len, results.values()))
+        if fmt == "junit":
+            rp.write_junit(results, out)
+        if feed is not None:
+            feed.write(f"{len(captures)} captures, {total} drifts\n")
+    finally:
+        if output:
+            out.close()
+    raise click.exceptions.Exit(ExitCode.DEVIATION if total else ExitCode.OK)
 
 
 @cli.group()

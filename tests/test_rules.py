@@ -15,6 +15,7 @@ from analyzer.cli import main
 from analyzer.errors import InputError
 from analyzer.exitcodes import ExitCode
 from analyzer.pipeline import analyse_capture
+from analyzer.replay import summary  # the expect-file shape, shared with `mcxa replay --expect`
 from analyzer.report import capture_report, judge, report
 from analyzer.rules import load_rule, load_rules
 
@@ -29,18 +30,6 @@ HOSTILE = sorted((ROOT / "tests" / "hostile" / "rules").glob("*.yaml"))
 def judged(name: str) -> dict:
     analysis = analyse_capture(str(SAMPLES / name))
     return capture_report(analysis, judge(analysis, load_rules()))
-
-
-def summary(proc: dict) -> dict:
-    out = {"rule": proc["rule"], "ue": proc["ue"], "from": proc["from_system"], "to": proc["to_system"],
-           "verdict": proc["verdict"], "steps": {s["id"]: s["status"] for s in proc["steps"]
-                                                  if s["status"] != "matched"}}
-    out["group" if proc["rule"] == "group-call-migration" else "peer"] = proc["group"] or proc["peer"]
-    if any(d["severity"] == "info" for d in proc["deviations"]):
-        out["info"] = sorted({d["step"] for d in proc["deviations"] if d["severity"] == "info"})
-    if proc["service"] == "mcvideo":
-        out["service"] = "mcvideo"
-    return out
 
 
 MIGRATION_RULES = ("group-call-migration", "private-call-migration")

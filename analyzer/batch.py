@@ -1,0 +1,362 @@
+"""``mcxa batch``: judge many captures in parallel, resume where a previous run stopped, and collect the
+results as polars tables (Parquet and CSV) plus one contract JSON report per capture.
+
+The per-capture work (``analyse_one``) is a plain picklable function: the local executor runs it in a
+``ProcessPoolExecutor`` (fork start method where available), the Dask executor submits the very same
+function with ``Client.map``. Workers decode with ``DecodeOptions(workers=1)`` so processes do not nest.
+Workers only read the capture; the parent writes every file under ``--out``.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from analyzer.errors import McxaError, UsageError
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".gz", ".cap")
+STATE_VERSION = 1
+
+PROCEDURE_COLUMNS = ("capture", "rule", "kind", "verdict", "ue", "group", "peer", "from_system", "to_system",
+                     "start", "end", "migration_duration", "service_interruption", "deviating_steps")
+DEVIATION_COLUMNS = ("capture", "rule", "ue", "step", "code", "severity", "message", "spec", "frames")
+CAPTURE_COLUMNS = ("capture", "sha256", "packets", "sip_messages", "http_messages", "decode_errors",
+                   "procedures", "status", "error", "seconds", "cached")
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+def find_captures(paths: Iterable[str]) -> list[str]:
+    """Files as given, directories searched recursively for capture suffixes, globs expanded; in the order
+    given (each directory/glob sorted), each file once."""
+    found: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found += sorted(str(p) for p in Path(path).rglob("*")
+                            if p.is_file() and p.name.lower().endswith(CAPTURE_SUFFIXES))
+        elif os.path.exists(path):
+            found.append(path)
+        elif glob.has_magic(path):
+            for match in sorted(glob.glob(path, recursive=True)):
+                found += find_captures([match]) if os.path.isdir(match) else [match]
+        else:
+            raise UsageError("no such file or directory", path)
+    seen: set[str] = set()
+    unique = []
+    for path in found:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ruleset_hash(rules: Sequence, window: float | None, options: dict) -> str:
+    """What makes a stored result reusable: every rule file's bytes, the window and the analysis options
+    (with the bytes of --systems / --identities files)."""
+    digest = hashlib.sha256()
+    for path in sorted(str(r.path) for r in rules):
+        digest.update(path.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    extra = dict(options, window=window)
+    for key in ("systems_file", "identities_file"):
+        if extra.get(key):
+            extra[key + "_sha256"] = file_sha256(extra[key])
+    digest.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- worker
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs, by value (picklable, so remote Dask workers need only the captures)."""
+
+    rules: tuple
+    window: float | None
+    engine: str
+    sip_ports: frozenset
+    meaning: object  # analyzer.pipeline.MeaningOptions
+
+
+def analyse_one(settings: Settings, capture: str) -> dict:
+    """Judge one capture; never raises for a bad capture: ``status`` says ok or error."""
+    from analyzer import report
+    from analyzer.engines import DecodeOptions
+    from analyzer.pipeline import analyse_capture
+
+    start = time.perf_counter()
+    try:
+        analysis = analyse_capture(capture, settings.engine,
+                                   DecodeOptions(sip_ports=settings.sip_ports, workers=1), settings.meaning)
+        part = report.capture_report(analysis, report.judge(analysis, list(settings.rules), settings.window))
+        return {"capture": capture, "status": "ok", "error": None, "part": part,
+                "seconds": round(time.perf_counter() - start, 3)}
+    except McxaError as exc:
+        error = str(exc)
+    except OSError as exc:
+        error = f"{capture}: {exc.strerror or exc}"
+    except Exception as exc:  # a bug of ours on this capture: the batch goes on
+        error = f"{capture}: internal error: {type(exc).__name__}: {exc}"
+    return {"capture": capture, "status": "error", "error": error, "part": None,
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _run_local(settings: Settings, captures: list[str], jobs: int) -> list[dict]:
+    from functools import partial
+
+    work = partial(analyse_one, settings)
+    if jobs <= 1 or len(captures) <= 1:
+        return [work(c) for c in captures]
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(captures)), mp_context=context) as pool:
+        return list(pool.map(work, captures, chunksize=1))
+
+
+def _run_dask(settings: Settings, captures: list[str], jobs: int, scheduler: str | None) -> list[dict]:
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError("--executor dask needs dask[distributed]: pip install 'mcxa[dask]'") from None
+    from functools import partial
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = client.map(partial(analyse_one, settings), captures, pure=False)
+        return client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+def procedure_rows(capture: str, part: dict) -> Iterable[dict]:
+    for p in part["procedures"]:
+        kpis = p.get("kpis") or {}
+        bad = [f"{s['id']}:{s['status']}" for s in p["steps"] if s["status"] != "matched"]
+        yield {"capture": capture, **{k: p.get(k) for k in PROCEDURE_COLUMNS[1:11]},
+               "migration_duration": kpis.get("migration_duration"),
+               "service_interruption": kpis.get("service_interruption"),
+               "deviating_steps": " ".join(bad)}
+
+
+def deviation_rows(capture: str, part: dict) -> Iterable[dict]:
+    for p in part["procedures"]:
+        for d in p["deviations"]:
+            yield {"capture": capture, "rule": p["rule"], "ue": p["ue"], "step": d.get("step"),
+                   "code": d["code"], "severity": d["severity"], "message": d["message"],
+                   "spec": d.get("spec"), "frames": list(d.get("frames") or [])}
+
+
+def build_tables(results: list[dict]):
+    """(procedures, deviations, captures) polars DataFrames from per-capture results, in input order."""
+    import polars as pl
+
+    from analyzer.render.tables import frame
+
+    procs, devs, caps = [], [], []
+    stat_columns = ("packets", "sip_messages", "http_messages", "decode_errors")
+    for r in results:
+        part = r.get("part")
+        stats = part["stats"] if part else {}
+        caps.append({"capture": r["capture"], "sha256": r.get("sha256"), "status": r["status"],
+                     "error": r.get("error"), "seconds": r.get("seconds"), "cached": r.get("cached", False),
+                     "procedures": len(part["procedures"]) if part else None,
+                     **{k: stats.get(k) for k in stat_columns}})
+        if part:
+            procs += procedure_rows(r["capture"], part)
+            devs += deviation_rows(r["capture"], part)
+    f64, i64 = pl.Float64, pl.Int64
+    procedures = frame(procs, PROCEDURE_COLUMNS, {"start": f64, "end": f64, "migration_duration": f64,
+                                                  "service_interruption": f64})
+    deviations = frame(devs, DEVIATION_COLUMNS, {"frames": pl.List(i64)})
+    captures = frame(caps, CAPTURE_COLUMNS, {"packets": i64, "sip_messages": i64, "http_messages": i64,
+                                             "decode_errors": i64, "procedures": i64, "seconds": f64,
+                                             "cached": pl.Boolean})
+    return procedures, deviations, captures
+
+
+def write_tables(out_dir: Path, tables: dict) -> None:
+    from analyzer.render.tables import write_csv, write_parquet
+
+    for name, table in tables.items():
+        write_parquet(table, str(out_dir / f"{name}.parquet"))
+        with open(out_dir / f"{name}.csv", "w", encoding="utf-8", newline="") as fh:
+            write_csv(table, fh)
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+def _report_name(capture: str, sha256: str) -> str:
+    stem = os.path.basename(capture)
+    for suffix in (".gz", ".pcapng", ".pcap", ".cap"):
+        stem = stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem) or "capture"
+    return f"{stem}-{sha256[:8]}.json"
+
+
+def _load_state(path: Path) -> dict:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if state.get("version") == STATE_VERSION and isinstance(state.get("captures"), dict):
+            return state
+    except (OSError, ValueError):
+        pass
+    return {"version": STATE_VERSION, "captures": {}}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class BatchOutcome:
+    analysed: int
+    skipped: int
+    failed: list[dict]
+    tables: dict
+    exit_code: int
+
+
+def run_batch(paths: Sequence[str], out: str, *, jobs: int | None = None, executor: str = "local",
+              scheduler: str | None = None, force: bool = False, rules_dir: str | None = None,
+              window: float | None = None, engine: str = "dpkt", sip_ports=frozenset((5060, 5061)),
+              systems_file: str | None = None, identities_file: str | None = None,
+              migration_reason: str | None = None) -> BatchOutcome:
+    from analyzer import report
+    from analyzer.events import MIGRATION_REASON
+    from analyzer.pipeline import MeaningOptions
+    from analyzer.rules import load_rules
+    from analyzer.sessions import load_identity_map
+    from analyzer.systems import SystemMap
+
+    captures = find_captures(paths)
+    if not captures:
+        raise UsageError("no capture found (files, directories with *.pcap/*.pcapng/*.gz/*.cap, or globs)")
+    rules = load_rules(rules_dir)
+    reason = migration_reason or MIGRATION_REASON.pattern
+    try:
+        pattern = re.compile(reason, re.I)
+    except re.error as exc:
+        raise UsageError(f"--migration-reason: not a regular expression: {exc}") from None
+    meaning = MeaningOptions(systems=SystemMap.from_file(systems_file) if systems_file else None,
+                             identity_map=load_identity_map(identities_file) if identities_file else [],
+                             migration_reason=pattern)
+    options = {"engine": engine, "sip_ports": sorted(sip_ports), "systems_file": systems_file,
+               "identities_file": identities_file, "migration_reason": reason}
+    rule_hash = ruleset_hash(rules, window, options)
+    if not jobs:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    out_dir = Path(out)
+    (out_dir / "reports").mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "state.json"
+    state = _load_state(state_path)
+
+    results: dict[str, dict] = {}
+    todo: list[str] = []
+    hashes: dict[str, str | None] = {}
+    for capture in captures:
+        try:
+            hashes[capture] = file_sha256(capture)
+        except OSError as exc:
+            hashes[capture] = None
+            results[capture] = {"capture": capture, "status": "error", "part": None, "seconds": 0.0,
+                                "error": f"{capture}: {exc.strerror or exc}"}
+            continue
+        known = state["captures"].get(capture)
+        if (not force and known and known.get("status") == "ok" and known.get("sha256") == hashes[capture]
+                and known.get("ruleset") == rule_hash):
+            try:
+                doc = json.loads((out_dir / "reports" / known["report"]).read_text(encoding="utf-8"))
+                results[capture] = {"capture": capture, "status": "ok", "error": None, "cached": True,
+                                    "part": doc["captures"][0], "seconds": known.get("seconds")}
+                continue
+            except (OSError, ValueError, KeyError, IndexError):
+                pass  # the report went missing or is broken: analyse again
+        todo.append(capture)
+
+    settings = Settings(tuple(rules), window, engine, frozenset(sip_ports), meaning)
+    fresh = _run_dask(settings, todo, jobs, scheduler) if executor == "dask" and todo else \
+        _run_local(settings, todo, jobs)
+
+    for result in fresh:
+        capture = result["capture"]
+        entry = {"sha256": hashes[capture], "ruleset": rule_hash, "status": result["status"],
+                 "error": result["error"], "seconds": result["seconds"]}
+        if result["status"] == "ok":
+            name = _report_name(capture, hashes[capture])
+            doc = report.report([result["part"]], rules)
+            _atomic_write(out_dir / "reports" / name, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+            entry["report"] = name
+        state["captures"][capture] = entry
+        results[capture] = result
+    _atomic_write(state_path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+    ordered = [dict(results[c], sha256=hashes[c]) for c in captures]
+    procedures, deviations, capture_table = build_tables(ordered)
+    tables = {"procedures": procedures, "deviations": deviations, "captures": capture_table}
+    write_tables(out_dir, tables)
+    parts = [r["part"] for r in ordered if r["part"]]
+    failed = [r for r in ordered if r["status"] != "ok"]
+    return BatchOutcome(analysed=len(fresh) - sum(r["status"] != "ok" for r in fresh),
+                        skipped=sum(bool(r.get("cached")) for r in ordered), failed=failed, tables=tables,
+                        exit_code=int(report.exit_code({"captures": parts})))
+
+
+def write_summary(outcome: BatchOutcome, out: IO[str]) -> None:
+    """Counts, verdicts per rule, the 5 most frequent deviations, service interruption percentiles."""
+    import polars as pl
+
+    procedures, deviations = outcome.tables["procedures"], outcome.tables["deviations"]
+    out.write(f"captures: {outcome.analysed} analysed, {outcome.skipped} skipped (unchanged), "
+              f"{len(outcome.failed)} failed\n")
+    for r in outcome.failed:
+        out.write(f"  FAILED {r['error']}\n")
+    if procedures.height:
+        out.write("verdicts per rule:\n")
+        counts = procedures.group_by("rule", "verdict").len().sort("rule", "verdict")
+        for rule in counts["rule"].unique(maintain_order=True):
+            row = counts.filter(pl.col("rule") == rule)
+            text = ", ".join(f"{v} {n}" for v, n in zip(row["verdict"], row["len"], strict=True))
+            out.write(f"  {rule:<28} {text}\n")
+    else:
+        out.write("no procedure found\n")
+    if deviations.height:
+        out.write("most frequent deviations (rule / step / code):\n")
+        top = (deviations.group_by("rule", "step", "code").len()
+               .sort(["len", "rule", "step", "code"], descending=[True, False, False, False]).head(5))
+        for rule, step, code, n in top.iter_rows():
+            out.write(f"  {n:>5} × {rule} / {step or '-'} / {code}\n")
+    interruptions = procedures["service_interruption"].drop_nulls()
+    if interruptions.len():
+        q = [interruptions.quantile(p, "linear") for p in (0.5, 0.9, 0.99)]
+        out.write(f"service interruption (s, {interruptions.len()} migrations): p50 {q[0]:.3f}  "
+                  f"p90 {q[1]:.3f}  p99 {q[2]:.3f}\n")

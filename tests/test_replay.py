@@ -1,0 +1,189 @@
+"""``mcxa replay``: the sample captures replay without drift against sample_captures/expected.yaml; every
+drift from a changed expect file is one line naming capture, rule, UE and what differs; the feed is in
+capture time order and paced proportionally; JUnit output fails the drifting capture."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+from lxml import etree
+
+from analyzer import replay as rp
+from analyzer.cli import main
+from analyzer.exitcodes import ExitCode
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_captures"
+EXPECT = SAMPLES / "expected.yaml"
+CLOCK = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3})  ")
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main(["replay", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def seconds(line: str) -> float:
+    h, m, s, ms = map(int, CLOCK.match(line).groups())
+    return h * 3600 + m * 60 + s + ms / 1000
+
+
+def test_samples_replay_without_drift(capsys):
+    code, out, _ = run(capsys, SAMPLES, "--expect", EXPECT)
+    assert code == ExitCode.OK
+    assert "DRIFT" not in out
+    n = len(yaml.safe_load(EXPECT.read_text())["captures"])
+    assert out.splitlines()[-1] == f"{n} captures, 0 drifts"
+
+
+def test_feed_lists_events_and_verdicts_in_time_order(capsys):
+    sample = SAMPLES / "group-migration-affiliation-rejected.pcapng"
+    code, out, _ = run(capsys, sample)
+    assert code == ExitCode.DEVIATION  # without --expect: analyze's exit codes
+    lines = out.splitlines()
+    assert lines[0] == f"== {sample}"
+    times = [seconds(line) for line in lines[1:]]
+    assert times == sorted(times) and len(times) > 10
+    verdict = next(line for line in lines if "group-call-migration" in line)
+    assert "VERDICT DEVIATION" in verdict and "sip:alice@a.mcx.example sip:G1@a.mcx.example" in verdict
+    assert "affiliation: failed" in verdict
+    # the verdict comes once its last step (the rejected affiliation) has been seen
+    rejected = next(i for i, line in enumerate(lines) if "affiliation " in line and "failure 403" in line)
+    assert lines.index(verdict) > rejected
+    assert re.search(r"ue1\s+b\.mcx\.example\s+affiliation\s+failure 403 sip:G1@b\.mcx\.example", out)
+
+
+def changed_expect(tmp_path: Path) -> Path:
+    """Samples copied with an expect file where one verdict changed, one instance and one capture entry
+    were removed."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    for name in ("group-migration-compliant.pcapng", "two-ues-group-migration.pcapng",
+                 "private-migration-compliant.pcapng"):
+        shutil.copy(SAMPLES / name, samples / name)
+    data = yaml.safe_load(EXPECT.read_text())["captures"]
+    keep = {k: data[k] for k in ("group-migration-compliant.pcapng", "two-ues-group-migration.pcapng")}
+    keep["group-migration-compliant.pcapng"]["procedures"][0]["verdict"] = "deviation"
+    assert len(keep["two-ues-group-migration.pcapng"]["procedures"]) == 2
+    keep["two-ues-group-migration.pcapng"]["procedures"].pop()
+    expect = samples / "expected.yaml"
+    expect.write_text(yaml.safe_dump({"captures": keep}))
+    return expect
+
+
+def test_every_drift_is_one_line_and_exit_1(capsys, tmp_path):
+    expect = changed_expect(tmp_path)
+    captures = yaml.safe_load(EXPECT.read_text())["captures"]
+    removed = captures["two-ues-group-migration.pcapng"]["procedures"][1]
+    code, out, _ = run(capsys, expect.parent, "--expect", expect)
+    assert code == ExitCode.DEVIATION
+    drifts = [line for line in out.splitlines() if line.startswith("DRIFT")]
+    assert drifts == [
+        "DRIFT group-migration-compliant.pcapng: group-call-migration sip:alice@a.mcx.example "
+        "sip:G1@a.mcx.example: verdict expected deviation, got compliant",
+        "DRIFT private-migration-compliant.pcapng: not in the expect file (1 migration instance(s) found)",
+        f"DRIFT two-ues-group-migration.pcapng: group-call-migration {removed['ue']} {removed['group']}: "
+        f"unexpected instance (verdict {removed['verdict']})",
+    ]
+    assert out.splitlines()[-1] == "3 captures, 3 drifts"
+
+
+def test_expected_capture_not_replayed_is_a_drift_only_under_a_given_directory(capsys, tmp_path):
+    expect = changed_expect(tmp_path)
+    (expect.parent / "two-ues-group-migration.pcapng").unlink()
+    code, out, _ = run(capsys, expect.parent, "--expect", expect)
+    assert code == ExitCode.DEVIATION
+    assert "DRIFT two-ues-group-migration.pcapng: not replayed" in out
+    # a single file given: the others are not expected to be replayed
+    code, out, _ = run(capsys, expect.parent / "group-migration-compliant.pcapng", "--expect", expect)
+    assert "not replayed" not in out and out.splitlines()[-1] == "1 captures, 1 drifts"
+
+
+def test_drifts_name_missing_instances_and_differing_steps():
+    want = [{"rule": "group-call-migration", "ue": "sip:a@x", "group": "sip:G@x", "from": "x", "to": "y",
+             "verdict": "deviation", "steps": {"late-entry": "late"}},
+            {"rule": "private-call-migration", "ue": "sip:a@x", "peer": "sip:b@x", "from": "x", "to": "y",
+             "verdict": "compliant", "steps": {}}]
+    got = [dict(want[0], steps={"late-entry": "missing"}, to="z")]
+    assert rp.drifts(want, got) == [
+        "group-call-migration sip:a@x sip:G@x: steps expected {late-entry: late}, got {late-entry: missing}",
+        "group-call-migration sip:a@x sip:G@x: to expected y, got z",
+        "private-call-migration sip:a@x sip:b@x: missing instance (expected verdict compliant)",
+    ]
+
+
+def test_expected_entry_matches_by_relative_path_or_file_name(tmp_path):
+    expectations = rp.Expectations.load(str(EXPECT))
+    assert expectations.key_of(str(SAMPLES / "real" / "sipp-mcptt-udp.pcap")) == "real/sipp-mcptt-udp.pcap"
+    assert expectations.key_of(str(tmp_path / "group-migration-chat.pcapng")) == "group-migration-chat.pcapng"
+    assert expectations.key_of(str(tmp_path / "other.pcap")) is None
+    assert expectations.rules == {"group-call-migration", "private-call-migration"}
+
+
+def test_junit_has_a_failure_for_the_drifting_capture(capsys, tmp_path):
+    expect = changed_expect(tmp_path)
+    out_file = tmp_path / "replay.xml"
+    code, out, _ = run(capsys, expect.parent, "--expect", expect, "--format", "junit", "-o", out_file)
+    assert code == ExitCode.DEVIATION
+    assert out.splitlines()[-1] == "3 captures, 3 drifts"  # the feed still goes to stdout
+    root = etree.parse(str(out_file)).getroot()
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    assert set(cases) == {"group-migration-compliant.pcapng", "two-ues-group-migration.pcapng",
+                          "private-migration-compliant.pcapng"}
+    failure = cases["group-migration-compliant.pcapng"].find("failure")
+    assert "verdict expected deviation, got compliant" in failure.text
+    assert root.get("tests") == "3" and root.get("failures") == "3"
+
+
+def test_junit_of_the_samples_has_no_failure(capsys):
+    code, out, _ = run(capsys, SAMPLES, "--expect", EXPECT, "--format", "junit")
+    assert code == ExitCode.OK
+    root = etree.fromstring(out.encode())
+    assert root.find(".//failure") is None and int(root.get("tests")) > 20
+
+
+def test_pacer_sleeps_in_proportion_to_capture_time():
+    slept: list[float] = []
+    pacer = rp.Pacer(10, sleep=slept.append)
+    lines = [rp.Line(100.0, "a"), rp.Line(101.0, "b"), rp.Line(101.0, "c"), rp.Line(104.0, "d"),
+             rp.Line(500.0, "e")]
+
+    class Out:
+        text = ""
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+    out = Out()
+    pacer.play(lines, out)
+    assert out.text == "a\nb\nc\nd\ne\n"
+    assert slept == [0.1, 0.3, rp.MAX_SLEEP]  # 1 s and 3 s at 10×; an idle gap is capped
+
+
+def test_speed_max_and_huge_speeds_do_not_sleep():
+    slept: list[float] = []
+    for speed in (None, 1e9):
+        pacer = rp.Pacer(speed, sleep=slept.append)
+        for t in (0.0, 1.0, 30.0):
+            pacer.wait(t)
+    assert slept == []
+    assert rp.parse_speed("max") is None and rp.parse_speed("2.5") == 2.5
+
+
+def test_bad_speed_and_missing_path_are_usage_errors(capsys, tmp_path):
+    code, _, err = run(capsys, SAMPLES / "group-migration-compliant.pcapng", "--speed", "0")
+    assert code == ExitCode.BAD_INPUT and "--speed" in err
+    code, _, err = run(capsys, tmp_path / "nope")
+    assert code == ExitCode.BAD_INPUT and "does not exist" in err
+
+
+def test_paced_replay_runs_through_the_command(capsys):
+    code, out, _ = run(capsys, SAMPLES / "group-migration-compliant.pcapng", "--speed", "1e6")
+    assert code == ExitCode.OK and "VERDICT COMPLIANT  group-call-migration" in out
