@@ -50,7 +50,7 @@ def find_captures(paths: Iterable[str]) -> list[str]:
             for match in sorted(glob.glob(path, recursive=True)):
                 found += find_captures([match]) if os.path.isdir(match) else [match]
         else:
-            raise UsageError("no such file or directory", path)
+            raise UsageError("does not exist (no such file, directory or glob match)", path)
     seen: set[str] = set()
     unique = []
     for path in found:

@@ -370,10 +370,7 @@ def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_fi
     except ValueError:
         raise click.BadParameter(f"{speed!r} is not a positive number or 'max'",
                                  param_hint="--speed") from None
-    try:
-        captures, directories = rp.expand_paths(paths)
-    except FileNotFoundError as exc:
-        raise click.BadParameter(f"{exc.args[0]} does not exist", param_hint="PATH") from None
+    captures, directories = rp.expand_paths(paths)
     expectations = rp.Expectations.load(expect_file) if expect_file else None
     rules = load_rules(rules_dir)
     out = open(output, "w", encoding="utf-8") if output else click.get_text_stream("stdout")  # noqa: SIM115

@@ -13,13 +13,12 @@ import os
 import time as _time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
+from analyzer.batch import find_captures
 from analyzer.pipeline import CaptureAnalysis
 from analyzer.rules.wording import clock
 
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".gz")
 MIGRATION_RULES = ("group-call-migration", "private-call-migration")
 #: The longest sleep between two lines, in seconds of wall time: an idle hour in a capture does not
 #: stall a replay.
@@ -27,21 +26,11 @@ MAX_SLEEP = 5.0
 
 
 def expand_paths(paths: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(captures, directories): files as given, directories searched recursively for *.pcap, *.pcapng,
-    *.gz (sorted). A path that does not exist raises FileNotFoundError."""
-    captures: list[str] = []
-    directories: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            directories.append(path)
-            found = [str(p) for p in Path(path).rglob("*")
-                     if p.is_file() and p.name.lower().endswith(CAPTURE_SUFFIXES)]
-            captures += sorted(found)
-        elif os.path.exists(path):
-            captures.append(path)
-        else:
-            raise FileNotFoundError(path)
-    return list(dict.fromkeys(captures)), directories
+    """(captures, directories): the captures ``mcxa batch`` would take from ``paths`` (files, directories
+    searched recursively, globs), and the directories among them (for "not replayed" checks). A path that
+    does not exist raises ``UsageError``."""
+    paths = list(paths)
+    return find_captures(paths), [p for p in paths if os.path.isdir(p)]
 
 
 # --- the live feed -------------------------------------------------------------------------------------
