@@ -50,8 +50,27 @@ def _ports(ctx, param, value: str | None) -> frozenset[int]:
     return frozenset(ports)
 
 
-engine_option = click.option("--engine", type=click.Choice(["dpkt"]), default="dpkt", show_default=True,
-                             help="Decoding engine.")
+def _keylog(ctx, param, value: str | None) -> None:
+    ctx.meta["mcxa.tls_keylog"] = value
+
+
+def _engine(ctx, param, value: str) -> str:
+    from analyzer.engines import resolve_engine
+
+    return resolve_engine(value, ctx.meta.get("mcxa.tls_keylog"), lambda line: click.echo(line, err=True))
+
+
+def engine_option(command):
+    """``--engine auto|dpkt|tshark`` and ``--tls-keylog``; the value is the name ``get_engine`` takes."""
+    command = click.option("--engine", type=click.Choice(["auto", "dpkt", "tshark"]), default="auto",
+                           show_default=True, callback=_engine,
+                           help="Decoding engine: auto is dpkt, or tshark with --tls-keylog.")(command)
+    return click.option("--tls-keylog", type=click.Path(exists=True, dir_okay=False), is_eager=True,
+                        expose_value=False, callback=_keylog, metavar="FILE",
+                        help="TLS key log (SSLKEYLOGFILE format): tshark decrypts HTTPS into HTTP "
+                             "messages (implies --engine tshark).")(command)
+
+
 sip_ports_option = click.option("--sip-ports", callback=_ports, metavar="PORT[,PORT...]",
                                 help="Extra UDP ports whose non-SIP datagrams are reported as malformed SIP "
                                      "(SIP is recognised by its start line on any port regardless).")

@@ -6,7 +6,7 @@ The registry maps ``--engine`` names to a decode function; downstream stages nev
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from analyzer.diagnostics import Diagnostics
 from analyzer.messages.records import Message
@@ -40,6 +40,7 @@ class DecodeOptions:
     sip_ports: frozenset[int] = frozenset((5060, 5061))
     workers: int = 2  # processes for one capture: 2 runs the transport stage in a worker (Linux)
     progress: Callable[[DecodeStats], None] | None = None  # called now and then while reading
+    tls_keylog: str | None = None  # NSS key log (SSLKEYLOGFILE) to decrypt TLS; the tshark engine only
 
 
 @dataclass(slots=True)
@@ -52,11 +53,40 @@ class Decoded:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
-def get_engine(name: str) -> Callable[[str, DecodeOptions], Decoded]:
-    from analyzer.engines import dpkt_engine
+#: An engine name may carry a TLS key log: ``tshark+keylog=/path/to/keys`` (a plain string, so it
+#: travels unchanged through batch workers and report options).
+KEYLOG_MARK = "+keylog="
 
-    engines = {"dpkt": dpkt_engine.decode}
+
+def get_engine(name: str) -> Callable[[str, DecodeOptions], Decoded]:
+    from analyzer.engines import dpkt_engine, tshark_engine
+
+    name, _, keylog = name.partition(KEYLOG_MARK)
+    engines = {"dpkt": dpkt_engine.decode, "tshark": tshark_engine.decode, "auto": dpkt_engine.decode}
     try:
-        return engines[name]
+        engine = engines[name]
     except KeyError:
         raise ValueError(f"unknown engine {name!r} (choose from {', '.join(engines)})") from None
+    if not keylog:
+        return engine
+
+    def with_keylog(path: str, options: DecodeOptions | None = None) -> Decoded:
+        return engine(path, replace(options or DecodeOptions(), tls_keylog=keylog))
+
+    return with_keylog
+
+
+ENGINES = ("auto", "dpkt", "tshark")
+
+
+def resolve_engine(name: str, tls_keylog: str | None = None,
+                   warn: Callable[[str], None] | None = None) -> str:
+    """``auto`` → dpkt, or tshark when a TLS key log is given (only tshark decrypts; ``warn`` says so).
+
+    Returns the engine name to hand to ``get_engine``, carrying the key log if there is one.
+    """
+    if not tls_keylog:
+        return "dpkt" if name == "auto" else name
+    if name != "tshark" and warn:
+        warn(f"mcxa: --tls-keylog needs the tshark engine; using --engine tshark instead of {name}")
+    return f"tshark{KEYLOG_MARK}{tls_keylog}"

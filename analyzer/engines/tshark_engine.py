@@ -1,0 +1,236 @@
+"""The tshark engine: Wireshark's dissectors find the messages, our parsers read them.
+
+Runs ``tshark -r FILE -Y 'sip || http || tls.handshake.type == 1' -T ek -x`` as a subprocess and reads
+its output one line (one packet) at a time. ``-x`` adds ``sip_raw``/``http_raw``: the bytes of each
+message as Wireshark reassembled (TCP, IP fragments, WebSocket) or decrypted them (TLS with a key log).
+Those bytes go through the same ``to_message`` as the dpkt engine, so the records are the same; the frame
+is the one Wireshark shows the message in (the one that completed it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from analyzer.engines import Decoded, DecodeOptions
+from analyzer.engines.dpkt_engine import _message
+from analyzer.errors import InputError
+from analyzer.messages.records import Message
+from analyzer.transport.framing import _DROP_LENGTH_FIELDS
+from analyzer.transport.records import Payload, TlsHello, endpoint
+
+DISPLAY_FILTER = "sip || http || tls.handshake.type == 1"
+#: Wireshark's own SIP ports; any other --sip-ports entry is decoded as SIP with ``-d``.
+_WIRESHARK_SIP_PORTS = frozenset((5060, 5061))
+
+
+def command(path: str, options: DecodeOptions) -> list[str]:
+    """The tshark command line for one capture."""
+    cmd = ["tshark", "-n", "-r", path, "-Y", DISPLAY_FILTER, "-T", "ek", "-x",
+           # SIP over TCP on any port, as our demux finds it: without this, a port Wireshark assigns to
+           # another protocol (6060 in heplify__sip_ipv4_tcp_fragmented.pcap) hides the SIP on it
+           "-o", "tcp.try_heuristic_first:TRUE"]
+    for port in sorted(options.sip_ports - _WIRESHARK_SIP_PORTS):
+        cmd += ["-d", f"tcp.port=={port},sip", "-d", f"udp.port=={port},sip"]
+    if options.tls_keylog:
+        cmd += ["-o", f"tls.keylog_file:{options.tls_keylog}"]
+    return cmd
+
+
+def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
+    """Check the inputs now (so a missing tshark or file fails before any output); decode lazily."""
+    options = options or DecodeOptions()
+    if shutil.which("tshark") is None:
+        raise InputError("tshark is not installed (apt-get install tshark)")
+    if not Path(path).is_file():
+        raise InputError("no such capture file", path)
+    if options.tls_keylog and not Path(options.tls_keylog).is_file():
+        raise InputError("no such TLS key log file", options.tls_keylog)
+    decoded = Decoded(path, iter(()))
+    decoded.items = _run(path, options, decoded)
+    return decoded
+
+
+def _run(path: str, options: DecodeOptions, decoded: Decoded) -> Iterator[Message | TlsHello]:
+    stats, diag = decoded.stats, decoded.diagnostics
+    decryptable = _client_randoms(options.tls_keylog)
+    proc = subprocess.Popen(command(path, options), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        for line in proc.stdout:
+            if not line.startswith(b'{"timestamp"'):
+                continue  # the ek index lines
+            packet = json.loads(line)["layers"]
+            for item in _items(packet, decryptable):
+                if isinstance(item, Payload):
+                    item = _message(item, diag)
+                    if item is None:
+                        continue
+                stats.count(item)
+                yield item
+        stderr = proc.stderr.read().decode("utf-8", "replace")
+        rc = proc.wait()
+    finally:
+        if proc.poll() is None:  # the consumer stopped early
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    for problem in stderr.splitlines():
+        problem = problem.strip()
+        if problem and not problem.startswith("Running as user"):
+            diag.add("tshark-stderr", problem)
+    if rc != 0:
+        raise InputError(f"tshark failed (exit {rc}): {stderr.strip().splitlines()[-1:] or ''}", path)
+    stats.packets = _packet_count(path)
+    if options.progress:
+        options.progress(stats)
+
+
+def _packet_count(path: str) -> int:
+    """Packets in the file (the display filter hides the others from us): capinfos, else tshark."""
+    if shutil.which("capinfos"):
+        run = subprocess.run(["capinfos", "-M", "-T", "-r", "-c", path], capture_output=True, text=True)
+        try:
+            return int(run.stdout.split("\t")[-1])
+        except ValueError:
+            pass
+    run = subprocess.run(["tshark", "-n", "-r", path, "-T", "fields", "-e", "frame.number"],
+                         capture_output=True, text=True)
+    return run.stdout.count("\n")
+
+
+def _listed(value) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _last(layers: dict, name: str) -> dict | None:
+    """The innermost instance of a protocol layer (tunnels repeat ip/eth)."""
+    found = _listed(layers.get(name))
+    return found[-1] if found else None
+
+
+def _find(tree, key: str):
+    """First value of ``key`` anywhere in a nested layer (TLS nests records and handshakes)."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        tree = tree.values()
+    elif not isinstance(tree, list):
+        return None
+    for sub in tree:
+        found = _find(sub, key)
+        if found is not None:
+            return found
+    return None
+
+
+def _first(value):
+    return value[0] if isinstance(value, list) else value
+
+
+_PIECES = {"ip": "ip_ip_fragment", "ipv6": "ipv6_ipv6_fragment", "tcp": "tcp_tcp_segment",
+           "sctp": "sctp_sctp_fragment"}
+
+
+def _pieces(layer: str, layers: dict) -> list:
+    """Frame numbers of a reassembly's pieces: at the top level (TCP) or inside the layer (IP, SCTP)."""
+    key = _PIECES[layer]
+    found = _listed(layers.get(key))
+    for tree in _listed(layers.get(layer)):
+        if isinstance(tree, dict):
+            found += _listed(tree.get(key))
+    return found
+
+
+def _client_randoms(keylog: str | None) -> frozenset[str]:
+    """Client randoms the key log has secrets for (NSS format: ``LABEL <client random hex> <secret>``)."""
+    if not keylog:
+        return frozenset()
+    with open(keylog, encoding="ascii", errors="replace") as fh:
+        return frozenset(parts[1].lower() for parts in map(str.split, fh)
+                         if len(parts) == 3 and not parts[0].startswith("#"))
+
+
+def _items(layers: dict, decryptable: frozenset[str] = frozenset()) -> Iterator[Payload | TlsHello]:
+    frame_layer = layers["frame"]
+    frame = int(frame_layer["frame_frame_number"])
+    time = float(frame_layer["frame_frame_time_epoch"])
+    ip6, ip4 = _last(layers, "ipv6"), _last(layers, "ip")
+    # the innermost IP header is the last one: with IPv6 in IPv4 (or the reverse) take whichever came later
+    if ip4 and ip6:
+        keys = list(layers)
+        use6 = keys.index("ipv6") > keys.index("ip")
+    else:
+        use6 = ip6 is not None
+    if use6:
+        src_ip, dst_ip = ip6.get("ipv6_ipv6_src"), ip6.get("ipv6_ipv6_dst")
+    elif ip4:
+        src_ip, dst_ip = ip4.get("ip_ip_src"), ip4.get("ip_ip_dst")
+    else:
+        return
+    for transport in ("tcp", "udp", "sctp"):
+        layer = _last(layers, transport)
+        if layer is not None:
+            sport = _first(layer.get(f"{transport}_{transport}_srcport"))
+            dport = _first(layer.get(f"{transport}_{transport}_dstport"))
+            break
+    else:
+        return
+    src, dst = endpoint(_first(src_ip), int(sport)), endpoint(_first(dst_ip), int(dport))
+    tls = "tls" in layers
+    if tls and "http" not in layers and "sip" not in layers:
+        random = _find(layers["tls"], "tls_tls_handshake_random")
+        if isinstance(random, str) and random.replace(":", "").lower() in decryptable:
+            return  # the key log decrypts this session: its HTTP messages follow, not an opaque flow
+        sni = _find(layers["tls"], "tls_tls_handshake_extensions_server_name")
+        yield TlsHello(frame, time, src, dst, _first(sni))
+        return
+    kind = "tls" if tls else transport
+    framing = "websocket" if "websocket" in layers else None
+    # every frame that carried a piece: TCP segments, IPv4/IPv6 fragments, SCTP chunks
+    segments = sorted({int(f) for layer in ("ip", "ipv6", "tcp", "sctp") if layer in layers
+                       for f in _pieces(layer, layers) if str(f).isdigit()})
+    frames = (*(f for f in segments if f != frame), frame)
+    for proto in ("sip", "http"):
+        raws = _listed(layers.get(f"{proto}_raw"))
+        trees = _listed(layers.get(proto))
+        for i, raw in enumerate(raws):
+            data = bytes.fromhex(raw)
+            reply_to = None
+            if proto == "http" and i < len(trees) and isinstance(trees[i], dict):
+                request_in = trees[i].get("http_http_request_in")
+                if not request_in and "http_http_response" in trees[i]:  # Wireshark did not pair it
+                    request_in = trees[i].get("http_http_prev_request_in")
+                reply_to = int(_first(request_in)) if request_in else None
+                data = _http_with_body(data, trees[i], layers, len(raws))
+            yield Payload(data, frames, time, src, dst, kind, framing, reply_to)
+
+
+def _http_with_body(head: bytes, tree: dict, layers: dict, count: int) -> bytes:
+    """``http_raw`` covers the start line and headers only; add the body as it was on the wire.
+
+    One HTTP message completed by TCP reassembly: the reassembled PDU is the whole message. Otherwise
+    (one segment, or decrypted TLS) the dissected body follows the headers.
+    """
+    body = tree.get("http_http_file_data_raw")
+    if "chunked" in str(tree.get("http_http_transfer_encoding", "")).lower() and isinstance(body, str):
+        # as our framer does: the de-chunked body with a Content-Length instead of the framing fields
+        body = bytes.fromhex(body)
+        end = head.find(b"\r\n\r\n")
+        head = head[:end + 2] if end >= 0 else head.rstrip(b"\r\n") + b"\r\n"
+        head = _DROP_LENGTH_FIELDS.sub(b"", head)
+        return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+    reassembled = layers.get("tcp_tcp_reassembled_data_raw")
+    if count == 1 and isinstance(reassembled, str):
+        whole = bytes.fromhex(reassembled)
+        if whole.startswith(head):
+            return whole
+    if isinstance(body, str):
+        return head + bytes.fromhex(body)
+    return head
