@@ -150,8 +150,9 @@ class SystemMap:
     def infer(cls, observations: Iterable[tuple[str, str | None]]) -> SystemMap:
         """Infer systems from ``(domain, server address)`` pairs seen in requests.
 
-        Domains are merged when one is a subdomain of another or when they were served by the same server
-        address; each group becomes a system named after its shortest domain.
+        Domains are merged when one is a server's host name under the other (``ims.``, ``cms.``, ...) or
+        when they were served by the same server address; each group becomes a system named after its
+        shortest domain.
         """
         parent: dict[str, str] = {}
 
@@ -180,17 +181,14 @@ class SystemMap:
                     union(domain, by_server[ip])
                 else:
                     by_server[ip] = domain
-        for domain in list(domains):  # cms.b.example and ims.b.example name b.example
+        # A server's host name joins its system's domain (cms.b.example, ims.b.example → b.example), but
+        # one system's domain never swallows another's: a.mcx.example and b.mcx.example stay two systems
+        # even when mcx.example is itself a system.
+        for domain in list(domains):
             label, _, owner = domain.partition(".")
             if label in SERVER_LABELS and owner.count(".") >= 1:
                 domains.add(owner)
                 union(domain, owner)
-        for domain in domains:  # ims.a.mcx.example joins a.mcx.example
-            labels = domain.split(".")
-            for i in range(1, len(labels) - 1):
-                if ".".join(labels[i:]) in domains:
-                    union(domain, ".".join(labels[i:]))
-                    break
         groups: dict[str, list[str]] = {}
         for domain in domains:
             groups.setdefault(find(domain), []).append(domain)

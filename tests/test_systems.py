@@ -72,3 +72,11 @@ def test_the_readme_systems_file_example_loads(tmp_path):
     path.write_text(block)
     systems = SystemMap.from_file(path)
     assert systems.primary() == "Home" and systems.server_kind("login.home.example") == "idms"
+
+
+def test_a_partner_domain_under_the_primary_domain_stays_a_system_of_its_own():
+    seen = [("a.mcx.example", "10.10.0.10:5060"), ("mcx.example", "10.98.0.1:5060"),
+            ("cms.mcx.example", "10.98.0.1:443"), ("ims.a.mcx.example", "10.10.0.10:5060")]
+    systems = SystemMap.infer(seen)
+    assert set(systems.systems) == {"a.mcx.example", "mcx.example"}
+    assert systems.of_host("ims.a.mcx.example") == "a.mcx.example"

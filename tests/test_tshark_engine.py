@@ -12,6 +12,7 @@ import pytest
 
 from analyzer.cli import main
 from analyzer.engines import DecodeOptions, get_engine, resolve_engine
+from analyzer.exitcodes import ExitCode
 from analyzer.messages.records import Message
 from analyzer.transport.records import TlsHello
 
@@ -113,3 +114,21 @@ def test_missing_tshark_is_a_one_line_error(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0
     assert "tshark is not installed (apt-get install tshark)" in err
+
+
+def test_key_log_turns_an_unverifiable_profile_retrieval_into_a_judged_one(capsys):
+    """A real nginx/curl HTTPS retrieval inside a migration: without keys the step is unverifiable and the
+    verdict incomplete; with the key log the retrieval is read and the migration is compliant."""
+    real = Path(__file__).resolve().parents[1] / "sample_captures" / "real"
+    capture = str(real / "group-migration-real-https.pcapng")
+    keylog = str(real / "nginx-profile-https.keylog")
+    assert main(["analyze", capture, "--format", "json", "-q"]) == ExitCode.INCOMPLETE
+    without = json.loads(capsys.readouterr().out)["captures"][0]["procedures"]
+    [unverifiable] = [s for p in without for s in p["steps"] if s["status"] == "unverifiable"]
+    assert unverifiable["id"] == "profile-retrieval"
+    assert main(["analyze", capture, "--format", "json", "-q", "--tls-keylog", keylog]) == ExitCode.OK
+    doc = json.loads(capsys.readouterr().out)
+    migration = [p for p in doc["captures"][0]["procedures"] if p["rule"] == "group-call-migration"]
+    assert [p["verdict"] for p in migration] == ["compliant"]
+    step = next(s for s in migration[0]["steps"] if s["id"] == "profile-retrieval")
+    assert (step["status"], step["event"]) == ("matched", "profile-retrieval")

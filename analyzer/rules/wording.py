@@ -55,5 +55,5 @@ def describe(inst: Instance, r: StepResult, code: str, capture_end: float) -> st
         return f"{expected}: {seen} came before the step '{step.after}' it must follow"
     if r.status == "unverifiable":
         return (f"{expected}: only encrypted traffic was seen ({e.detail}, {frames_text(e.frames)}); "
-                "with the TLS key log of the UE or the proxy it could be judged")
+                "give the TLS key log of the UE or the proxy (--tls-keylog) to judge it")
     return f"{expected}: {r.status}"
