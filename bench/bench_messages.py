@@ -70,7 +70,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--format", choices=("pcap", "pcapng"), default="pcap")
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool; the median is reported")
-    ap.add_argument("--engine", action="append", default=None, help="mcxa engine(s) to time (default dpkt)")
+    ap.add_argument("--engine", action="append", default=None,
+                    help="mcxa engine(s) to time (default: dpkt and tshark)")
     args = ap.parse_args()
 
     out_dir = HERE / "out"
@@ -88,7 +89,7 @@ def main() -> None:
     print(f"capture: {capture} ({capture.stat().st_size / 1e6:.0f} MB), {args.repeat} run(s) each, medians")
     results = {}
     jobs = {f"mcxa --engine {e}": [mcxa, "messages", str(capture), "--format", "jsonl", "--quiet",
-                                   "--engine", e] for e in (args.engine or ["dpkt"])}
+                                   "--engine", e] for e in (args.engine or ["dpkt", "tshark"])}
     jobs["tshark -Y sip -T fields"] = [tshark, "-r", str(capture), "-Y", "sip", "-T", "fields",
                                        "-e", "frame.number", "-e", "sip.Call-ID", "-e", "sip.Method"]
     for name, cmd in jobs.items():
