@@ -158,6 +158,15 @@ def analysis_options(command):
     return command
 
 
+def rules_options(command):
+    """The options of every command that judges: which rules, and a window overriding theirs."""
+    window = click.option("--window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                          help="Time window for every step, overriding the rules' own (default 30 s).")
+    rules = click.option("--rules", "rules_dir", type=click.Path(),
+                         help="Rule directory or file (default: the shipped rules/).")
+    return rules(window(command))
+
+
 def _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet=False):
     try:
         pattern = re.compile(migration_reason, re.I)
@@ -251,10 +260,7 @@ ANALYZE_FORMATS = ("text", "json", "junit", "html")
 @click.option("--format", "fmt", type=click.Choice(ANALYZE_FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
               help="Write to this file instead of stdout.")
-@click.option("--rules", "rules_dir", type=click.Path(), help="Rule directory or file (default: the shipped "
-                                                              "rules/).")
-@click.option("--window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Time window for every step, overriding the rules' own (default 30 s).")
+@rules_options
 @analysis_options
 def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason, engine,
             sip_ports, quiet):
@@ -303,10 +309,7 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
                                                      "--executor dask: a local cluster).")
 @click.option("--force", is_flag=True, help="Analyse again even captures whose content and rule set are "
                                             "unchanged since the last run into --out.")
-@click.option("--rules", "rules_dir", type=click.Path(), help="Rule directory or file (default: the shipped "
-                                                              "rules/).")
-@click.option("--window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Time window for every step, overriding the rules' own (default 30 s).")
+@rules_options
 @analysis_options
 def batch(paths, out_dir, jobs, executor, scheduler, force, rules_dir, window, systems_file, identities_file,
           migration_reason, engine, sip_ports, quiet):
@@ -370,10 +373,7 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
 @click.option("--format", "fmt", type=click.Choice(["text", "junit"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=_output_path,
               help="Write to this file instead of stdout.")
-@click.option("--rules", "rules_dir", type=click.Path(), help="Rule directory or file (default: the shipped "
-                                                              "rules/).")
-@click.option("--window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Time window for every step, overriding the rules' own (default 30 s).")
+@rules_options
 @analysis_options
 def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_file, identities_file,
            migration_reason, engine, sip_ports, quiet):
