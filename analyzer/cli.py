@@ -167,7 +167,8 @@ def rules_options(command):
     return rules(window(command))
 
 
-def _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet=False):
+def _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet=False,
+             keep_messages=False):
     try:
         pattern = re.compile(migration_reason, re.I)
     except re.error as exc:
@@ -180,7 +181,7 @@ def _analyse(capture, engine, sip_ports, systems_file, identities_file, migratio
     meaning = MeaningOptions(
         systems=SystemMap.from_file(systems_file) if systems_file else None,
         identity_map=load_identity_map(identities_file) if identities_file else [],
-        migration_reason=pattern)
+        migration_reason=pattern, keep_messages=keep_messages)
     with _progress(capture, quiet) as progress:
         options = DecodeOptions(sip_ports=sip_ports, progress=progress)
         return analyse_capture(capture, engine, options, meaning)
@@ -275,7 +276,7 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
     ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
     for capture in captures:
         analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
-                            quiet)
+                            quiet, keep_messages=fmt == "html")
         parts.append(report.capture_report(analysis, report.judge(analysis, rules, window)))
         if fmt == "html":
             from analyzer.render.ladder import capture_ladders
@@ -345,7 +346,8 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
     from analyzer.render import ladder as ladders
     from analyzer.rules import load_rules
 
-    analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+    analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet,
+                        keep_messages=True)
     procedures = report.capture_report(analysis, report.judge(analysis, load_rules()))["procedures"]
     session = ladders.pick_session(analysis, procedures, ue, call_id)
     if session is None:

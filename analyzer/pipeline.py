@@ -25,6 +25,7 @@ class MeaningOptions:
     identity_map: list[tuple[str, str]] = field(default_factory=list)
     migration_reason: re.Pattern = MIGRATION_REASON
     address_window: float = ADDRESS_WINDOW
+    keep_messages: bool = False  # keep the decoded messages (ladder diagrams draw them)
 
 
 @dataclass(slots=True)
@@ -35,6 +36,7 @@ class CaptureAnalysis:
     events: list[Event]
     systems: SystemMap
     sessions: list[UeSession]
+    messages: list | None = None  # the decoded Messages and TlsHellos, when MeaningOptions.keep_messages
 
     def session_of(self) -> dict[int, str]:
         """id(event) → the UE session it belongs to."""
@@ -46,8 +48,17 @@ def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptio
     meaning = meaning or MeaningOptions()
     decoded = get_engine(engine)(path, decode_options or DecodeOptions())
     problems: list = []
-    events, systems = extract_events(decoded.items, meaning.systems, meaning.migration_reason, problems)
+    messages: list | None = [] if meaning.keep_messages else None
+    items = decoded.items if messages is None else _keeping(decoded.items, messages)
+    events, systems = extract_events(items, meaning.systems, meaning.migration_reason, problems)
     for problem in problems:
         decoded.diagnostics.add(problem.code, problem.message)
     sessions = build_sessions(events, meaning.identity_map, meaning.address_window)
-    return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions)
+    return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions, messages)
+
+
+def _keeping(items, kept: list):
+    """Pass items through, keeping each (one decode serves both the events and the drawings)."""
+    for item in items:
+        kept.append(item)
+        yield item

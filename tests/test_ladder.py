@@ -165,3 +165,19 @@ def test_flow_command_text_svg_call_id_and_unknown_ue(tmp_path, capsys):
     assert "(2 messages)" in out
     assert main(["flow", REJECTED, "--ue", "nobody"]) == ExitCode.BAD_INPUT
     assert "no UE session matches --ue nobody" in capsys.readouterr().err
+
+
+def test_an_analysis_that_kept_its_messages_draws_without_decoding_again(monkeypatch):
+    """flow and --format html read each capture once: the ladder uses the messages the analysis kept."""
+    from analyzer.pipeline import MeaningOptions, analyse_capture
+    from analyzer.render import ladder
+
+    path = str(Path(__file__).resolve().parents[1] / "sample_captures" / "group-migration-compliant.pcapng")
+    analysis = analyse_capture(path, meaning=MeaningOptions(keep_messages=True))
+
+    def no_second_decode(*args, **kwargs):
+        raise AssertionError("the capture was decoded a second time")
+
+    monkeypatch.setattr(ladder, "get_engine", no_second_decode)
+    kept = collect_messages(analysis)
+    assert kept and [m.frame for m in kept] == sorted(m.frame for m in kept)

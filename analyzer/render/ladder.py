@@ -97,7 +97,8 @@ def session_frames(session: UeSession) -> tuple[set[int], set[str]]:
 
 def collect_messages(analysis: CaptureAnalysis, engine: str = "dpkt",
                      options: DecodeOptions | None = None) -> list[Message | TlsHello]:
-    """Decode the capture again, keeping only the messages some UE session's ladder can show."""
+    """The messages some UE session's ladder can show: from the analysis when it kept its messages,
+    else by decoding the capture again."""
     frames: set[int] = set()
     call_ids: set[str] = set()
     for s in analysis.sessions:
@@ -105,7 +106,9 @@ def collect_messages(analysis: CaptureAnalysis, engine: str = "dpkt",
         frames |= f
         call_ids |= c
     kept: list[Message | TlsHello] = []
-    for item in get_engine(engine)(analysis.path, options or DecodeOptions()).items:
+    items = analysis.messages if analysis.messages is not None \
+        else get_engine(engine)(analysis.path, options or DecodeOptions()).items
+    for item in items:
         if isinstance(item, TlsHello):
             if item.frame in frames:
                 kept.append(item)
@@ -205,7 +208,8 @@ def build_ladder(analysis: CaptureAnalysis, session: UeSession, messages: Iterab
 
 def capture_ladders(analysis: CaptureAnalysis, procedures: list[dict], engine: str = "dpkt",
                     options: DecodeOptions | None = None) -> list[Ladder]:
-    """The ladder of every UE session of a capture (one extra decode for all of them)."""
+    """The ladder of every UE session of a capture (one extra decode for all of them, unless the analysis
+    kept its messages)."""
     if not analysis.sessions:
         return []
     messages = collect_messages(analysis, engine, options)
