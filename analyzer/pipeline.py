@@ -50,9 +50,10 @@ def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptio
     problems: list = []
     messages: list | None = [] if meaning.keep_messages else None
     items = decoded.items if messages is None else _keeping(decoded.items, messages)
-    events, systems = extract_events(items, meaning.systems, meaning.migration_reason, problems)
+    events, systems = extract_events(items, meaning.systems, meaning.migration_reason, problems,
+                                     capture_end=lambda: decoded.stats.last_time)
     for problem in problems:
-        decoded.diagnostics.add(problem.code, problem.message)
+        decoded.diagnostics.add(problem.code, problem.message, problem.frames)
     sessions = build_sessions(events, meaning.identity_map, meaning.address_window)
     return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions, messages)
 

@@ -43,7 +43,7 @@ class Link:
     b: str
     evidence: str  # instance | client | message | map | address
     reason: str  # for people: what was seen, where
-    frames: tuple[int, ...] = ()
+    frames: tuple[int, ...] = ()  # the frames of the event that showed it (``Event.frames``, as Wireshark)
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,8 +60,11 @@ END_CAUSES: dict[str, str] = {
 class Transaction:
     """One SIP transaction: a request, its copies and its responses.
 
+    Frame numbers are those of the frame that completed each message (``Message.frame``, where Wireshark
+    shows it); ``all_frames`` adds every frame that carried bytes of them (TCP segments, IP fragments).
+
     ``request`` is the first copy seen (None for an orphan: responses whose request was not captured);
-    ``request_frames`` lists the frames of every copy. ``retransmissions`` counts extra copies of the
+    ``request_frames`` lists the frame of every copy. ``retransmissions`` counts extra copies of the
     request (and, for an INVITE, of its non-2xx ACK) sent in the same direction; ``response_retransmissions``
     extra copies of a response already seen; ``retransmitted_frames`` the frame of every such extra copy.
     ``provisional`` holds each distinct 1xx once; ``final`` the first final response (None: no answer in
@@ -94,6 +97,7 @@ class Transaction:
     challenge_of: Transaction | None = None
     cancelled: bool = False
     orphan: bool = False
+    all_frames: tuple[int, ...] = ()  # every frame that carried bytes of its messages, in capture order
 
     def __post_init__(self):
         if self.request is None and not self.orphan:
@@ -114,10 +118,9 @@ class Transaction:
 
     @property
     def frames(self) -> tuple[int, ...]:
-        """Every frame of the transaction, in capture order."""
+        """The frame of every message of the transaction (copies included), in capture order."""
         msgs = [*self.provisional, *filter(None, (self.final, self.ack)), *self.more_finals]
-        return tuple(sorted({*self.request_frames, *self.retransmitted_frames,
-                             *(f for m in msgs for f in m.frames)}))
+        return tuple(sorted({*self.request_frames, *self.retransmitted_frames, *(m.frame for m in msgs)}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +268,7 @@ class _Tx:
     __slots__ = ("ack", "answered", "branch", "call_id", "cancelled", "challenge_of", "client", "copies",
                  "cseq", "deadline", "dialog", "dialogs", "direction", "final", "frames", "from_tag",
                  "initial", "key", "last", "method", "more_finals", "orphan", "prov", "record", "request",
-                 "resp_retrans", "retrans", "seen", "server", "time", "to_tags", "transport")
+                 "resp_retrans", "retrans", "seen", "segments", "server", "time", "to_tags", "transport")
 
     def __init__(self, key, method, msg: Message, branch, call_id, cseq, from_tag, orphan: bool):
         self.key, self.method, self.branch, self.call_id, self.cseq = key, method, branch, call_id, cseq
@@ -274,8 +277,9 @@ class _Tx:
             self.request, self.frames, self.direction = None, [], None
             self.client, self.server = msg.dst, msg.src
         else:
-            self.request, self.frames, self.direction = msg, list(msg.frames), (msg.src, msg.dst)
+            self.request, self.frames, self.direction = msg, [msg.frame], (msg.src, msg.dst)
             self.client, self.server = msg.src, msg.dst
+        self.segments: list[int] = []  # every frame of every message (``_touch`` adds them)
         self.retrans = self.resp_retrans = 0
         self.copies: list[int] = []
         self.prov: list[Message] = []
@@ -424,10 +428,10 @@ class TransactionTracker:
             if tx.direction == (msg.src, msg.dst):
                 self._copy(tx, msg, request=True)
             else:  # the same request seen on another hop without a Via of its own
-                tx.frames.extend(msg.frames)
+                tx.frames.append(msg.frame)
             return self._touch(tx, msg, out)
         if tx is not None:  # responses came first (orphan so far): the request turns up late
-            tx.request, tx.frames, tx.direction, tx.orphan = msg, list(msg.frames), (msg.src, msg.dst), False
+            tx.request, tx.frames, tx.direction, tx.orphan = msg, [msg.frame], (msg.src, msg.dst), False
             tx.client, tx.server = msg.src, msg.dst
             tx.time = min(tx.time, msg.time)
         else:
@@ -551,12 +555,13 @@ class TransactionTracker:
         if request:
             tx.retrans += 1
             if msg.method == tx.method:  # not an ACK copy
-                tx.frames.extend(msg.frames)
+                tx.frames.append(msg.frame)
         else:
             tx.resp_retrans += 1
 
     def _touch(self, tx: _Tx, msg: Message, out: list) -> None:
         """Activity on ``tx`` at ``msg``: (re)arm its timer, or finish it now on a reliable transport."""
+        tx.segments.extend(msg.frames)
         if msg.time > tx.last:
             tx.last = msg.time
         if tx.finished:
@@ -593,7 +598,8 @@ class TransactionTracker:
             retransmitted_frames=tuple(tx.copies), branch=tx.branch, call_id=tx.call_id, cseq=tx.cseq,
             from_tag=tx.from_tag, client=tx.client, server=tx.server, transport=tx.transport, time=tx.time,
             answered=tx.answered, to_tags=tuple(tx.to_tags), more_finals=tuple(tx.more_finals), ack=tx.ack,
-            challenge_of=tx.challenge_of, cancelled=tx.cancelled, orphan=tx.orphan)
+            challenge_of=tx.challenge_of, cancelled=tx.cancelled, orphan=tx.orphan,
+            all_frames=tuple(sorted(set(tx.segments))))
         if self._txs.get(tx.key) is tx:
             del self._txs[tx.key]
             if tx.key[0] == "b" and self._loose.get(_loose(tx.key)) is tx:
@@ -612,7 +618,7 @@ class TransactionTracker:
             if self._challenges.get(ckey) is tx:
                 self._push(self._now + self.challenge_window, 1, (ckey, tx))
         # keep only what the records need: the builder may stay referenced by a challenge index entry
-        tx.prov = tx.more_finals = tx.frames = tx.copies = tx.seen = None
+        tx.prov = tx.more_finals = tx.frames = tx.copies = tx.seen = tx.segments = None
         last = tx.final or tx.request
         for d in tx.dialogs:
             if d.emitted:  # close() is emitting it, and its transactions with it
@@ -649,11 +655,12 @@ class TransactionTracker:
         tx = _Tx(None, msg.method if request else method, msg, None, msg.headers.get("call-id"), cseq,
                  _tag(msg.headers.get("from")), orphan=True)
         if request:
-            tx.request, tx.frames, tx.client, tx.server = msg, list(msg.frames), msg.src, msg.dst
+            tx.request, tx.frames, tx.client, tx.server = msg, [msg.frame], msg.src, msg.dst
         elif msg.status >= 200:
             tx.final, tx.answered = msg, msg.time
         else:
             tx.prov.append(msg)
+        tx.segments = list(msg.frames)
         self._emit(tx, out)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -174,3 +177,46 @@ def test_cli_bad_meaning_options_are_one_line_exit_2(args, needle, capsys, tmp_p
     code = main(["events", str(SAMPLES / "group-migration-compliant.pcapng"), *args])
     err = capsys.readouterr().err
     assert code == ExitCode.BAD_INPUT and needle in err and len(err.strip().splitlines()) == 1
+
+
+# --- frame numbers: the frame that completed each message, as tshark and `mcxa messages` number them -----
+
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+
+
+def tshark_messages(path: Path) -> dict[int, str]:
+    """Frame → Call-ID (SIP) or "http", for every frame tshark shows a SIP or HTTP message in."""
+    cmd = ["tshark", "-r", str(path), "-Y", "sip || http.request || http.response", "-T", "fields",
+           "-e", "frame.number", "-e", "sip.Call-ID"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rows = (line.split("\t") for line in out.splitlines())
+    return {int(frame): call_id or "http" for frame, call_id in rows}
+
+
+@needs_tshark
+@pytest.mark.parametrize("path", [SAMPLES / "group-migration-tcp-ipv6.pcapng",
+                                  SAMPLES / "real" / "sipp-mcptt-tcp-ipv6.pcap"], ids=["synth", "sipp"])
+def test_event_and_report_frames_over_tcp_are_the_frames_tshark_shows_the_messages_in(path, capsys):
+    shown = tshark_messages(path)
+    assert main(["events", str(path), "--format", "jsonl"]) == ExitCode.OK
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(events) >= 5
+    for e in events:
+        assert e["frame"] == e["frames"][0] and e["frames"] == sorted(e["frames"])
+        assert all(shown.get(f) == (e["call_id"] or "http") for f in e["frames"]), e
+    main(["analyze", str(path), "--format", "json"])  # the SIPp flow has no migration: some steps are missing
+    report = json.loads(capsys.readouterr().out)
+    cited = {f for c in report["captures"] for p in c["procedures"]
+             for f in (*p["anchor"]["frames"], *(f for s in p["steps"] for f in s["frames"]))}
+    assert cited and cited <= set(shown)
+
+
+def test_every_frame_of_a_tcp_message_stays_available_in_all_frames():
+    a = analysis("group-migration-tcp-ipv6.pcapng")
+    registration = a.events[0]
+    assert registration.kind == "registration"
+    assert registration.frames == (6, 10, 13, 17)  # REGISTER, 401, REGISTER, 200 as Wireshark shows them
+    assert registration.frame == 6  # not 4, the REGISTER's first segment
+    assert {4, 5} <= set(registration.all_frames) and set(registration.frames) <= set(registration.all_frames)
+    link = next(link for link in a.sessions[0].links if link.evidence == "instance")
+    assert link.reason.endswith("in registration (frame 6)") and link.frames == registration.frames

@@ -107,3 +107,15 @@ def test_expected_yaml_covers_every_sample_in_the_contract_shape():
             assert set(proc.get("info", ())) <= CONTRACT_STEPS[proc["rule"]], name
             assert (proc["verdict"] == "compliant") == (not proc["steps"]), name
             assert ("group" in proc) == (proc["rule"] == "group-call-migration"), name
+
+
+def test_every_real_capture_is_made_by_a_script_and_described_in_the_readme():
+    real = SAMPLES / "real"
+    scripts = "\n".join(p.read_text() for p in real.glob("*.sh"))
+    readme = (real / "README.md").read_text()
+    pcaps = sorted(real.glob("*.pcap"))
+    assert len(pcaps) >= 7
+    for pcap in pcaps:
+        assert pcap.stem in scripts, f"no script in real/ makes {pcap.name}"
+        assert f"`{pcap.name}`" in readme, f"{pcap.name} not described in real/README.md"
+    assert all(xml.name in scripts for xml in real.glob("*.xml"))  # every scenario is played by a script

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -319,6 +320,13 @@ def test_a_ringing_invite_outlives_the_non_invite_timeout():
     assert invite.status == 200 and not invite.orphan
 
 
+def test_frames_name_the_frame_that_completed_each_message_and_all_frames_every_segment():
+    f = Flow("tcp")  # the INVITE came in TCP segments 1-2, its 200 in 3-5
+    invite, ok = replace(f.req("INVITE"), frames=(1, 2)), replace(f.resp(200, "INVITE"), frames=(3, 4, 5))
+    [tx] = txs(run([invite, ok]))
+    assert tx.request_frames == (2,) and tx.frames == (2, 5) and tx.all_frames == (1, 2, 3, 4, 5)
+
+
 def test_orphan_response_still_yields_a_transaction():
     f = Flow()
     tracker = TransactionTracker()
@@ -532,6 +540,22 @@ def test_challenge_chains_match_tshark(name):
         assert len(registers) == 9
         # REGISTER → 401 → REGISTER → 200 reads as one authenticated registration
         assert any(t.status == 200 and t.challenge_of.status == 401 for t in registers)
+
+
+@needs_tshark
+def test_transaction_frames_over_tcp_are_where_tshark_shows_each_message_and_all_frames_keep_the_segments():
+    path = SAMPLES / "real" / "sipp-mcptt-tcp-ipv6.pcap"  # three requests span two TCP segments each
+    expected: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for frame, call_id, cseq in _tshark(path, "frame.number", "sip.Call-ID", "sip.CSeq"):
+        expected[(call_id, " ".join(cseq.split()))].add(int(frame))
+    transactions, _, by_frame = _tracked(path)
+    ours = {(t.call_id, f"{t.cseq} {t.method}"): set(t.frames) for t in transactions}
+    assert ours == expected and len(ours) == 7
+    for t in transactions:
+        assert t.request_frames == (t.request.frame,) and set(t.frames) <= set(t.all_frames)
+        assert set(t.all_frames) == {f for n in t.frames for f in by_frame[n].frames}
+    split = sorted(f for t in transactions for f in set(t.all_frames) - set(t.frames))
+    assert split == [11, 16, 21]  # the first segments of the two PUBLISHes and the INVITE
 
 
 # --- synthesised sample captures --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 SERVICES = ("mcptt", "mcvideo", "mcdata")
 
 #: Problem codes: the same names as ``analyzer.diagnostics.CODES`` so a caller can add them as they are.
-PROBLEM_CODES = ("malformed-body", "xml-rejected")
+PROBLEM_CODES = ("malformed-body", "xml-rejected", "table-full")
 
 #: Status values of the affiliation pidf extension (MCOP StatusType.java; KR §9.2.2.2.5), and the verbs of
 #: an affiliation command (negotiated mode, 24.379 §9.2.1.4).
@@ -30,10 +30,12 @@ def _param(params: Params, name: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """A body the extractor had to skip: ``code`` is a diagnostic code, ``message`` one line saying why."""
+    """Something the extractors had to skip (a body, a table entry): ``code`` is a diagnostic code,
+    ``message`` one line saying why, ``frames`` where, when known."""
 
     code: str
     message: str
+    frames: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.code not in PROBLEM_CODES:

@@ -260,7 +260,7 @@ def cut_body(headers: Headers, data: bytes, body_start: int, problems: list[str]
     if len(set(declared)) > 1:
         problems.append(f"conflicting Content-Length values {declared}")
     text = declared[0]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # ('0³'.isdigit() is true; int() refuses it)
         problems.append(f"bad Content-Length {text!r}")
         return body
     length = int(text)

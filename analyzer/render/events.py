@@ -11,7 +11,7 @@ from analyzer.render import tables
 
 COLUMNS = ("frame", "time", "ue", "kind", "direction", "outcome", "status", "system", "service", "identity",
            "impu", "group", "peer", "detail", "migration", "call_id", "ue_address", "server", "instance",
-           "client_id", "end", "frames")
+           "client_id", "end", "frames", "all_frames", "transition")
 
 
 def event_row(e: Event, ue: str | None) -> dict:
@@ -19,7 +19,8 @@ def event_row(e: Event, ue: str | None) -> dict:
             "outcome": e.outcome, "status": e.status, "system": e.system, "service": e.service,
             "identity": e.identity, "impu": e.impu, "group": e.group, "peer": e.peer, "detail": e.detail,
             "migration": e.migration, "call_id": e.call_id, "ue_address": e.ue_address, "server": e.server,
-            "instance": e.instance, "client_id": e.client_id, "end": e.end, "frames": list(e.frames)}
+            "instance": e.instance, "client_id": e.client_id, "end": e.end, "frames": list(e.frames),
+            "all_frames": list(e.all_frames), "transition": e.transition}
 
 
 def _rows(analysis: CaptureAnalysis, keep: Callable[[dict], bool]):
@@ -44,7 +45,8 @@ def _table(analysis: CaptureAnalysis, keep):
 
     return tables.frame(_rows(analysis, keep), COLUMNS,
                         {"frame": pl.Int64, "time": pl.Float64, "status": pl.Int64, "end": pl.Float64,
-                         "migration": pl.Boolean, "frames": pl.List(pl.Int64)})
+                         "migration": pl.Boolean, "frames": pl.List(pl.Int64),
+                         "all_frames": pl.List(pl.Int64)})
 
 
 WRITERS: dict[str, tuple[Callable, bool]] = {

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Regenerate the "real stack" capture files in this folder.
 #
-#   sudo bash sample_captures/real/make_real_captures.sh
+#   sudo bash sample_captures/real/make_real_captures.sh [SECTION...]
+#
+# SECTION is sip, publications or http (default: all three); e.g. `... publications` remakes only
+# the two publication captures and leaves the other files alone.
 #
 # Produces (next to this script):
 #   sipp-mcptt-udp.pcap        SIPp UE <-> SIPp MC server, SIP over UDP/IPv4
@@ -11,6 +14,14 @@
 #   sipp-mcptt-private-lateentry-udp.pcap
 #                              extra: private call (UE-initiated, resource-lists recipient
 #                              list) + server-initiated late-entry INVITE, UDP/IPv4
+#   sipp-publication-lifecycle-udp.pcap   (section publications)
+#                              one affiliation publication (RFC 3903): initial, refresh,
+#                              modify, remove (Expires: 0, new Call-ID), a 412 for the removed
+#                              entity-tag, a new initial PUBLISH; UDP/IPv4
+#   sipp-publication-expiry-tcp-ipv6.pcap (section publications)
+#                              service authorisation, an affiliation granted 2 s and never
+#                              refreshed (it expires), then log-off (poc-settings Expires: 0);
+#                              TCP/IPv6
 #
 # Everything runs inside two network namespaces created here (mcxa-cap-ue and
 # mcxa-cap-srv) joined by one veth pair:
@@ -44,6 +55,10 @@ UAS_XML="$HERE/mcptt-server-uas.xml"
 CALLS_UAC_XML="$HERE/mcptt-ue-calls-uac.xml"
 CALLS_UAS_XML="$HERE/mcptt-server-calls-uas.xml"
 PROFILE_XML="$HERE/mcptt-user-profile.xml"
+PUB_UAC_XML="$HERE/mcptt-ue-publications-uac.xml"
+PUB_UAS_XML="$HERE/mcptt-server-publications-uas.xml"
+EXP_UAC_XML="$HERE/mcptt-ue-publication-expiry-uac.xml"
+EXP_UAS_XML="$HERE/mcptt-server-publication-expiry-uas.xml"
 
 # Dummy access token (JWT shape, not signed by anything real). Same token as in
 # the mcptt-info of the poc-settings PUBLISH in mcptt-ue-uac.xml.
@@ -55,11 +70,19 @@ log() { printf '[make_real_captures] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- preflight
+SECTIONS=("$@")
+[ "${#SECTIONS[@]}" -gt 0 ] || SECTIONS=(sip publications http)
+for s in "${SECTIONS[@]}"; do
+    case "$s" in sip|publications|http) ;; *) die "unknown section: $s (choose sip, publications, http)";; esac
+done
+want() { local s; for s in "${SECTIONS[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+
 [ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces, tcpdump)"
 for c in ip sipp tcpdump nginx curl ss; do
     command -v "$c" >/dev/null 2>&1 || die "missing command: $c"
 done
-for f in "$UAC_XML" "$UAS_XML" "$CALLS_UAC_XML" "$CALLS_UAS_XML" "$PROFILE_XML"; do
+for f in "$UAC_XML" "$UAS_XML" "$CALLS_UAC_XML" "$CALLS_UAS_XML" "$PROFILE_XML" \
+         "$PUB_UAC_XML" "$PUB_UAS_XML" "$EXP_UAC_XML" "$EXP_UAS_XML"; do
     [ -f "$f" ] || die "missing file: $f"
 done
 
@@ -211,6 +234,7 @@ run_sipp_pair() {
 MADE=()
 
 # ---------------------------------------------------------------- 1. SIP over UDP / IPv4
+if want sip; then
 log "SIP over UDP/IPv4: $UE4 -> $SRV4:$SIP_PORT"
 # PUBLISH/INVITE are bigger than the 1500-byte MTU: over UDP they go out as IP
 # fragments, and only the first fragment carries the UDP header -> capture all
@@ -230,8 +254,23 @@ log "SIP over UDP/IPv4 (private call, late entry): $UE4 <-> $SRV4:$SIP_PORT"
 start_capture sipp-mcptt-private-lateentry-udp "udp port $SIP_PORT or (ip and ip[6:2] & 0x3fff != 0)"
 run_sipp_pair sipp-mcptt-private-lateentry-udp u1 "$SRV4" "$UE4" "$SRV4:$SIP_PORT" "$CALLS_UAC_XML" "$CALLS_UAS_XML"
 stop_capture sipp-mcptt-private-lateentry-udp
+fi
+
+# ---------------------------------------------------------------- 2c. publications (RFC 3903)
+if want publications; then
+log "SIP over UDP/IPv4 (publication: initial, refresh, modify, remove, 412): $UE4 -> $SRV4:$SIP_PORT"
+start_capture sipp-publication-lifecycle-udp "udp port $SIP_PORT or (ip and ip[6:2] & 0x3fff != 0)"
+run_sipp_pair sipp-publication-lifecycle-udp u1 "$SRV4" "$UE4" "$SRV4:$SIP_PORT" "$PUB_UAC_XML" "$PUB_UAS_XML"
+stop_capture sipp-publication-lifecycle-udp
+
+log "SIP over TCP/IPv6 (publication that expires): [$UE6] -> [$SRV6]:$SIP_PORT"
+start_capture sipp-publication-expiry-tcp-ipv6 "ip6 and tcp port $SIP_PORT"
+run_sipp_pair sipp-publication-expiry-tcp-ipv6 t1 "$SRV6" "$UE6" "[$SRV6]:$SIP_PORT" "$EXP_UAC_XML" "$EXP_UAS_XML"
+stop_capture sipp-publication-expiry-tcp-ipv6
+fi
 
 # ---------------------------------------------------------------- 3. HTTP (nginx + curl)
+if want http; then
 log "HTTP: curl ($UE4) -> nginx $SRV4:$HTTP_PORT"
 NG="$WORK/nginx"
 mkdir -p "$NG/www" "$NG/tmp" "$NG/logs"
@@ -308,6 +347,7 @@ cmp -s "$WORK/profile-1.xml" "$PROFILE_XML" || die "served profile differs from 
 kill -QUIT "$NGINX_PID" 2>/dev/null || true   # graceful stop: closes the keep-alive connection (FIN)
 wait "$NGINX_PID" 2>/dev/null || true
 stop_capture nginx-profile-http
+fi
 
 # ---------------------------------------------------------------- checks
 if command -v tshark >/dev/null 2>&1; then
@@ -319,15 +359,16 @@ if command -v tshark >/dev/null 2>&1; then
     count_sip() { tshark -r "$1" -Y sip -T fields -E occurrence=a -E aggregator='|' -e sip.CSeq 2>/dev/null \
                   | tr '|' '\n' | grep -c . || true; }
     count_http() { tshark -r "$1" -Y 'http.request || http.response' 2>/dev/null | wc -l; }
-    n_sip_udp=$(count_sip "$OUT_DIR/sipp-mcptt-udp.pcap")
-    n_sip_tcp=$(count_sip "$OUT_DIR/sipp-mcptt-tcp-ipv6.pcap")
-    n_sip_calls=$(count_sip "$OUT_DIR/sipp-mcptt-private-lateentry-udp.pcap")
-    n_http=$(count_http "$OUT_DIR/nginx-profile-http.pcap")
-    log "tshark: SIP messages udp=$n_sip_udp tcp-ipv6=$n_sip_tcp private-lateentry=$n_sip_calls, HTTP messages=$n_http"
-    [ "$n_sip_calls" -eq 12 ] || die "expected 12 SIP messages in sipp-mcptt-private-lateentry-udp.pcap, got $n_sip_calls"
-    [ "$n_sip_udp" -eq 14 ] || die "expected 14 SIP messages in sipp-mcptt-udp.pcap, got $n_sip_udp"
-    [ "$n_sip_tcp" -eq 14 ] || die "expected 14 SIP messages in sipp-mcptt-tcp-ipv6.pcap, got $n_sip_tcp"
-    [ "$n_http" -eq 4 ] || die "expected 4 HTTP messages in nginx-profile-http.pcap, got $n_http"
+    # expected number of SIP (or HTTP) messages per file; only the files made now are checked
+    declare -A EXPECTED=([sipp-mcptt-udp]=14 [sipp-mcptt-tcp-ipv6]=14 [sipp-mcptt-private-lateentry-udp]=12
+                         [sipp-publication-lifecycle-udp]=12 [sipp-publication-expiry-tcp-ipv6]=6
+                         [nginx-profile-http]=4)
+    for f in "${MADE[@]}"; do
+        name="$(basename "$f" .pcap)"
+        if [ "$name" = nginx-profile-http ]; then n=$(count_http "$f"); else n=$(count_sip "$f"); fi
+        log "tshark: $name: $n messages"
+        [ "$n" -eq "${EXPECTED[$name]}" ] || die "expected ${EXPECTED[$name]} messages in $name.pcap, got $n"
+    done
 else
     log "tshark not found: skipping checks"
 fi
