@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.errors import InputError
-from analyzer.events import KINDS, Event
-from analyzer.yamlfile import Locations, check_mapping, load_yaml
+from analyzer.events import SERVICES, Event
+from analyzer.rules.checks import check_constraint, check_reachable
+from analyzer.yamlfile import Locations, check_mapping, did_you_mean, load_yaml
 
 #: Event fields a pattern may test or a binding may read.
 FIELDS = frozenset(Event.__slots__)
@@ -73,7 +74,6 @@ _RULE_KEYS = {"id": str, "title": str, "spec": str, "services": list, "instance"
 _INSTANCE_KEYS = {"anchor": dict, "bind": dict, "migration": dict, "bind_migration": dict, "ended_by": dict}
 _STEP_KEYS = {"id": str, "title": str, "spec": str, "match": list, "after": str, "within": float,
               "optional": bool, "bind": dict, "note_unless": dict, "note": str}
-_SERVICES = ("mcptt", "mcvideo", "mcdata")
 
 
 def _pattern(value: dict, where: Locations, path: tuple) -> Pattern:
@@ -82,31 +82,28 @@ def _pattern(value: dict, where: Locations, path: tuple) -> Pattern:
     for key, expected in value.items():
         if key == "gives":
             if expected not in GIVES:
-                raise where.error((*path, key), f"'gives' must be one of {', '.join(GIVES)}")
+                raise where.error((*path, key), f"'gives' must be one of {', '.join(GIVES)}"
+                                  + did_you_mean(str(expected), GIVES))
             gives = expected
             continue
         if key not in FIELDS:
-            raise where.error((*path, key),
-                              f"unknown event field '{key}' (fields: {', '.join(sorted(FIELDS))})")
-        if key == "kind":
-            for kind in expected if isinstance(expected, list) else [expected]:
-                if kind not in KINDS:
-                    raise where.error((*path, key), f"unknown event kind '{kind}'")
-        operator = next(iter(expected), None) if isinstance(expected, dict) else None
-        if isinstance(expected, dict) and (len(expected) != 1 or operator not in ("not", "same_user")):
-            raise where.error((*path, key), "an operator is {not: value} or {same_user: $variable}")
+            raise where.error((*path, key), f"unknown event field '{key}' (fields: "
+                              f"{', '.join(sorted(FIELDS))})" + did_you_mean(key, FIELDS))
+        check_constraint(key, expected, where, (*path, key))
         if isinstance(expected, list):
             expected = tuple(expected)
         elif isinstance(expected, dict):
             expected = next(iter(expected.items()))
         constraints.append((key, expected))
+    check_reachable(value, where, path)
     return Pattern(tuple(constraints), gives)
 
 
 def _bindings(value: dict, where: Locations, path: tuple) -> tuple[tuple[str, str], ...]:
     for name, source in value.items():
         if source not in FIELDS:
-            raise where.error((*path, name), f"'{source}' is not an event field")
+            raise where.error((*path, name), f"'{source}' is not an event field"
+                              + did_you_mean(str(source), FIELDS))
     return tuple(value.items())
 
 
@@ -123,9 +120,10 @@ def load_rule(path: str | os.PathLike) -> Rule:
     data, where = load_yaml(path)
     check_mapping(data, where, (), _RULE_KEYS, required=("id", "title", "spec", "instance", "steps"))
     inst = check_mapping(data["instance"], where, ("instance",), _INSTANCE_KEYS, required=("anchor",))
-    for i, service in enumerate(data.get("services", list(_SERVICES))):
-        if service not in _SERVICES:
-            raise where.error(("services", i), f"unknown service '{service}'")
+    for i, service in enumerate(data.get("services", list(SERVICES))):
+        if service not in SERVICES:
+            raise where.error(("services", i), f"unknown service '{service}' (one of: {', '.join(SERVICES)})"
+                              + did_you_mean(str(service), SERVICES))
     bound = {name for key in ("bind", "bind_migration")
              for name, _ in _bindings(inst.get(key, {}), where, ("instance", key))}
     steps: list[Step] = []
@@ -136,7 +134,8 @@ def load_rule(path: str | os.PathLike) -> Rule:
         if raw["id"] in seen:
             raise where.error((*at, "id"), f"step id '{raw['id']}' is used twice")
         if "after" in raw and raw["after"] not in seen:
-            raise where.error((*at, "after"), f"'after: {raw['after']}' names no earlier step")
+            raise where.error((*at, "after"), f"'after: {raw['after']}' names no earlier step"
+                              + did_you_mean(str(raw["after"]), seen))
         if not raw["match"]:
             raise where.error((*at, "match"), "a step needs at least one event pattern")
         alternatives = []
@@ -157,7 +156,7 @@ def load_rule(path: str | os.PathLike) -> Rule:
                           raw.get("after"), raw.get("within"), raw.get("optional", False), binds, note_unless,
                           raw.get("note"), where.line(at)))
     return Rule(
-        data["id"], data["title"], data["spec"], tuple(data.get("services", _SERVICES)),
+        data["id"], data["title"], data["spec"], tuple(data.get("services", SERVICES)),
         _pattern(inst["anchor"], where, ("instance", "anchor")),
         _bindings(inst.get("bind", {}), where, ("instance", "bind")),
         _pattern(inst["migration"], where, ("instance", "migration")) if "migration" in inst else None,

@@ -17,12 +17,14 @@ their preference) and gets a status:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from analyzer.events import Event
 from analyzer.rules import Pattern, Rule, Step
-from analyzer.rules.wording import describe
+from analyzer.rules.checks import OPERATORS, STATUS_CLASS
+from analyzer.rules.results import Deviation, StepResult
+from analyzer.rules.wording import NEAR_SHOWN, describe
 from analyzer.sessions import UeSession
 
 #: An unanswered request counts as failed only when the capture went on this long after it (RFC 3261
@@ -31,25 +33,6 @@ NO_ANSWER_AFTER = 32.0
 
 SEVERITY = {"missing": "error", "failed": "error", "out-of-order": "error", "late": "error",
             "unverifiable": "warning"}
-
-
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    step: Step
-    status: str
-    event: Event | None
-    reference: float | None  # the time the step was due from (previous step or migration point)
-    due: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Deviation:
-    code: str
-    step: str | None
-    severity: str
-    message: str
-    spec: str | None
-    frames: tuple[int, ...]
 
 
 @dataclass(slots=True)
@@ -61,6 +44,7 @@ class Instance:
     anchor: Event
     migration: Event
     bindings: dict[str, Any]
+    ended: Event | None = None  # the event that ended the anchor's call (``ended_by``), if seen
     steps: list[StepResult] = field(default_factory=list)
     deviations: list[Deviation] = field(default_factory=list)
 
@@ -86,20 +70,27 @@ def _value(expected: Any, bindings: dict[str, Any]) -> Any:
     return expected
 
 
+def _equal(actual: Any, expected: Any) -> bool:
+    """Equality, where a value like ``4xx`` stands for every number of that hundred (a status class)."""
+    if isinstance(expected, str) and isinstance(actual, int) and STATUS_CLASS.fullmatch(expected):
+        return actual // 100 == int(expected[0])
+    return actual == expected
+
+
 def fits(event: Event, pattern: Pattern, bindings: dict[str, Any]) -> bool:
     for name, expected in pattern.constraints:
         actual = getattr(event, name)
-        if isinstance(expected, tuple) and len(expected) == 2 and expected[0] in ("not", "same_user"):
+        if isinstance(expected, tuple) and len(expected) == 2 and expected[0] in OPERATORS:
             operator, operand = expected
             operand = _value(operand, bindings)
-            if operator == "not" and actual == operand:
+            if operator == "not" and _equal(actual, operand):
                 return False
             if operator == "same_user" and (_user(actual) is None or _user(actual) != _user(operand)):
                 return False
         elif isinstance(expected, tuple):
-            if actual not in tuple(_value(v, bindings) for v in expected):
+            if not any(_equal(actual, _value(v, bindings)) for v in expected):
                 return False
-        elif actual != _value(expected, bindings):
+        elif not _equal(actual, _value(expected, bindings)):
             return False
     return True
 
@@ -113,6 +104,7 @@ def instances(rule: Rule, session: UeSession, capture_end: float) -> list[Instan
         if not fits(anchor, rule.anchor, {}) or anchor.service not in rule.services:
             continue
         bindings = {name: getattr(anchor, source) for name, source in rule.bind}
+        ended = None
         if rule.migration is None:  # a building block: every anchor is an instance
             migration = anchor
         else:
@@ -128,7 +120,7 @@ def instances(rule: Rule, session: UeSession, capture_end: float) -> list[Instan
         if key in seen:
             continue
         seen.add(key)
-        instance = Instance(rule, session, anchor, migration, bindings)
+        instance = Instance(rule, session, anchor, migration, bindings, ended)
         _judge(instance, capture_end)
         out.append(instance)
     return out
@@ -143,13 +135,25 @@ def _candidates(step: Step, events: tuple[Event, ...], start: float, bindings: d
     return None, None
 
 
+def _near_misses(step: Step, events: tuple[Event, ...], start: float, bindings: dict) -> list[Event]:
+    """Events after ``start`` (the anchor) of a kind the step wants that fit none of its alternatives
+    (another system, another group...): what the user should hear about when the step is missing."""
+    kinds = [dict(alt.constraints).get("kind") for alt in step.match]
+    if any(k is None for k in kinds):
+        return []
+    wanted = {k for value in kinds for k in (value if isinstance(value, tuple) else (value,))}
+    return [e for e in events if e.time > start and e.kind in wanted
+            and not any(fits(e, alt, bindings) for alt in step.match)]
+
+
 def _judge(inst: Instance, capture_end: float) -> None:
     rule, events = inst.rule, inst.session.events
     matched: dict[str, StepResult] = {}
     for step in rule.steps:
         event, alternative = _candidates(step, events, inst.anchor.time, inst.bindings)
         previous = matched.get(step.after) if step.after else None
-        reference = previous.event.time if previous and previous.event else inst.migration.time
+        after = step.after if previous and previous.event else None
+        reference = previous.event.time if after else inst.migration.time
         within = step.within if step.within is not None else rule.window
         due = reference + within
         if event is None or (event.outcome == "no-answer" and capture_end - event.time < NO_ANSWER_AFTER):
@@ -166,17 +170,23 @@ def _judge(inst: Instance, capture_end: float) -> None:
             status = "matched"
         if event is not None:
             inst.bindings.update({name: getattr(event, source) for name, source in step.bind})
-        result = StepResult(step, status, event, reference, due)
+        result = StepResult(step, status, event, reference, due, after)
         matched[step.id] = result
         inst.steps.append(result)
     for i, result in enumerate(inst.steps):
         # A missing step is settled once a later step was seen (the procedure went past it), or once the
         # capture went on past the time it was due; otherwise the capture ended too early to tell.
         passed = any(later.event is not None for later in inst.steps[i + 1:])
-        _deviations(inst, result, capture_end, passed)
+        inst.steps[i] = _deviation(inst, result, capture_end, passed)
 
 
-def _deviations(inst: Instance, r: StepResult, capture_end: float, passed: bool) -> None:
+#: A few words that qualify a status in every report format, per deviation code.
+WHY = {"capture-ended": "capture ended before it was due", "optional-step-missing": "optional",
+       "step-unverifiable": "encrypted evidence only", "note": "with a note"}
+
+
+def _deviation(inst: Instance, r: StepResult, capture_end: float, passed: bool) -> StepResult:
+    """Add the step's deviation (if it has one) to the instance; the step takes its severity."""
     step = r.step
     if r.status == "missing" and (step.optional or (capture_end < (r.due or 0) and not passed)):
         code, severity = ("optional-step-missing", "info") if step.optional else ("capture-ended", "warning")
@@ -185,9 +195,12 @@ def _deviations(inst: Instance, r: StepResult, capture_end: float, passed: bool)
     elif step.note_unless is not None and not fits(r.event, step.note_unless, inst.bindings):
         inst.deviations.append(Deviation("note", step.id, "info", step.note or f"{step.id}: note",
                                          step.spec, r.event.frames))
-        return
+        return replace(r, severity="info", why=WHY["note"])
     else:
-        return
-    frames = r.event.frames if r.event else ()
-    inst.deviations.append(Deviation(code, step.id, severity, describe(inst, r, code, capture_end),
-                                     step.spec, frames))
+        return r
+    near = _near_misses(step, inst.session.events, inst.anchor.time, inst.bindings) \
+        if r.status == "missing" else []
+    message = describe(r, code, inst.bindings, inst.migration, capture_end, near)
+    frames = r.event.frames if r.event else tuple(sorted({f for e in near[:NEAR_SHOWN] for f in e.frames}))
+    inst.deviations.append(Deviation(code, step.id, severity, message, step.spec, frames))
+    return replace(r, severity=severity, why=WHY.get(code))

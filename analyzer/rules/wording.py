@@ -1,15 +1,22 @@
 """Deviation messages in the field engineer's words: what was expected, what was seen, when, where.
 
-Built only from the rule's step titles and the events' own fields, so it works for any rule.
+Built only from the step's own patterns, the values its variables are bound to and the events' fields,
+so it works for any rule and names the system, group or peer *that step* asks for — never a fixed
+variable. When events of the wanted kind were seen that do not fit (another system, another group), the
+message says what they were and where.
 """
 
 from __future__ import annotations
 
 import time as _time
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from analyzer.rules.matcher import Instance, StepResult
+from analyzer.events import Event
+from analyzer.rules import Pattern
+from analyzer.rules.results import StepResult
+
+#: Near misses named in one message.
+NEAR_SHOWN = 2
 
 
 def clock(t: float | None) -> str:
@@ -27,33 +34,89 @@ def frames_text(frames: tuple[int, ...]) -> str:
         else "frames " + ", ".join(map(str, frames[:6])) + ("…" if len(frames) > 6 else "")
 
 
-def _subject(e) -> str:
-    target = e.group or e.peer
-    return f" ({target})" if target else ""
+def _bound(value: Any, bindings: dict[str, Any]) -> Any:
+    return bindings.get(value[1:]) if isinstance(value, str) and value.startswith("$") else value
 
 
-def describe(inst: Instance, r: StepResult, code: str, capture_end: float) -> str:
+def _text(value: Any, bindings: dict[str, Any]) -> str:
+    value = _bound(value, bindings)
+    return "an unknown value" if value is None else str(value)
+
+
+#: How a constrained field reads after the kind: "for group X", "in X" ...
+_PHRASES = {"group": "for group {}", "peer": "with peer {}", "system": "in {}", "call_id": "of call {}",
+            "service": "of {}"}
+
+
+def _phrase(field: str, value: Any, bindings: dict[str, Any]) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "not":
+        shown = f"other than {_text(value[1], bindings)}"
+        return {"system": "in a system {}", "group": "for a group {}", "peer": "with a peer {}"}.get(
+            field, f"with {field} {{}}").format(shown)
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "same_user":
+        return f"with a {field} of the same user part as {_text(value[1], bindings)}"
+    if isinstance(value, tuple):
+        either = " or ".join(_text(v, bindings) for v in value)
+        return _PHRASES.get(field, f"with {field} {{}}").format(either)
+    return _PHRASES.get(field, f"with {field} {{}}").format(_text(value, bindings))
+
+
+def wanted(pattern: Pattern, bindings: dict[str, Any]) -> str:
+    """An alternative in words, its variables replaced by their values: ``deaffiliation for group
+    sip:G1@a.example in a.example``."""
+    kind = "an event"
+    parts = []
+    for field, value in pattern.constraints:
+        if field == "kind":
+            kind = " or ".join(value) if isinstance(value, tuple) else value
+        else:
+            parts.append(_phrase(field, value, bindings))
+    return " ".join([kind, *parts])
+
+
+def seen(e: Event) -> str:
+    """An event in a few words: kind, subject, system, time and frames."""
+    subject = f" ({e.group or e.peer})" if e.group or e.peer else ""
+    system = e.system or "an unknown system"
+    return f"{e.kind}{subject} in {system} at {clock(e.time)}, {frames_text(e.frames)}"
+
+
+def _instead(near: list[Event]) -> str:
+    if not near:
+        return ""
+    shown = "; ".join(seen(e) for e in near[:NEAR_SHOWN])
+    more = f" (and {len(near) - NEAR_SHOWN} more)" if len(near) > NEAR_SHOWN else ""
+    return f"; seen instead: {shown}{more}"
+
+
+def _since(r: StepResult, migration: Event) -> str:
+    if r.after:
+        return f"the step '{r.after}'"
+    return f"the migration point ({migration.kind} in {migration.system or 'another system'} at " \
+           f"{clock(migration.time)})"
+
+
+def describe(r: StepResult, code: str, bindings: dict[str, Any], migration: Event, capture_end: float,
+             near: list[Event]) -> str:
+    """The message of the deviation ``code`` for step result ``r``."""
     step, e = r.step, r.event
-    expected = step.id
-    systems = inst.bindings.get("to_system")
-    if code == "capture-ended":
-        return (f"{expected}: not seen, but the capture ends at {clock(capture_end)}, before it was due "
-                f"(by {clock(r.due)}); it cannot be judged")
+    name = step.id
     if r.status == "missing":
-        where = f" in {systems}" if systems else ""
-        return f"{expected}: not seen{where} by {clock(r.due)} (nor later in the capture)"
-    seen = (f"{e.kind}{_subject(e)} in {e.system or 'an unknown system'} at {clock(e.time)}, "
-            f"{frames_text(e.frames)}")
+        looked_for = wanted(step.match[0], bindings)
+        if code == "capture-ended":
+            return (f"{name}: no {looked_for} before the capture ends at {clock(capture_end)}; it was due by "
+                    f"{clock(r.due)}, so it cannot be judged{_instead(near)}")
+        return f"{name}: no {looked_for} by {clock(r.due)}, nor later in the capture{_instead(near)}"
     if r.status == "failed":
         answer = e.detail or (f"{e.status}" if e.status else "no answer")
         verb = "got no answer" if e.outcome == "no-answer" else f"was rejected: {answer}"
-        return f"{expected}: {seen} {verb}"
+        return f"{name}: {seen(e)} {verb}"
     if r.status == "late":
-        return (f"{expected}: {seen}, {e.time - r.reference:.1f} s after the previous step "
-                f"(window {r.due - r.reference:.0f} s)")
+        return (f"{name}: {seen(e)}, {e.time - r.reference:.1f} s after {_since(r, migration)} "
+                f"(window {r.due - r.reference:g} s)")
     if r.status == "out-of-order":
-        return f"{expected}: {seen} came before the step '{step.after}' it must follow"
+        return f"{name}: {seen(e)} came before the step '{step.after}' it must follow"
     if r.status == "unverifiable":
-        return (f"{expected}: only encrypted traffic was seen ({e.detail}, {frames_text(e.frames)}); "
+        return (f"{name}: only encrypted traffic was seen ({e.detail}, {frames_text(e.frames)}); "
                 "give the TLS key log of the UE or the proxy (--tls-keylog) to judge it")
-    return f"{expected}: {r.status}"
+    return f"{name}: {r.status}"
