@@ -15,6 +15,11 @@ CODES: dict[str, str] = {
     "snaplen-cut": "packet was cut by the capture snap length; its payload is incomplete",
     "bad-record": "a pcap/pcapng record or block is malformed; the rest of the file could not be read",
     "bad-compression": "the gzip stream of a compressed capture is corrupt or cut short; reading stopped",
+    "unsupported-encapsulation": "a packet inside a tunnel or PPP link this engine cannot open (compressed "
+                                 "or encrypted PPP, tunnels nested too deep); it was not decoded",
+    "read-error": "reading the capture failed for another reason (an I/O error, or tshark's own words); "
+                  "reading stopped",
+    "tshark-warning": "tshark said something on stderr that mcxa does not recognise (quoted as is)",
     "unknown-linktype": "interface link type is not decoded by this engine",
     "malformed-packet": "a link, IP or transport header is malformed",
     "fragment-incomplete": "IP fragments never completed into a datagram",
@@ -31,6 +36,8 @@ CODES: dict[str, str] = {
                             "those bytes were skipped",
     "malformed-body": "a message body (multipart or XML) could not be parsed",
     "xml-rejected": "an XML body was refused by the hardened parser (entities, DTD, size or depth)",
+    "table-full": "a bounded table (e.g. open publications) was full: its least recently used entries were "
+                  "forgotten, and what later refers to them is read without them",
 }
 
 _KEEP_PER_CODE = 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import random
@@ -98,6 +99,35 @@ def codes(diag: Diagnostics) -> list[str]:
     return [d.code for d in diag.records]
 
 
+def stop_of(path, chunk: int | None = None, fail_after: int | None = None):
+    """Read a damaged capture whole: (packets, where reading stopped). ``fail_after``: the file fails
+    with EIO once that many bytes have been read from it."""
+    diag = Diagnostics()
+    with open_capture(path, diag) as reader:
+        if fail_after is not None:
+            raw = reader._source._raw
+            raw._f = FailingFile(raw._f, fail_after - raw.consumed)
+        packets = list(reader)
+    return packets, reader.stopped
+
+
+class FailingFile:
+    """A file whose reads fail with an I/O error after ``left`` more bytes (a dying disk, a lost mount)."""
+
+    def __init__(self, f, left: int):
+        self._f, self._left = f, left
+
+    def read(self, n: int = -1) -> bytes:
+        if self._left <= 0:
+            raise OSError(errno.EIO, "Input/output error")
+        data = self._f.read(self._left if n < 0 else min(n, self._left))
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+
 # -- pcap ----------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("order", ["<", ">"])
@@ -169,6 +199,16 @@ def test_pcapng_new_section_forgets_interfaces(tmp_path):
     (d,) = diag.records
     assert d.code == "bad-record" and d.frames == (2,)
     assert "interface 1 but the section defines 1" in d.message
+
+
+def test_pcapng_ending_with_a_new_empty_section(tmp_path):
+    """Two pcapng files concatenated, the second with no interface: the last time is read with the
+    interfaces of the section its packet belongs to (this used to raise IndexError)."""
+    diag = Diagnostics()
+    with open_capture(write(tmp_path, "two.pcapng", shb() + idb(1) + epb(0, 5_000_000, b"abc") + shb()),
+                      diag) as reader:
+        assert list(reader) == [(1, 5.0, 1, b"abc", 3)]
+    assert (reader.last_time, reader.packets, diag.records) == (5.0, 1, [])
 
 
 def test_pcapng_tsresol_tsoffset(tmp_path):
@@ -279,6 +319,8 @@ def test_pcap_truncated_last_packet(tmp_path):
     (d,) = diag.records
     assert (d.code, d.frames) == ("truncated-packet", (3,))
     assert "frame 3 (byte offset 256) is cut short: 40 of its 100 captured bytes are missing" in d.message
+    assert stop_of(tmp_path / "t.pcap")[1] == source.Stop(
+        "truncated-packet", 2, 256, "frame 3 is cut short: 40 of its 100 captured bytes are missing")
 
 
 def test_pcap_cut_inside_record_header(tmp_path):
@@ -286,6 +328,9 @@ def test_pcap_cut_inside_record_header(tmp_path):
     packets, diag, _ = read_all(write(tmp_path, "t.pcap", raw[:-11]))
     assert len(packets) == 1
     assert "frame 2" in diag.records[0].message and "record header (6 of 16 bytes)" in diag.records[0].message
+    assert stop_of(tmp_path / "t.pcap")[1] == source.Stop(
+        "truncated-packet", 1, 50,
+        "frame 2 is cut short: the file ends inside its record header (6 of 16 bytes)")
 
 
 def test_pcapng_truncated_last_packet(tmp_path):
@@ -295,6 +340,9 @@ def test_pcapng_truncated_last_packet(tmp_path):
     (d,) = diag.records
     assert (d.code, d.frames) == ("truncated-packet", (2,))
     assert "frame 2 (enhanced packet block at byte offset 120) is cut short: 10 of its 72" in d.message
+    assert stop_of(tmp_path / "t.pcapng")[1] == source.Stop(
+        "truncated-packet", 1, 120,
+        "frame 2 (enhanced packet block) is cut short: 10 of its 72 bytes are missing")
 
 
 def test_pcapng_cut_inside_block_header_and_non_packet_block(tmp_path):
@@ -304,6 +352,11 @@ def test_pcapng_cut_inside_block_header_and_non_packet_block(tmp_path):
     _, diag, _ = read_all(write(tmp_path, "i.pcapng", base + block(5, b"\0" * 20)[:-8]))
     assert ("the file ends inside the interface statistics block at byte offset 84: 8 of its 32 bytes"
             in diag.records[0].message)
+    assert stop_of(tmp_path / "i.pcapng")[1] == source.Stop(
+        "truncated-packet", 1, 84,
+        "the file ends inside the interface statistics block: 8 of its 32 bytes are missing")
+    assert stop_of(tmp_path / "h.pcapng")[1] == source.Stop(
+        "truncated-packet", 1, 84, "the file ends inside a block header (3 of 8 bytes)")
 
 
 def test_pcap_garbage_length_mid_file(tmp_path):
@@ -314,6 +367,11 @@ def test_pcap_garbage_length_mid_file(tmp_path):
     (d,) = diag.records
     assert (d.code, d.frames) == ("bad-record", (3,))
     assert "record at byte offset 156 claims 4294967280 captured bytes (limit 262144)" in d.message
+    assert stop_of(tmp_path / "g.pcap")[1] == source.Stop(
+        "bad-record", 2, 156, "the record of frame 3 claims 4294967280 captured bytes (limit 262144)")
+    with open_capture(tmp_path / "g.pcap", Diagnostics()) as reader:
+        list(reader)
+    assert (reader.packets, reader.last_time) == (2, 2.0)  # counted up to the damage, not to the last chunk
 
 
 @pytest.mark.parametrize(("damage", "reason"), [
@@ -332,6 +390,12 @@ def test_pcapng_garbage_block_mid_file(tmp_path, damage, reason):
     (d,) = diag.records
     assert d.code == "bad-record" and d.frames == (2,) and reason in d.message
     assert "byte offset 84" in d.message
+    stopped = stop_of(tmp_path / "g.pcapng")[1]
+    assert stopped[:3] == ("bad-record", 1, 84)
+    with open_capture(tmp_path / "g.pcapng", Diagnostics()) as reader:
+        assert len(list(reader)) == reader.packets == 1
+    assert stopped.reason.startswith("frame 2 (enhanced packet block) is malformed: ")
+    assert reason in stopped.reason
 
 
 def test_pcapng_bad_later_section_header(tmp_path):
@@ -353,6 +417,17 @@ def test_gzip_cut_short_keeps_earlier_packets(tmp_path):
     assert 0 < len(packets) < 2000 and [p[0] for p in packets] == list(range(1, len(packets) + 1))
     assert "bad-compression" in codes(diag)
     assert "gzip stream is cut short" in diag.records[0].message
+    assert_gzip_stop(tmp_path / "cut.gz", len(packets), 516, "gzip stream is cut short")
+
+
+def assert_gzip_stop(path, read: int, record: int, reason: str) -> None:
+    """Reading a broken gzip capture stops after the ``read`` whole frames, at the decompressed offset
+    where the next record (each ``record`` bytes long), cut short, starts."""
+    packets, stopped = stop_of(path)
+    assert (len(packets), stopped.code, stopped.frame) == (read, "bad-compression", read)
+    assert stopped.offset == 24 + record * read
+    assert stopped.reason.startswith(reason)
+    assert stopped.reason.endswith("(the offset counts decompressed bytes)")
 
 
 def test_gzip_corrupt_mid_stream(tmp_path):
@@ -364,6 +439,22 @@ def test_gzip_corrupt_mid_stream(tmp_path):
     # the input piece holding the fault is lost with it; everything before it is delivered
     assert 300 < len(packets) < 1000 and packets == plain[:len(packets)]
     assert codes(diag)[0] == "bad-compression" and "incorrect data check" in diag.records[0].message
+    assert_gzip_stop(tmp_path / "crc.gz", len(packets), 16 + 512, "gzip stream is corrupt")
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_an_io_error_while_reading_stops_reading_it_does_not_raise(tmp_path, compress):
+    """A dying disk or a vanished network mount after the header: every packet before the failure is kept
+    and reading stops with a ``read-error`` (it is not an output error, nor a crash)."""
+    noise = random.Random(13)  # incompressible: half the gzip file holds about half the packets
+    raw = pcap_bytes([(i, 0, noise.randbytes(500)) for i in range(3000)])
+    path = write(tmp_path, "eio.pcap.gz" if compress else "eio.pcap", gzip.compress(raw) if compress else raw)
+    fail_after = path.stat().st_size // 2
+    packets, stopped = stop_of(path, fail_after=fail_after)
+    assert 0 < len(packets) < 3000 and [p[0] for p in packets] == list(range(1, len(packets) + 1))
+    assert (stopped.code, stopped.frame) == ("read-error", len(packets))
+    assert stopped.reason.startswith("read failed: Input/output error")
+    assert stopped.offset == 24 + (16 + 500) * len(packets)  # where the record cut short starts
 
 
 # -- refusals: one-line errors from open_capture -----------------------------------------------------------

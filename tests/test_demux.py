@@ -34,6 +34,9 @@ from tests.captures import (
     udp_ip,
     write_records,
 )
+from tests.encapsulations import PPP_CCP_DATA, PPP_IPV6, PPP_LCP, enhanced_gre
+from tests.encapsulations import nflog as nflog_record
+from tests.encapsulations import ppp as ppp_frame
 from tests.packets import (
     SIP_REGISTER,
     ether,
@@ -274,6 +277,52 @@ def test_sip_inside_tunnels_and_vlans_is_found_with_its_inner_addresses(tmp_path
     assert summary(items) == [(1, "INVITE", "call-1")]
     assert items[0].src == src and items[0].transport == "udp"
     assert codes(decoded) == {}
+
+
+def test_sip_100_trying_inside_pptp_enhanced_gre_over_ppp(tmp_path):
+    """Issue 13: a 100 Trying in GRE version 1 (RFC 2637) over PPP used to vanish without a word."""
+    trying = sip_response(100, "Trying", "call-1")
+    tunnel = ("203.0.113.1", "198.51.100.7")
+    frames = [ether(ip(*tunnel, 47, enhanced_gre(ppp_frame(INNER), seq=1))),
+              ether(ip(*tunnel[::-1], 47, enhanced_gre(
+                  ppp_frame(udp_ip("10.9.0.2", "10.9.0.1", 5060, 5060, trying), address_control=False,
+                            compress=True), seq=1, ack=1))),
+              ether(ip(*tunnel, 47, enhanced_gre(b"", seq=None, ack=1)))]  # acknowledgement only
+    items, decoded = run(tmp_path, frames)
+    assert summary(items) == [(1, "INVITE", "call-1"), (2, 100, "call-1")]
+    assert (items[1].src, items[1].dst) == ("10.9.0.2:5060", "10.9.0.1:5060")
+    assert codes(decoded) == {}
+    assert decoded.stats.accounting == {"signalling": 2, "media": 0, "other": 1, "diagnostic": 0}
+
+
+def test_what_pptp_cannot_show_is_other_or_a_diagnostic_naming_it(tmp_path):
+    tunnel = ("203.0.113.1", "198.51.100.7")
+    lcp = ether(ip(*tunnel, 47, enhanced_gre(ppp_frame(b"\x01\x01\x00\x04", PPP_LCP))))
+    mppe = ether(ip(*tunnel, 47, enhanced_gre(ppp_frame(b"\x90\x00" + bytes(60), PPP_CCP_DATA))))
+    items, decoded = run(tmp_path, [lcp, mppe])
+    assert items == [] and codes(decoded) == {"unsupported-encapsulation": 1}
+    (diag,) = decoded.diagnostics.records
+    assert diag.frames == (2,) and "PPP protocol 0x00fd (compressed" in diag.message
+    assert decoded.stats.accounting == {"signalling": 0, "media": 0, "other": 1, "diagnostic": 1}
+
+
+def test_ppp_link_type(tmp_path):
+    items, decoded = run(tmp_path, [ppp_frame(INNER), ppp_frame(INNER6, PPP_IPV6, address_control=False)],
+                         linktype=9)
+    assert summary(items) == [(1, "INVITE", "call-1"), (2, "INVITE", "call-1")]
+    assert codes(decoded) == {}
+
+
+def test_linux_nflog(tmp_path):
+    """LINKTYPE 239, as `tcpdump -i nflog:N` writes it; the frames tshark shows (test_accounting.py)."""
+    reply = udp_ip(SRV6, UE6, 5060, 5060, OK)
+    frames = [nflog_record(INNER), nflog_record(reply), nflog_record(b"\x00" * 28, family=7),
+              nflog_record(INNER)[:30]]  # a log entry whose payload TLV runs past the (snapped) frame
+    items, decoded = run(tmp_path, frames, linktype=239)
+    assert summary(items) == [(1, "INVITE", "call-1"), (2, 200, "call-1")]
+    assert items[1].src == "[2001:db8::2]:5060"
+    assert codes(decoded) == {"malformed-packet": 1}
+    assert decoded.stats.accounting == {"signalling": 2, "media": 0, "other": 1, "diagnostic": 1}
 
 
 def test_tcp_over_vlan_is_reassembled(tmp_path):

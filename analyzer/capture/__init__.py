@@ -8,8 +8,9 @@ Each packet is a plain tuple laid out as ``Packet`` (see ``source.Packet``): pla
 runs a million times per 200 MB. The format is found by magic number, never by file name. A file that is
 not a capture, or whose header is broken, raises ``CaptureFormatError`` from ``open_capture``; a file that
 cannot be opened raises ``InputError``. Damage after the header (a record cut short at the end, a garbage
-length, a broken gzip stream) never raises: it becomes a diagnostic (``truncated-packet``, ``bad-record``,
-``bad-compression``) and iteration ends, after every packet before the damage has been yielded.
+length, a broken gzip stream, a failed read) never raises: it becomes a diagnostic (``truncated-packet``,
+``bad-record``, ``bad-compression``, ``read-error``) and iteration ends, after every packet before the damage
+has been yielded; the reader's ``stopped`` then says where (``source.Stop``: last whole frame, byte offset).
 """
 
 from __future__ import annotations

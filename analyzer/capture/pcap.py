@@ -114,6 +114,9 @@ class PcapReader(CaptureReader):
                 sec, frac, caplen, orig_len = unpack(buf, pos)
                 if caplen > limit:
                     self._bad_length(number + 1, base + pos, caplen, limit)
+                    self.packets = number
+                    if last >= 0:
+                        self._stamp(unpack(buf, last))
                     return
                 start = pos + hsize
                 nxt = start + caplen
@@ -140,16 +143,15 @@ class PcapReader(CaptureReader):
         self.last_time = (record[0] * units + record[1]) / units
 
     def _bad_length(self, frame: int, offset: int, caplen: int, limit: int) -> None:
-        self._diagnostics.add(
-            "bad-record",
-            f"frame {frame}: record at {self._offset(offset)} claims {caplen} captured bytes "
-            f"(limit {limit}); the rest of the file was not read",
-            frames=(frame,))
+        self._stop("bad-record", frame - 1, offset,
+                   f"the record of frame {frame} claims {caplen} captured bytes (limit {limit})",
+                   f"frame {frame}: record at {self._offset(offset)} claims {caplen} captured bytes "
+                   f"(limit {limit}); the rest of the file was not read", (frame,))
 
     def _truncated(self, frame: int, offset: int, left: int, hsize: int, caplen: int) -> None:
         if left < hsize:
             what = f"the file ends inside its record header ({left} of {hsize} bytes)"
         else:
             what = f"{hsize + caplen - left} of its {caplen} captured bytes are missing"
-        self._diagnostics.add("truncated-packet",
-                              f"frame {frame} ({self._offset(offset)}) is cut short: {what}", frames=(frame,))
+        self._stop("truncated-packet", frame - 1, offset, f"frame {frame} is cut short: {what}",
+                   f"frame {frame} ({self._offset(offset)}) is cut short: {what}", (frame,))

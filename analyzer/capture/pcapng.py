@@ -204,11 +204,18 @@ class PcapngReader(CaptureReader):
                     nxt, packet = self._block(buf, pos, end)
                 except _BadBlock as exc:
                     self._bad_block(buf, pos, base, number, str(exc))
+                    self.packets = number
+                    if last >= 0:
+                        self._stamp(epb(buf, last), ifaces)
                     return
                 if nxt is None:
                     break  # the block goes on in the next chunk
-                section = self._section
-                epb, trailer = section.epb, section.trailer
+                if self._section is not section:  # a new section: the last time needs the old interfaces
+                    if last >= 0:
+                        self._stamp(epb(buf, last), ifaces)
+                        last = -1
+                    section = self._section
+                    epb, trailer = section.epb, section.trailer
                 ifaces = section.interfaces
                 nifaces = len(ifaces)
                 if packet is not None:
@@ -310,17 +317,20 @@ class PcapngReader(CaptureReader):
         kind = self._kind(self._section.header(buf, pos)[0])
         if kind.packet:
             where, frames = f"frame {number + 1} ({kind.name} at {self._offset(base + pos)})", (number + 1,)
+            what = f"frame {number + 1} ({kind.name})"
         else:
             where, frames = f"block at {self._offset(base + pos)} (after frame {number})", ()
-        self._diagnostics.add("bad-record", f"{where}: {reason}; the rest of the file was not read",
-                              frames=frames)
+            what = kind.name
+        self._stop("bad-record", number, base + pos, f"{what} is malformed: {reason}",
+                   f"{where}: {reason}; the rest of the file was not read", frames)
 
     def _truncated(self, buf: bytes, pos: int, base: int, number: int) -> None:
         left = len(buf) - pos
         at = self._offset(base + pos)
         if left < 8:
-            self._diagnostics.add("truncated-packet",
-                                  f"the file ends inside a block header at {at} ({left} of 8 bytes)")
+            what = f"the file ends inside a block header ({left} of 8 bytes)"
+            self._stop("truncated-packet", number, base + pos, what,
+                       f"the file ends inside a block header at {at} ({left} of 8 bytes)")
             return
         btype, blen = self._section.header(buf, pos)
         if btype == SHB and left >= 12:  # checked by _block already, so its byte-order magic is sound
@@ -329,12 +339,13 @@ class PcapngReader(CaptureReader):
         missing = (f"{blen - left} of its {blen} bytes are missing" if blen > left
                    else f"only {left} bytes are left")
         if kind.packet:
-            self._diagnostics.add("truncated-packet",
-                                  f"frame {number + 1} ({kind.name} at {at}) is cut short: {missing}",
-                                  frames=(number + 1,))
+            self._stop("truncated-packet", number, base + pos,
+                       f"frame {number + 1} ({kind.name}) is cut short: {missing}",
+                       f"frame {number + 1} ({kind.name} at {at}) is cut short: {missing}", (number + 1,))
         else:
-            self._diagnostics.add("truncated-packet",
-                                  f"the file ends inside the {kind.name} at {at}: {missing}")
+            self._stop("truncated-packet", number, base + pos,
+                       f"the file ends inside the {kind.name}: {missing}",
+                       f"the file ends inside the {kind.name} at {at}: {missing}")
 
 
 #: Block type → how it is read. Types not listed are skipped whole after the length checks. Wireshark also

@@ -46,6 +46,17 @@ class Packet(NamedTuple):
     orig_len: int  # length of the packet on the wire
 
 
+class Stop(NamedTuple):
+    """Where and why reading ended before the end of the file (``analyzer.engines.ReadStop`` takes these
+    fields in this order): the last frame read whole, the byte offset where the damage starts (counted in
+    decompressed bytes for a gzip file), the diagnostic code and one line for people."""
+
+    code: str  # truncated-packet | bad-record | bad-compression | read-error
+    frame: int
+    offset: int | None
+    reason: str
+
+
 class CompressedStreamError(InputError):
     """The gzip stream under a capture is corrupt or cut short.
 
@@ -89,7 +100,7 @@ class _Gunzip:
     filling a read is held back until the bytes gathered before it have been handed out.
     """
 
-    __slots__ = ("_d", "_error", "_in_member", "_input", "_raw", "_where")
+    __slots__ = ("_d", "_error", "_in_member", "_input", "_raw", "_where", "produced")
 
     def __init__(self, raw: _Raw, where: str):
         self._raw = raw
@@ -97,7 +108,8 @@ class _Gunzip:
         self._d = zlib.decompressobj(GZIP_WBITS)
         self._input = b""  # compressed bytes not yet consumed
         self._in_member = False
-        self._error: CompressedStreamError | None = None
+        self._error: InputError | None = None
+        self.produced = 0  # decompressed bytes handed out
 
     def read(self, n: int) -> bytes:
         if self._error is not None:
@@ -106,7 +118,7 @@ class _Gunzip:
         while have < n:
             try:
                 out = self._inflate(n - have)
-            except CompressedStreamError as exc:
+            except InputError as exc:  # corrupt data, or the file itself failed to read
                 if not parts:
                     raise
                 self._error = exc
@@ -115,6 +127,7 @@ class _Gunzip:
                 break
             parts.append(out)
             have += len(out)
+        self.produced += have
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _inflate(self, n: int) -> bytes:
@@ -174,12 +187,18 @@ class ByteSource:
             raise
         self._raw = _Raw(f, peek, self.where)
         self.compressed = peek[:2] == GZIP_MAGIC
-        self.read = _Gunzip(self._raw, self.where).read if self.compressed else self._raw.read
+        self._gunzip = _Gunzip(self._raw, self.where) if self.compressed else None
+        self.read = self._gunzip.read if self._gunzip else self._raw.read
 
     @property
     def bytes_read(self) -> int:
         """Bytes consumed from the file itself (compressed side), for a progress bar."""
         return self._raw.consumed
+
+    @property
+    def offset(self) -> int:
+        """Bytes handed out so far: the offset of the next byte of the (decompressed) capture."""
+        return self._gunzip.produced if self._gunzip else self._raw.consumed
 
     def read_at_least(self, n: int) -> bytes:
         """Up to ``n`` bytes or more, fewer only at end of file; for file headers, not for the record walk."""
@@ -238,6 +257,8 @@ class CaptureReader:
         self.prefilter: Callable[[bytes, int, int, int], bool] | None = None
         #: Optional callback run before each chunk is read (for progress displays), given the reader.
         self.on_chunk: Callable[[CaptureReader], None] | None = None
+        #: Set when reading ended before the end of the file (damage, a broken gzip stream, a failed read).
+        self.stopped: Stop | None = None
 
     def _walk(self) -> Iterator[tuple]:
         raise NotImplementedError
@@ -250,15 +271,35 @@ class CaptureReader:
         return f"{'decompressed ' if self.compressed else ''}byte offset {offset}"
 
     def _read_chunk(self, number: int) -> bytes:
-        """The next chunk of the file; b'' at its end, or when a gzip stream breaks (recorded, then stop)."""
+        """The next chunk of the file; b'' at its end, or when a gzip stream breaks or the file cannot be
+        read (recorded, then stop: ``number`` frames were read whole)."""
         self.packets = number
         if self.on_chunk is not None:
             self.on_chunk(self)
         try:
             return self._source.read(CHUNK)
-        except CompressedStreamError as exc:
-            self._diagnostics.add("bad-compression", f"{exc.reason}; reading stopped after frame {number}")
+        except InputError as exc:  # a CompressedStreamError, or an OSError while reading
+            code = "bad-compression" if isinstance(exc, CompressedStreamError) else "read-error"
+            self._stop(code, number, self._source.offset, exc.reason,
+                       f"{exc.reason}; reading stopped after frame {number}")
             return b""
+
+    def _stop(self, code: str, frame: int, offset: int | None, reason: str, message: str,
+              frames: tuple[int, ...] = ()) -> None:
+        """Reading ends early: a diagnostic, and the first such end kept in ``stopped`` (``frame`` is the
+        last frame read whole, ``offset`` where the unread part starts, ``reason`` one line for people).
+
+        A broken gzip stream or a failed read stops at a chunk's end, often inside a record: the record cut
+        short is reported next, and its start is where the unread part starts."""
+        self._diagnostics.add(code, message, frames=frames)
+        stopped = self.stopped
+        if stopped is None:
+            if self.compressed and offset is not None:
+                reason += " (the offset counts decompressed bytes)"
+            self.stopped = Stop(code, frame, offset, reason)
+        elif stopped.frame == frame and offset is not None and stopped.offset is not None \
+                and offset < stopped.offset:
+            self.stopped = stopped._replace(offset=offset)
 
     @property
     def path(self) -> str | os.PathLike:

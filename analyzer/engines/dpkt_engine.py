@@ -1,7 +1,8 @@
 """The default engine: our record walker, link/IP/transport decoders (dpkt for SCTP), our parsers.
 
 With ``workers=2`` on a big capture, the transport stage runs in a forked worker process while this
-process parses and renders messages (see ``parallel``).
+process parses and renders messages (see ``parallel``). Its packet accounting and where reading stopped
+come back with the worker's last word.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from analyzer.capture import open_capture
-from analyzer.engines import Decoded, DecodeOptions, parallel
+from analyzer.engines import Decoded, DecodeOptions, ReadStop, parallel
 from analyzer.messages.parse import MalformedMessage, to_message
 from analyzer.messages.records import Message
 from analyzer.transport.demux import Demux
-from analyzer.transport.records import Payload, TlsHello
+from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello
 
 #: Below this size a worker process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
@@ -37,11 +38,26 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
         if options.progress:
             options.progress(decoded.stats)
 
+    def summary() -> tuple:
+        """What the transport stage knows at its end (runs where it ran: maybe in the worker)."""
+        return demux.accounting(reader.packets), reader.stopped
+
+    def take(result: tuple) -> None:
+        accounting, stopped = result
+        decoded.stats.accounting = accounting
+        decoded.stats.stopped = ReadStop(*stopped) if stopped is not None else None
+
     if options.workers > 1 and parallel.available() and (reader.size or 0) >= PARALLEL_MIN_BYTES:
-        payloads = parallel.payloads_in_worker(transport, reader, decoded.diagnostics, counters)
+        payloads = parallel.payloads_in_worker(transport, reader, decoded.diagnostics, counters, summary,
+                                               take)
     else:
         reader.on_chunk = lambda r: counters(r.packets, r.bytes_read, r.last_time)
-        payloads = _then(transport(), lambda: counters(reader.packets, reader.bytes_read, reader.last_time))
+
+        def done() -> None:
+            counters(reader.packets, reader.bytes_read, reader.last_time)
+            take(summary())
+
+        payloads = _then(transport(), done)
     decoded.items = _messages(payloads, decoded)
     return decoded
 
@@ -53,13 +69,42 @@ def _then(items: Iterator, done) -> Iterator:
 
 def _messages(payloads: Iterator[Payload | TlsHello], decoded: Decoded) -> Iterator[Message | TlsHello]:
     stats, diag = decoded.stats, decoded.diagnostics
+    unread = _UnreadFrames()
     for item in payloads:
         if isinstance(item, Payload):
-            item = _message(item, diag)
-            if item is None:
+            message = _message(item, diag)
+            if message is None:
+                unread.add(item.frames)
                 continue
+            item = message
         stats.count(item)
         yield item
+    # The packets of a message that did not parse were counted as signalling: a diagnostic names them.
+    if stats.accounting and unread.count:
+        stats.accounting[SIGNALLING] -= unread.count
+        stats.accounting[DIAGNOSTIC] += unread.count
+
+
+class _UnreadFrames:
+    """Counts the frames of unparsable messages once each. Two messages share a frame only when they
+    follow each other on one stream, so remembering the last few thousand frames is enough."""
+
+    __slots__ = ("_seen", "count")
+
+    _KEEP = 4096
+
+    def __init__(self):
+        self.count = 0
+        self._seen: dict[int, None] = {}
+
+    def add(self, frames: tuple[int, ...]) -> None:
+        seen = self._seen
+        for frame in frames:
+            if frame not in seen:
+                if len(seen) >= self._KEEP:
+                    del seen[next(iter(seen))]
+                seen[frame] = None
+                self.count += 1
 
 
 def _message(payload: Payload, diag) -> Message | None:

@@ -2,8 +2,9 @@
 
 Two cores, two halves of the work: the worker walks the capture, prefilters and reassembles (the
 packet-rate part), the calling process parses and renders messages (the message-rate part). Data still
-flows one way: payloads go from the worker to the parent in batches, then the worker's diagnostics and
-counts. Used only where ``fork`` exists; elsewhere the engine runs both halves in one process.
+flows one way: payloads go from the worker to the parent in batches, then the worker's diagnostics,
+counts and summary (e.g. the packet accounting). Used only where ``fork`` exists; elsewhere the engine
+runs both halves in one process.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def _batch(items: list[tuple], reader) -> bytes:
     return pickle.dumps(("items", items, reader.packets, reader.bytes_read, reader.last_time), 5)
 
 
-def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, before: tuple, conn) -> None:
+def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, before: tuple,
+            summary: Callable[[], object] | None, conn) -> None:
     try:
         batch: list[tuple] = []
         for item in produce():
@@ -55,7 +57,8 @@ def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, b
         conn.send_bytes(_batch(batch, reader))
         # Only what this process added: the parent already holds what was there before the fork.
         counts = diagnostics.counts - before[0]
-        conn.send_bytes(pickle.dumps(("end", dict(counts), diagnostics.records[before[1]:]), 5))
+        extra = summary() if summary is not None else None
+        conn.send_bytes(pickle.dumps(("end", dict(counts), diagnostics.records[before[1]:], extra), 5))
     except BrokenPipeError:
         pass  # the parent stopped reading (output closed): nothing left to do
     except BaseException:  # report, don't print: the parent turns it into one line
@@ -67,17 +70,21 @@ def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, b
 
 
 def payloads_in_worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics,
-                       on_batch: Callable[..., None]) -> Iterator[Payload | TlsHello]:
+                       on_batch: Callable[..., None], summary: Callable[[], object] | None = None,
+                       on_summary: Callable[[object], None] | None = None) -> Iterator[Payload | TlsHello]:
     """Yield what ``produce()`` yields, computed in a forked child.
 
     ``reader`` is the capture reader ``produce`` consumes (its counters travel with each batch and reach
     ``on_batch(packets, bytes_read, last_time)``); ``diagnostics``, the collector ``produce`` writes to,
-    receives the child's additions at the end.
+    receives the child's additions at the end. ``summary()``, run in the child once ``produce`` is
+    exhausted, returns what only the child knows (picklable); it reaches ``on_summary`` in this process
+    before this generator ends.
     """
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
     before = (diagnostics.counts.copy(), len(diagnostics.records))
-    child = ctx.Process(target=_worker, args=(produce, reader, diagnostics, before, send), daemon=True)
+    child = ctx.Process(target=_worker, args=(produce, reader, diagnostics, before, summary, send),
+                        daemon=True)
     child.start()
     send.close()
     reader.close()  # the child owns the file now
@@ -94,6 +101,8 @@ def payloads_in_worker(produce: Callable[[], Iterable], reader, diagnostics: Dia
                     yield _from_wire(t)
             elif message[0] == "end":
                 diagnostics.merge(message[1], message[2])
+                if on_summary is not None:
+                    on_summary(message[3])
                 return
             else:  # one line for the user; the last traceback line names the failure
                 last = message[1].strip().splitlines()[-1]

@@ -65,9 +65,12 @@ class TcpConnection:
         self._diag = diagnostics
         self._tcp_limits = tcp_limits or TcpLimits()
         self._framing_limits = framing_limits or FramingLimits()
+        self._mode = _UNKNOWN
+        self._carried = False
         self._start()
 
     def _start(self) -> None:
+        self._carried = self.carried  # a reused address pair starts over; what it carried stays true
         a, b, diag, limits = self._a, self._b, self._diag, self._tcp_limits
         self._sides = {a: _Side(a, b, diag, limits), b: _Side(b, a, diag, limits)}
         self._mode = _UNKNOWN
@@ -84,6 +87,12 @@ class TcpConnection:
     def interesting(self) -> bool:
         """The connection carries SIP/HTTP (framed) or TLS, as its first bytes showed."""
         return self._mode in (_STREAM, _TLS, _OPAQUE)
+
+    @property
+    def carried(self) -> bool:
+        """The connection is, or was before its address pair was reused, ``interesting``: its packets are
+        signalling in the packet accounting."""
+        return self._carried or self.interesting
 
     # -- public API --------------------------------------------------------------------------------------
 

@@ -7,18 +7,25 @@ TCP segment of a flow that is not followed. Anything unusual (fragments, tunnels
 extension headers, SCTP) takes the general path. Flows are selected, not packets: a TCP flow is followed
 from its SYN, or from the first segment that starts a SIP/HTTP message or a TLS handshake, so the
 continuation segments of split messages are never lost.
+
+Every packet gets one fate (``records.SIGNALLING``, ``MEDIA``, ``OTHER``, ``DIAGNOSTIC``), counted in
+``fates``; ``accounting`` adds them up. The prefilter counts what it drops as other or signalling (rare);
+what it drops as media is the rest, so the hot path counts nothing. The general path decides the same fate
+for a packet as the prefilter would (``tests/test_accounting.py`` checks it with the prefilter off). A
+packet's fate may wait: a TCP connection's packets count when it ends (signalling if it carried SIP, HTTP
+or TLS), a fragment's when its datagram completes or expires, an SCTP association's once it carries SIP.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from analyzer.capture.link import LINK_DECODERS, LINKTYPE_NAMES, ethernet
+from analyzer.capture.link import LINK_DECODERS, LINKTYPE_NAMES, BadFrame, CannotFollow, ethernet
 from analyzer.diagnostics import Diagnostics
 from analyzer.messages.parse import looks_like_start_line
 from analyzer.transport.connection import TcpConnection
 from analyzer.transport.ip import BadIp, FragmentReassembler, IpPacket, ip_text, parse_ip
-from analyzer.transport.records import Payload, TlsHello, endpoint
+from analyzer.transport.records import DIAGNOSTIC, MEDIA, OTHER, SIGNALLING, Payload, TlsHello, endpoint
 from analyzer.transport.sctp import SctpAssembler
 from analyzer.transport.tunnels import GTPU_PORT, gre, gtpu
 
@@ -28,6 +35,7 @@ _SYN, _FIN, _RST = 0x02, 0x01, 0x04
 _TLS_HANDSHAKE = 0x16
 _MAX_TUNNEL_DEPTH = 4
 _MAX_IGNORED_FLOWS = 65536
+_MAX_SCTP_ASSOCIATIONS = 4096
 #: TCP connections idle this long (capture time) are flushed and forgotten, so memory does not grow with
 #: the number of connections a long capture sees; a later message on one is picked up at its start line.
 TCP_IDLE_TIMEOUT = 120.0
@@ -55,54 +63,82 @@ class Demux:
         self._sctp = SctpAssembler()
         # Both directions' 4-tuple keys (src ip, dst ip, sport, dport as raw bytes) map to one connection.
         self._tcp: dict[bytes, TcpConnection] = {}
-        self._ignored: dict[bytes, None] = {}
-        # Per live connection: [last activity time, its two keys in _tcp], for the idle sweep.
+        # Flows no longer followed → the fate of their later packets: OTHER (not SIP/HTTP/TLS) or SIGNALLING
+        # (ended: a FIN, a RST; its last acknowledgements are still its own).
+        self._ignored: dict[bytes, str] = {}
+        # Per live connection: [last activity time, its two keys in _tcp, packets so far], for the idle
+        # sweep and the accounting.
         self._activity: dict[TcpConnection, list] = {}
+        # SCTP association → [packets not yet counted, carried SIP]
+        self._associations: dict[bytes, list] = {}
         self._idle_timeout = tcp_idle_timeout
         self._next_sweep: float | None = None  # capture time of the next idle sweep
         self._names: dict[bytes, str] = {}
         self._warned_linktypes: set[int] = set()
         self._out: list[Payload | TlsHello] = []  # what the packet being decoded completed
+        #: fate → packets decided so far (media dropped by the prefilter is not counted: see accounting)
+        self.fates: dict[str, int] = dict.fromkeys((SIGNALLING, MEDIA, OTHER, DIAGNOSTIC), 0)
+
+    def accounting(self, packets: int) -> dict[str, int]:
+        """Fate → packets, once ``run`` is over; ``packets`` is how many the reader walked. What the
+        prefilter dropped as media is the only share not counted one by one: it is the rest."""
+        fates = dict(self.fates)
+        fates[DIAGNOSTIC] += self._fragments.lost
+        fates[MEDIA] += packets - sum(fates.values())
+        return fates
 
     # -- the hot path --------------------------------------------------------------------------------
     def prefilter(self, buf: bytes, s: int, e: int, linktype: int) -> bool:
         """Can the packet in ``buf[s:e]`` matter? Called by the capture reader for every packet.
 
         Reads a few bytes of plain Ethernet + IPv4/IPv6 + UDP/TCP at fixed offsets, without slicing.
-        Anything else answers True and takes the general path.
+        Anything else answers True and takes the general path. A packet dropped here is counted in
+        ``fates``, except media (the rest, see ``accounting``).
         """
         if linktype != 1 or e - s < 54:
             return True
         b12 = buf[s + 12]
         if b12 == 0x08 and buf[s + 13] == 0x00:
-            if buf[s + 20] & 0x3F or buf[s + 21]:  # a fragment
+            if buf[s + 14] != 0x45 or buf[s + 20] & 0x3F or buf[s + 21]:  # IP options, or a fragment
                 return True
-            proto, l4 = buf[s + 23], s + 14 + ((buf[s + 14] & 0x0F) << 2)
+            proto, l4 = buf[s + 23], s + 34
         elif b12 == 0x86 and buf[s + 13] == 0xDD:
             proto, l4 = buf[s + 20], s + 54
         else:
             return True
         if proto == UDP:
             if l4 + 8 >= e:
+                if l4 + 8 > e:
+                    return True  # the UDP header is cut short: the general path says so
+                self.fates[OTHER] += 1
                 return False
             first = buf[l4 + 8]
-            # A start line begins with an upper-case letter; RTP/RTCP/SRTP with 0x80..0xBF: media stops
-            # here. Other bytes matter only on SIP ports (reported as malformed) and GTP-U.
+            # A start line begins with an upper-case letter; RTP/RTCP/SRTP (version 2) with 0x80..0xBF,
+            # between ports above 1023 (so not DNS, NetBIOS ...): media stops here, uncounted. Other bytes
+            # matter only on SIP ports (reported as malformed) and GTP-U.
             if first >= 0x80:
-                return False
-            return (65 <= first <= 90 or ((buf[l4] << 8) | buf[l4 + 1]) in self._udp_ports
-                    or ((buf[l4 + 2] << 8) | buf[l4 + 3]) in self._udp_ports)
+                if first < 0xC0 and buf[l4] >= 4 and buf[l4 + 2] >= 4:
+                    return False
+            elif 65 <= first <= 90:
+                return True
+            if (((buf[l4] << 8) | buf[l4 + 1]) in self._udp_ports
+                    or ((buf[l4 + 2] << 8) | buf[l4 + 3]) in self._udp_ports):
+                return True
+            self.fates[OTHER] += 1
+            return False
         if proto == TCP:
-            if l4 + 20 > e:
-                return True
+            if l4 + 20 > e or buf[l4 + 12] < 0x50:
+                return True  # cut short or malformed: the general path says so
             key = (buf[s + 26:s + 34] if b12 == 0x08 else buf[s + 22:s + 54]) + buf[l4:l4 + 4]
-            if key in self._tcp:
-                return True
-            if key in self._ignored:
-                return bool(buf[l4 + 13] & _SYN)  # a new connection may reuse the 4-tuple
-            start = l4 + ((buf[l4 + 12] >> 4) << 2)
-            return bool(buf[l4 + 13] & _SYN) or (start < e and (65 <= buf[start] <= 90
-                                                                 or buf[start] == _TLS_HANDSHAKE))
+            if key in self._tcp or buf[l4 + 13] & _SYN:
+                return True  # (a SYN may reuse the 4-tuple of a flow no longer followed)
+            fate = self._ignored.get(key)
+            if fate != OTHER:  # a new flow, or an ended signalling flow: is a message starting?
+                start = l4 + ((buf[l4 + 12] >> 4) << 2)
+                if start < e and (65 <= buf[start] <= 90 or buf[start] == _TLS_HANDSHAKE):
+                    return True
+            self.fates[fate or OTHER] += 1
+            return False
         return True
 
     def run(self, packets: Iterable[tuple]) -> Iterator[Payload | TlsHello]:
@@ -116,7 +152,8 @@ class Demux:
                 out.clear()
         yield from self.close()
 
-    # -- the general path: each step appends what it completes to self._out -------------------------
+    # -- the general path: each step appends what it completes to self._out and counts the fate of the
+    # packets it stands for (``weight``: more than one for a datagram reassembled from fragments) ------
     def _general(self, number, time, linktype, data, orig_len):
         decoder = LINK_DECODERS.get(linktype)
         if decoder is None:
@@ -125,98 +162,134 @@ class Demux:
                 self.diag.add("unknown-linktype",
                               f"link type {LINKTYPE_NAMES.get(linktype, linktype)} is not decoded by the "
                               "dpkt engine (try --engine tshark)", (number,))
+            self.fates[DIAGNOSTIC] += 1
             return
-        found = decoder(data)
+        try:
+            found = decoder(data)
+        except (BadFrame, CannotFollow) as exc:
+            self._undecoded(exc, (number,), 1)
+            return
         if found is None:
+            self.fates[OTHER] += 1
             return
         if len(data) < orig_len:
             self.diag.add("snaplen-cut", f"frame {number} was captured with {len(data)} of {orig_len} "
                           "bytes; its payload may be incomplete", (number,))
-        self._ip(found[0], data, found[1], number, time, 0)
+        self._ip(found[0], data, found[1], number, time, 0, 1)
 
-    def _ip(self, version, data, off, number, time, depth):
+    def _undecoded(self, exc: Exception, frames: tuple[int, ...], weight: int) -> None:
+        code = "unsupported-encapsulation" if isinstance(exc, CannotFollow) else "malformed-packet"
+        self.diag.add(code, f"frame {frames[-1]}: {exc}", frames)
+        self.fates[DIAGNOSTIC] += weight
+
+    def _ip(self, version, data, off, number, time, depth, weight):
         try:
             pkt = parse_ip(version, data, off)
         except BadIp as exc:
             self.diag.add("malformed-packet", f"frame {number}: {exc}", (number,))
+            self.fates[DIAGNOSTIC] += weight
             return
         frames: tuple[int, ...] = (number,)
         if pkt.frag_id is not None:
-            done = self._fragments.add(pkt, number, time)
+            done = self._fragments.add_weighted(pkt, number, time, weight)
             if done is None:
-                return
-            pkt, frames = done
-        self._l4(pkt, frames, number, time, depth)
+                return  # counted when the datagram completes, or expires (``FragmentReassembler.lost``)
+            pkt, frames, weight = done
+        self._l4(pkt, frames, number, time, depth, weight)
 
-    def _l4(self, pkt: IpPacket, frames, number, time, depth):
+    def _l4(self, pkt: IpPacket, frames, number, time, depth, weight):
         proto, payload = pkt.proto, pkt.payload
         if proto == UDP:
-            self._udp(pkt, frames, number, time, depth)
+            self._udp(pkt, frames, number, time, depth, weight)
         elif proto == TCP:
-            self._tcp_segment(pkt, number, time)
+            self._tcp_segment(pkt, number, time, weight)
         elif proto == SCTP:
-            self._sctp_packet(pkt, frames, number, time)
+            self._sctp_packet(pkt, frames, number, time, weight)
+        elif proto not in (IPIP, IPV6_IN_IP, GRE):
+            self.fates[OTHER] += weight
         elif depth >= _MAX_TUNNEL_DEPTH:
-            return
-        elif proto in (IPIP, IPV6_IN_IP) and payload:
-            self._ip(4 if proto == IPIP else 6, payload, 0, number, time, depth + 1)
+            self._undecoded(CannotFollow(f"tunnels nested deeper than {_MAX_TUNNEL_DEPTH} levels are not "
+                                         "followed"), frames, weight)
         elif proto == GRE:
-            self._tunnel(gre(payload), number, time, depth)
-
-    def _tunnel(self, inner, number, time, depth):
-        if inner is None:
-            return
-        if inner[0] == "ip":
-            self._ip(inner[1], inner[2], 0, number, time, depth + 1)
+            self._tunnel(gre, payload, frames, number, time, depth, weight)
         else:
-            found = ethernet(inner[1])
-            if found:
-                self._ip(found[0], inner[1], found[1], number, time, depth + 1)
+            self._ip(4 if proto == IPIP else 6, payload, 0, number, time, depth + 1, weight)
 
-    def _udp(self, pkt: IpPacket, frames, number, time, depth):
+    def _tunnel(self, decap, payload, frames, number, time, depth, weight):
+        try:
+            inner = decap(payload)
+            if inner is not None and inner[0] == "ethernet":
+                found = ethernet(inner[1])
+                inner = None if found is None else ("ip", found[0], inner[1][found[1]:])
+        except (BadFrame, CannotFollow) as exc:
+            self._undecoded(exc, frames, weight)
+            return
+        if inner is None:
+            self.fates[OTHER] += weight
+        else:
+            self._ip(inner[1], inner[2], 0, number, time, depth + 1, weight)
+
+    def _udp(self, pkt: IpPacket, frames, number, time, depth, weight):
         data = pkt.payload
         if len(data) < 8:
             self.diag.add("malformed-packet", f"frame {number}: UDP header truncated", (number,))
+            self.fates[DIAGNOSTIC] += weight
             return
         sport, dport = (data[0] << 8) | data[1], (data[2] << 8) | data[3]
         payload = data[8:]
-        if GTPU_PORT in (sport, dport) and depth < _MAX_TUNNEL_DEPTH:
-            self._tunnel(gtpu(payload), number, time, depth)
-            return
+        # The prefilter's order: nothing, media, then a tunnel, a start line, a SIP port.
+        fates = self.fates
         if not payload:
-            return
-        if looks_like_start_line(payload):
+            fates[OTHER] += weight
+        elif 0x80 <= payload[0] < 0xC0 and sport > 1023 and dport > 1023:
+            fates[MEDIA] += weight
+        elif GTPU_PORT in (sport, dport):
+            if depth < _MAX_TUNNEL_DEPTH:
+                self._tunnel(gtpu, payload, frames, number, time, depth, weight)
+            else:
+                self._undecoded(CannotFollow(f"tunnels nested deeper than {_MAX_TUNNEL_DEPTH} levels are "
+                                             "not followed"), frames, weight)
+        elif looks_like_start_line(payload):
             self._out.append(Payload(payload, frames, time, self._name(pkt.src, sport),
                                      self._name(pkt.dst, dport), "udp"))
-        elif (sport in self.sip_ports or dport in self.sip_ports) and not _is_keepalive(payload):
+            fates[SIGNALLING] += weight
+        elif sport not in self.sip_ports and dport not in self.sip_ports:
+            fates[OTHER] += weight
+        elif _is_keepalive(payload):
+            fates[SIGNALLING] += weight
+        else:
             port = dport if dport in self.sip_ports else sport
             self.diag.add("malformed-sip", f"UDP datagram on SIP port {port} is not a SIP message "
                           f"(starts {payload[:8].hex(' ')})", frames)
+            fates[DIAGNOSTIC] += weight
 
-    def _tcp_segment(self, pkt: IpPacket, number, time):
+    def _tcp_segment(self, pkt: IpPacket, number, time, weight):
         data = pkt.payload
         if len(data) < 20 or (data[12] >> 4) < 5:
             self.diag.add("malformed-packet", f"frame {number}: TCP header truncated", (number,))
+            self.fates[DIAGNOSTIC] += weight
             return
         ports = data[0:4]
         key = pkt.src + pkt.dst + ports
         conn = self._tcp.get(key)
         flags, payload = data[13], data[(data[12] >> 4) << 2:]
         if conn is None:
-            if key in self._ignored:
-                if not flags & _SYN:
-                    return
-                self._unignore(key, ports, pkt)
-            if not (flags & _SYN or (payload and (looks_like_start_line(payload)
-                                                  or payload[0] == _TLS_HANDSHAKE))):
+            fate = self._ignored.get(key)
+            if not flags & _SYN and (fate == OTHER or not (payload and (
+                    looks_like_start_line(payload) or payload[0] == _TLS_HANDSHAKE))):
+                self.fates[fate or OTHER] += weight
                 return
+            if fate is not None:
+                self._unignore(key, ports, pkt)
             sport, dport = (data[0] << 8) | data[1], (data[2] << 8) | data[3]
             conn = TcpConnection(self._name(pkt.src, sport), self._name(pkt.dst, dport), self.diag)
             reverse = pkt.dst + pkt.src + ports[2:] + ports[:2]
             self._tcp[key] = self._tcp[reverse] = conn
-            self._activity[conn] = [time, key, reverse]
+            self._activity[conn] = [time, key, reverse, weight]
         else:
-            self._activity[conn][0] = time
+            activity = self._activity[conn]
+            activity[0] = time
+            activity[3] += weight
         src = self._name(pkt.src, (data[0] << 8) | data[1])
         self._out.extend(conn.segment(src, int.from_bytes(data[4:8], "big"), flags, payload, number, time))
         if conn.finished:
@@ -227,7 +300,7 @@ class Demux:
 
     def _sweep(self, now: float) -> None:
         """Flush and forget connections idle longer than the timeout."""
-        for conn, (last, _, _) in list(self._activity.items()):
+        for conn, (last, _, _, _) in list(self._activity.items()):
             if now - last > self._idle_timeout:
                 self._out.extend(conn.close())
                 self._forget(conn, ignore=False)
@@ -237,30 +310,58 @@ class Demux:
         self._ignored.pop(pkt.dst + pkt.src + ports[2:] + ports[:2], None)
 
     def _forget(self, conn: TcpConnection, ignore: bool = True) -> None:
-        """Drop a closed or uninteresting connection so state stays bounded."""
-        _, key, reverse = self._activity.pop(conn)
+        """Drop a closed or uninteresting connection so state stays bounded; count its packets."""
+        _, key, reverse, packets = self._activity.pop(conn)
+        fate = SIGNALLING if conn.carried else OTHER
+        self.fates[fate] += packets
         self._tcp.pop(key, None)
         self._tcp.pop(reverse, None)
-        if ignore and not conn.interesting:
+        if ignore:
             if len(self._ignored) >= _MAX_IGNORED_FLOWS:
                 self._ignored.pop(next(iter(self._ignored)))
-            self._ignored[key] = self._ignored[reverse] = None
+            self._ignored[key] = self._ignored[reverse] = fate
 
-    def _sctp_packet(self, pkt: IpPacket, frames, number, time):
+    def _sctp_packet(self, pkt: IpPacket, frames, number, time, weight):
         data = pkt.payload
         if len(data) < 12:
             self.diag.add("malformed-packet", f"frame {number}: SCTP header truncated", (number,))
+            self.fates[DIAGNOSTIC] += weight
             return
         sport, dport = (data[0] << 8) | data[1], (data[2] << 8) | data[3]
         try:
             found = self._sctp.messages((pkt.src, pkt.dst, sport, dport), data, number)
         except ValueError as exc:
             self.diag.add("malformed-packet", f"frame {number}: {exc}", frames)
+            self.fates[DIAGNOSTIC] += weight
             return
+        sip = False
         for message, msg_frames in found:
             if looks_like_start_line(message):
+                sip = True
                 self._out.append(Payload(message, msg_frames, time, self._name(pkt.src, sport),
                                          self._name(pkt.dst, dport), "sctp"))
+        self._association(pkt.src + data[0:2], pkt.dst + data[2:4], weight, sip)
+
+    def _association(self, a: bytes, b: bytes, weight: int, sip: bool) -> None:
+        """Count an SCTP packet: signalling once its association has carried SIP (its earlier packets
+        too), other if it never does (counted at the end, or when the table is full)."""
+        key = a + b if a < b else b + a
+        flow = self._associations.get(key)
+        if flow is None:
+            if len(self._associations) >= _MAX_SCTP_ASSOCIATIONS:
+                self._count_association(self._associations.pop(next(iter(self._associations))))
+            flow = self._associations[key] = [0, False]
+        if sip and not flow[1]:
+            flow[1] = True
+            self.fates[SIGNALLING] += flow[0]
+            flow[0] = 0
+        if flow[1]:
+            self.fates[SIGNALLING] += weight
+        else:
+            flow[0] += weight
+
+    def _count_association(self, flow: list) -> None:
+        self.fates[SIGNALLING if flow[1] else OTHER] += flow[0]
 
     def _name(self, raw: bytes, port: int) -> str:
         text = self._names.get(raw)
@@ -271,9 +372,12 @@ class Demux:
         return endpoint(text, port)
 
     def close(self) -> Iterator[Payload | TlsHello]:
-        """End of capture: flush TCP streams and report unfinished fragments."""
-        for conn in self._activity:
+        """End of capture: flush TCP streams, report unfinished fragments, count what was waiting."""
+        for conn in list(self._activity):
             yield from conn.close()
-        self._activity.clear()
+            self._forget(conn, ignore=False)
         self._tcp.clear()
+        for flow in self._associations.values():
+            self._count_association(flow)
+        self._associations.clear()
         self._fragments.close()

@@ -104,6 +104,7 @@ class _Pending:
     pieces: dict[int, bytes]
     frames: list[int]
     total: int | None = None
+    weight: int = 0  # captured packets these fragments stand for (more than one each inside a tunnel)
 
 
 class FragmentReassembler:
@@ -111,7 +112,8 @@ class FragmentReassembler:
 
     A datagram is delivered when its last hole fills, numbered by the frame that completed it (as
     Wireshark does). Datagrams still incomplete after ``timeout`` seconds of capture time, or pushed out
-    by the ``max_pending`` cap, are reported as ``fragment-incomplete``.
+    by the ``max_pending`` cap, are reported as ``fragment-incomplete``; ``lost`` counts the captured
+    packets they stood for (the packet accounting's diagnostic share).
     """
 
     def __init__(self, diagnostics: Diagnostics, timeout: float = 30.0, max_pending: int = 4096):
@@ -119,9 +121,17 @@ class FragmentReassembler:
         self._diag = diagnostics
         self._timeout = timeout
         self._max = max_pending
+        self.lost = 0
 
     def add(self, pkt: IpPacket, frame: int, time: float) -> tuple[IpPacket, tuple[int, ...]] | None:
         """Add one fragment; return the whole datagram and its frames when complete."""
+        done = self.add_weighted(pkt, frame, time, 1)
+        return None if done is None else done[:2]
+
+    def add_weighted(self, pkt: IpPacket, frame: int, time: float,
+                     weight: int) -> tuple[IpPacket, tuple[int, ...], int] | None:
+        """``add`` for a fragment that stands for ``weight`` captured packets (an outer datagram
+        reassembled first); a complete datagram comes with the weight of all its fragments."""
         key = (pkt.version, pkt.src, pkt.dst, pkt.proto if pkt.version == 4 else 0, pkt.frag_id)
         entry = self._pending.get(key)
         if entry is None:
@@ -130,6 +140,7 @@ class FragmentReassembler:
             entry = self._pending[key] = _Pending(time, {}, [])
         entry.pieces.setdefault(pkt.frag_offset, pkt.payload)
         entry.frames.append(frame)
+        entry.weight += weight
         if not pkt.more_fragments:
             entry.total = pkt.frag_offset + len(pkt.payload)
         whole = self._complete(entry)
@@ -137,7 +148,7 @@ class FragmentReassembler:
             self._expire(time)
             return None
         del self._pending[key]
-        return IpPacket(pkt.version, pkt.src, pkt.dst, pkt.proto, whole), tuple(entry.frames)
+        return IpPacket(pkt.version, pkt.src, pkt.dst, pkt.proto, whole), tuple(entry.frames), entry.weight
 
     @staticmethod
     def _complete(entry: _Pending) -> bytes | None:
@@ -174,6 +185,7 @@ class FragmentReassembler:
         self._pending.clear()
 
     def _report(self, entry: _Pending) -> None:
+        self.lost += entry.weight
         self._diag.add("fragment-incomplete",
                        f"IP datagram never completed ({len(entry.pieces)} fragment(s) seen)",
                        entry.frames)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: What became of a packet, for the packet accounting (``analyzer.engines.FATES`` says what each means).
+SIGNALLING, MEDIA, OTHER, DIAGNOSTIC = "signalling", "media", "other", "diagnostic"
+
 
 @dataclass(frozen=True, slots=True)
 class Payload:
