@@ -12,6 +12,7 @@ import pytest
 
 from analyzer.cli import main
 from analyzer.engines import DecodeOptions, get_engine, resolve_engine
+from analyzer.engines.tshark_engine import UNSHOWN
 from analyzer.exitcodes import ExitCode
 from analyzer.messages.records import Message
 from analyzer.transport.records import TlsHello
@@ -69,6 +70,14 @@ def test_engines_agree(path):
     assert tshark.stats.http_messages == dpkt.stats.http_messages
     assert tshark.stats.tls_hellos == dpkt.stats.tls_hellos
     assert tshark.diagnostics.summary() == dpkt.diagnostics.summary()
+    assert tshark.stats.stopped == dpkt.stats.stopped
+    assert tshark.stats.last_time == dpkt.stats.last_time
+    assert tshark.stats.tls_servers == dpkt.stats.tls_servers
+    # both engines' accounting adds up; tshark's signalling is only the frames it showed (messages, hellos)
+    theirs, ours = tshark.stats.accounting, dpkt.stats.accounting
+    assert sum(theirs.values()) == tshark.stats.packets and sum(ours.values()) == dpkt.stats.packets
+    assert theirs["signalling"] + theirs["diagnostic"] <= ours["signalling"] + ours["diagnostic"]
+    assert set(theirs) == {"signalling", "diagnostic", UNSHOWN}
 
 
 def test_https_without_key_log_is_one_tls_hello():

@@ -1,35 +1,59 @@
 """The tshark engine: Wireshark's dissectors find the messages, our parsers read them.
 
-Runs ``tshark -r FILE -Y 'sip || http || tls.handshake.type == 1' -T ek -x`` as a subprocess and reads
-its output one line (one packet) at a time. ``-x`` adds ``sip_raw``/``http_raw``: the bytes of each
+Runs ``tshark -r FILE -Y 'sip || http || tls.handshake.type == 1' -T ek -x -z io,phs`` as a subprocess and
+reads its output one line (one packet) at a time. ``-x`` adds ``sip_raw``/``http_raw``: the bytes of each
 message as Wireshark reassembled (TCP, IP fragments, WebSocket) or decrypted them (TLS with a key log).
 Those bytes go through the same ``to_message`` as the dpkt engine, so the records are the same; the frame
-is the one Wireshark shows the message in (the one that completed it).
+is the one Wireshark shows the message in (the one that completed it). ``-z io,phs`` ends the output with
+the number of frames tshark read, which the display filter would otherwise hide.
+
+Damaged input reads as with the dpkt engine: the project's reader opens the capture first and walks it
+beside tshark (``tshark_input.Walk``), so an unreadable file fails before any output with the same line.
+tshark's complaints on stderr become the same diagnostic codes (``READ_ERRORS``; unknown ones are
+``tshark-warning``, or ``read-error`` when tshark failed). When tshark stopped after the same frame as the
+walk, the walk's diagnostics and byte offset stand for both; else tshark's own account does.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from analyzer.engines import Decoded, DecodeOptions
+from analyzer.diagnostics import Diagnostics
+from analyzer.engines import Decoded, DecodeOptions, DecodeStats, ReadStop
 from analyzer.engines.dpkt_engine import _message
+from analyzer.engines.tshark_input import Walk
 from analyzer.errors import InputError
 from analyzer.messages.records import Message
 from analyzer.transport.framing import _DROP_LENGTH_FIELDS
-from analyzer.transport.records import Payload, TlsHello, endpoint
+from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello, endpoint
 
 DISPLAY_FILTER = "sip || http || tls.handshake.type == 1"
 #: Wireshark's own SIP ports; any other --sip-ports entry is decoded as SIP with ``-d``.
 _WIRESHARK_SIP_PORTS = frozenset((5060, 5061))
 
+#: tshark's read errors (wiretap's wording, tshark 3.x/4.x) → diagnostic code; any other error that ends
+#: tshark's reading is a ``read-error``.
+READ_ERRORS = (
+    ("cut short in the middle of a packet", "truncated-packet"),
+    ("cannot be decompressed", "bad-compression"),
+    ("appears to be damaged or corrupt", "bad-record"),
+)
+#: The fate of the packets tshark's display filter does not show (``DecodeStats.accounting``).
+UNSHOWN = "unclassified"
+_FRAMES_READ = re.compile(rb"frame +frames:(\d+) ")  # the top line of ``-z io,phs``
+_TSHARK_STDERR_KEEP = 64 << 10  # bytes of tshark's stderr read back; the rest is dropped
+
 
 def command(path: str, options: DecodeOptions) -> list[str]:
-    """The tshark command line for one capture."""
-    cmd = ["tshark", "-n", "-r", path, "-Y", DISPLAY_FILTER, "-T", "ek", "-x",
+    """The tshark command line for one capture (``-`` reads standard input)."""
+    cmd = ["tshark", "-n", "-r", path, "-Y", DISPLAY_FILTER, "-T", "ek", "-x", "-z", "io,phs",
            # SIP over TCP on any port, as our demux finds it: without this, a port Wireshark assigns to
            # another protocol (6060 in heplify__sip_ipv4_tcp_fragmented.pcap) hides the SIP on it
            "-o", "tcp.try_heuristic_first:TRUE"]
@@ -41,66 +65,128 @@ def command(path: str, options: DecodeOptions) -> list[str]:
 
 
 def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
-    """Check the inputs now (so a missing tshark or file fails before any output); decode lazily."""
+    """Check the inputs now (so a missing tshark or an unreadable capture fails before any output, with the
+    dpkt engine's line); decode lazily."""
     options = options or DecodeOptions()
     if shutil.which("tshark") is None:
         raise InputError("tshark is not installed (apt-get install tshark)")
-    if not Path(path).is_file():
-        raise InputError("no such capture file", path)
     if options.tls_keylog and not Path(options.tls_keylog).is_file():
         raise InputError("no such TLS key log file", options.tls_keylog)
     decoded = Decoded(path, iter(()))
-    decoded.items = _run(path, options, decoded)
+    walk = Walk(str(path))
+    decoded.items = _run(walk, options, decoded)
     return decoded
 
 
-def _run(path: str, options: DecodeOptions, decoded: Decoded) -> Iterator[Message | TlsHello]:
+class _Shown:
+    """What tshark's output showed: frames (and those whose every message was malformed), the last one,
+    and the frames it read (``-z io,phs``; None when it did not get that far)."""
+
+    __slots__ = ("failed", "frames", "last_frame", "last_time", "read")
+
+    def __init__(self):
+        self.frames = self.failed = self.last_frame = 0
+        self.last_time: float | None = None
+        self.read: int | None = None
+
+
+def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Message | TlsHello]:
     stats, diag = decoded.stats, decoded.diagnostics
+    stats.tls_keylog = bool(options.tls_keylog)
     decryptable = _client_randoms(options.tls_keylog)
-    proc = subprocess.Popen(command(path, options), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
-    try:
-        for line in proc.stdout:
-            if not line.startswith(b'{"timestamp"'):
-                continue  # the ek index lines
-            packet = json.loads(line)["layers"]
-            for item in _items(packet, decryptable):
-                if isinstance(item, Payload):
-                    item = _message(item, diag)
-                    if item is None:
-                        continue
-                stats.count(item)
-                yield item
-        stderr = proc.stderr.read().decode("utf-8", "replace")
-        rc = proc.wait()
-    finally:
-        if proc.poll() is None:  # the consumer stopped early
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    for problem in stderr.splitlines():
-        problem = problem.strip()
-        if problem and not problem.startswith("Running as user"):
-            diag.add("tshark-stderr", problem)
-    if rc != 0:
-        raise InputError(f"tshark failed (exit {rc}): {stderr.strip().splitlines()[-1:] or ''}", path)
-    stats.packets = _packet_count(path)
+    shown = _Shown()
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(command(walk.tshark_path, options), stdout=subprocess.PIPE, stderr=errors,
+                                stdin=walk.tshark_stdin)
+        if walk.tshark_stdin != subprocess.DEVNULL:
+            os.close(walk.tshark_stdin)  # tshark holds it now
+        walk.start()
+        try:
+            for line in proc.stdout:
+                if not line.startswith(b'{"timestamp"'):
+                    found = _FRAMES_READ.match(line)
+                    if found:
+                        shown.read = int(found.group(1))
+                    continue  # the ek index lines, the rest of the io,phs table
+                packet = json.loads(line)["layers"]
+                frame = packet["frame"]
+                shown.frames += 1
+                shown.last_frame = int(frame["frame_frame_number"])
+                shown.last_time = float(frame["frame_frame_time_epoch"])
+                good = bad = 0
+                for item in _items(packet, decryptable):
+                    if isinstance(item, Payload):
+                        item = _message(item, diag)
+                        if item is None:
+                            bad += 1
+                            continue
+                    good += 1
+                    stats.count(item)
+                    yield item
+                if bad and not good:  # every message of the frame was malformed
+                    shown.failed += 1
+            rc = proc.wait()
+        finally:
+            if proc.poll() is None:  # the consumer stopped early
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        errors.seek(0)
+        complaints = _complaints(errors.read(_TSHARK_STDERR_KEEP).decode("utf-8", "replace"))
+    walk.join()
+    _account(stats, diag, walk, shown, complaints, rc)
+    stats.accounting = {SIGNALLING: shown.frames - shown.failed, DIAGNOSTIC: shown.failed,
+                        UNSHOWN: max(0, stats.packets - shown.frames)}
     if options.progress:
         options.progress(stats)
 
 
-def _packet_count(path: str) -> int:
-    """Packets in the file (the display filter hides the others from us): capinfos, else tshark."""
-    if shutil.which("capinfos"):
-        run = subprocess.run(["capinfos", "-M", "-T", "-r", "-c", path], capture_output=True, text=True)
-        try:
-            return int(run.stdout.split("\t")[-1])
-        except ValueError:
-            pass
-    run = subprocess.run(["tshark", "-n", "-r", path, "-T", "fields", "-e", "frame.number"],
-                         capture_output=True, text=True)
-    return run.stdout.count("\n")
+def _complaints(stderr: str) -> list[str]:
+    """tshark's stderr as one line per message (a message's continuation lines are joined to it)."""
+    said: list[str] = []
+    for line in stderr.splitlines():
+        line = line.strip()
+        if not line or line.startswith("Running as user"):
+            continue
+        if line.startswith("tshark:") or not said:
+            said.append(line.removeprefix("tshark:").strip())
+        else:
+            said[-1] += " " + line
+    return said
+
+
+def _account(stats: DecodeStats, diag: Diagnostics, walk: Walk, shown: _Shown, complaints: list[str],
+             rc: int) -> None:
+    """Packets read, where reading stopped and why: the walk's account when it agrees with tshark's."""
+    reader = walk.reader
+    if shown.read is not None:
+        stats.packets = shown.read
+    else:  # tshark did not get to its summary: it read at least the frames it showed
+        stats.packets = reader.packets if rc == 0 else shown.last_frame
+    stats.bytes_read = reader.bytes_read
+    stats.last_time = reader.last_time if reader.packets == stats.packets else shown.last_time
+    coded = [(next((c for words, c in READ_ERRORS if words in said), None), said) for said in complaints]
+    # the error that ended tshark's reading: the first it names, else its last words when it failed
+    fatal = next((i for i, (code, _) in enumerate(coded) if code), len(coded) - 1 if rc != 0 else None)
+    for i, (_, said) in enumerate(coded):
+        if i != fatal:
+            diag.add("tshark-warning", f"tshark: {said}")
+    if fatal is None:
+        return
+    code, said = coded[fatal] if coded else (None, f"tshark exited with status {rc}")
+    ours = reader.stopped
+    if ours is not None and ours.frame == stats.packets:  # the same damage: say it as the dpkt engine does
+        diag.merge(walk.diagnostics.counts, walk.diagnostics.records)
+        stats.stopped = ReadStop(*ours)
+        return
+    stats.stopped = ReadStop(code or "read-error", stats.packets, None, f"tshark: {_the_capture(said)}")
+    diag.add(stats.stopped.code, f"{stats.stopped.reason}; reading stopped after frame {stats.packets}",
+             frames=(stats.packets + 1,))
+
+
+def _the_capture(said: str) -> str:
+    """tshark's message with the file named as "the capture" (the report names the file)."""
+    return re.sub(r'^The (file "[^"]*"|standard input)', "the capture", said)
 
 
 def _listed(value) -> list:
