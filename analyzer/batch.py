@@ -1,10 +1,14 @@
 """``mcxa batch``: judge many captures in parallel, resume where a previous run stopped, and collect the
-results as polars tables (Parquet and CSV) plus one contract JSON report per capture.
+results as polars tables (Parquet and CSV, ``analyzer.render.batch``) plus one contract JSON report per
+capture.
 
 The per-capture work (``analyse_one``) is a plain picklable function: the local executor runs it in a
 ``ProcessPoolExecutor`` (fork start method where available), the Dask executor submits the very same
 function with ``Client.map``. Workers decode with ``DecodeOptions(workers=1)`` so processes do not nest.
 Workers only read the capture; the parent writes every file under ``--out``.
+
+The exit code (``batch_exit_code``) is a gate a CI job can trust: a batch that could not read some of its
+captures never exits 0, and one that could read none of them is an error, not "nothing to judge".
 """
 
 from __future__ import annotations
@@ -20,18 +24,15 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from analyzer.errors import McxaError, UsageError
+from analyzer.exitcodes import ExitCode
+from analyzer.render.batch import build_tables, read_completely, write_tables
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".gz", ".cap")
-STATE_VERSION = 1
+#: 2: reports carry ``reading``; results stored by version 1 did not, so they are analysed again.
+STATE_VERSION = 2
 
-PROCEDURE_COLUMNS = ("capture", "rule", "kind", "verdict", "ue", "group", "peer", "from_system", "to_system",
-                     "start", "end", "migration_duration", "service_interruption", "deviating_steps")
-DEVIATION_COLUMNS = ("capture", "rule", "ue", "step", "code", "severity", "message", "spec", "frames")
-CAPTURE_COLUMNS = ("capture", "sha256", "packets", "sip_messages", "http_messages", "decode_errors",
-                   "procedures", "status", "error", "seconds", "cached")
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -153,63 +154,6 @@ def _run_dask(settings: Settings, captures: list[str], jobs: int, scheduler: str
             cluster.close()
 
 
-# ---------------------------------------------------------------------------------------------- tables
-
-def procedure_rows(capture: str, part: dict) -> Iterable[dict]:
-    for p in part["procedures"]:
-        kpis = p.get("kpis") or {}
-        bad = [f"{s['id']}:{s['status']}" for s in p["steps"] if s["status"] != "matched"]
-        yield {"capture": capture, **{k: p.get(k) for k in PROCEDURE_COLUMNS[1:11]},
-               "migration_duration": kpis.get("migration_duration"),
-               "service_interruption": kpis.get("service_interruption"),
-               "deviating_steps": " ".join(bad)}
-
-
-def deviation_rows(capture: str, part: dict) -> Iterable[dict]:
-    for p in part["procedures"]:
-        for d in p["deviations"]:
-            yield {"capture": capture, "rule": p["rule"], "ue": p["ue"], "step": d.get("step"),
-                   "code": d["code"], "severity": d["severity"], "message": d["message"],
-                   "spec": d.get("spec"), "frames": list(d.get("frames") or [])}
-
-
-def build_tables(results: list[dict]):
-    """(procedures, deviations, captures) polars DataFrames from per-capture results, in input order."""
-    import polars as pl
-
-    from analyzer.render.tables import frame
-
-    procs, devs, caps = [], [], []
-    stat_columns = ("packets", "sip_messages", "http_messages", "decode_errors")
-    for r in results:
-        part = r.get("part")
-        stats = part["stats"] if part else {}
-        caps.append({"capture": r["capture"], "sha256": r.get("sha256"), "status": r["status"],
-                     "error": r.get("error"), "seconds": r.get("seconds"), "cached": r.get("cached", False),
-                     "procedures": len(part["procedures"]) if part else None,
-                     **{k: stats.get(k) for k in stat_columns}})
-        if part:
-            procs += procedure_rows(r["capture"], part)
-            devs += deviation_rows(r["capture"], part)
-    f64, i64 = pl.Float64, pl.Int64
-    procedures = frame(procs, PROCEDURE_COLUMNS, {"start": f64, "end": f64, "migration_duration": f64,
-                                                  "service_interruption": f64})
-    deviations = frame(devs, DEVIATION_COLUMNS, {"frames": pl.List(i64)})
-    captures = frame(caps, CAPTURE_COLUMNS, {"packets": i64, "sip_messages": i64, "http_messages": i64,
-                                             "decode_errors": i64, "procedures": i64, "seconds": f64,
-                                             "cached": pl.Boolean})
-    return procedures, deviations, captures
-
-
-def write_tables(out_dir: Path, tables: dict) -> None:
-    from analyzer.render.tables import write_csv, write_parquet
-
-    for name, table in tables.items():
-        write_parquet(table, str(out_dir / f"{name}.parquet"))
-        with open(out_dir / f"{name}.csv", "w", encoding="utf-8", newline="") as fh:
-            write_csv(table, fh)
-
-
 # ---------------------------------------------------------------------------------------------- the run
 
 def _report_name(capture: str, sha256: str) -> str:
@@ -240,9 +184,30 @@ def _atomic_write(path: Path, text: str) -> None:
 class BatchOutcome:
     analysed: int
     skipped: int
-    failed: list[dict]
+    failed: list[dict]  # results of the captures that could not be read at all (not judged)
+    incomplete: list[dict]  # results of the captures read only up to a damage (judged up to it)
     tables: dict
     exit_code: int
+
+    @property
+    def nothing_judged(self) -> bool:
+        return self.analysed + self.skipped == 0
+
+
+def batch_exit_code(results: list[dict]) -> ExitCode:
+    """1 on any deviation in the captures judged; else 2 when any capture could not be read at all (or
+    none was given a verdict); else 3 when a procedure is incomplete or a capture was read only partly;
+    else 0. A deviation comes first: it is a finding about the network that the unread captures cannot
+    undo; after it, an unread capture outranks "incomplete", as it would for ``mcxa analyze``."""
+    from analyzer import report
+
+    parts = [r["part"] for r in results if r.get("part")]
+    code = report.exit_code({"captures": parts})
+    if code == ExitCode.DEVIATION:
+        return code
+    if not parts or len(parts) < len(results):
+        return ExitCode.BAD_INPUT
+    return code
 
 
 def run_batch(paths: Sequence[str], out: str, *, jobs: int | None = None, executor: str = "local",
@@ -296,10 +261,12 @@ def run_batch(paths: Sequence[str], out: str, *, jobs: int | None = None, execut
                 and known.get("ruleset") == rule_hash):
             try:
                 doc = json.loads((out_dir / "reports" / known["report"]).read_text(encoding="utf-8"))
-                results[capture] = {"capture": capture, "status": "ok", "error": None, "cached": True,
-                                    "part": doc["captures"][0], "seconds": known.get("seconds")}
-                continue
-            except (OSError, ValueError, KeyError, IndexError):
+                part = doc["captures"][0]
+                if isinstance(part["reading"], dict):  # a report without it cannot say it was cut
+                    results[capture] = {"capture": capture, "status": "ok", "error": None, "cached": True,
+                                        "part": part, "seconds": known.get("seconds")}
+                    continue
+            except (OSError, ValueError, KeyError, IndexError, TypeError):
                 pass  # the report went missing or is broken: analyse again
         todo.append(capture)
 
@@ -324,39 +291,8 @@ def run_batch(paths: Sequence[str], out: str, *, jobs: int | None = None, execut
     procedures, deviations, capture_table = build_tables(ordered)
     tables = {"procedures": procedures, "deviations": deviations, "captures": capture_table}
     write_tables(out_dir, tables)
-    parts = [r["part"] for r in ordered if r["part"]]
-    failed = [r for r in ordered if r["status"] != "ok"]
     return BatchOutcome(analysed=len(fresh) - sum(r["status"] != "ok" for r in fresh),
-                        skipped=sum(bool(r.get("cached")) for r in ordered), failed=failed, tables=tables,
-                        exit_code=int(report.exit_code({"captures": parts})))
-
-
-def write_summary(outcome: BatchOutcome, out: IO[str]) -> None:
-    """Counts, verdicts per rule, the 5 most frequent deviations, service interruption percentiles."""
-    import polars as pl
-
-    procedures, deviations = outcome.tables["procedures"], outcome.tables["deviations"]
-    out.write(f"captures: {outcome.analysed} analysed, {outcome.skipped} skipped (unchanged), "
-              f"{len(outcome.failed)} failed\n")
-    for r in outcome.failed:
-        out.write(f"  FAILED {r['error']}\n")
-    if procedures.height:
-        out.write("verdicts per rule:\n")
-        counts = procedures.group_by("rule", "verdict").len().sort("rule", "verdict")
-        for rule in counts["rule"].unique(maintain_order=True):
-            row = counts.filter(pl.col("rule") == rule)
-            text = ", ".join(f"{v} {n}" for v, n in zip(row["verdict"], row["len"], strict=True))
-            out.write(f"  {rule:<28} {text}\n")
-    else:
-        out.write("no procedure found\n")
-    if deviations.height:
-        out.write("most frequent deviations (rule / step / code):\n")
-        top = (deviations.group_by("rule", "step", "code").len()
-               .sort(["len", "rule", "step", "code"], descending=[True, False, False, False]).head(5))
-        for rule, step, code, n in top.iter_rows():
-            out.write(f"  {n:>5} × {rule} / {step or '-'} / {code}\n")
-    interruptions = procedures["service_interruption"].drop_nulls()
-    if interruptions.len():
-        q = [interruptions.quantile(p, "linear") for p in (0.5, 0.9, 0.99)]
-        out.write(f"service interruption (s, {interruptions.len()} migrations): p50 {q[0]:.3f}  "
-                  f"p90 {q[1]:.3f}  p99 {q[2]:.3f}\n")
+                        skipped=sum(bool(r.get("cached")) for r in ordered),
+                        failed=[r for r in ordered if r["status"] != "ok"],
+                        incomplete=[r for r in ordered if read_completely(r) is False], tables=tables,
+                        exit_code=int(batch_exit_code(ordered)))

@@ -5,6 +5,10 @@ The pieces are plain functions over the contract's report (``analyzer.report``) 
 without the command: ``expand_paths`` (files and directories → captures), ``timeline`` (the feed of one
 capture), ``Pacer`` (sleeps between lines at N× capture time, with an injectable sleep), ``summary`` (a
 report procedure in the expect file's shape), ``drifts`` (what differs) and ``junit_tree``.
+
+An expect file is checked like a rule file before anything is replayed: a misspelled key or value would
+otherwise surface as a drift (or worse, as a match nobody asked for), so it is one ``FILE:LINE: key:
+reason`` line and exit 2 instead.
 """
 
 from __future__ import annotations
@@ -16,10 +20,20 @@ from dataclasses import dataclass
 from typing import IO
 
 from analyzer.batch import find_captures
+from analyzer.events import SERVICES
 from analyzer.pipeline import CaptureAnalysis
+from analyzer.report import read_completely, stop_text
+from analyzer.rules import Rule
+from analyzer.rules.matcher import SEVERITY
 from analyzer.rules.wording import clock
+from analyzer.yamlfile import Locations, check_choice, check_mapping
 
 MIGRATION_RULES = ("group-call-migration", "private-call-migration")
+VERDICTS = ("compliant", "deviation", "incomplete")
+#: The step statuses an expect file lists; ``matched`` is what a step left out has.
+STEP_STATUSES = tuple(SEVERITY)
+#: ``reading:`` of an expect-file entry: whether the capture is read to its end (the default) or not.
+READINGS = ("complete", "incomplete")
 #: The longest sleep between two lines, in seconds of wall time: an idle hour in a capture does not
 #: stall a replay.
 MAX_SLEEP = 5.0
@@ -39,6 +53,14 @@ def expand_paths(paths: Iterable[str]) -> tuple[list[str], list[str]]:
 class Line:
     time: float
     text: str
+
+
+def feed_header(capture: str, part: dict) -> list[str]:
+    """The lines that open a capture's feed: its name, and first of all where reading stopped if it did."""
+    lines = [f"== {capture}"]
+    if not read_completely(part):
+        lines.append(f"INCOMPLETE capture: {stop_text(part)}; events and verdicts up to there")
+    return lines
 
 
 def timeline(analysis: CaptureAnalysis, procedures: list[dict]) -> list[Line]:
@@ -107,12 +129,59 @@ def summary(proc: dict) -> dict:
     out = {"rule": proc["rule"], "ue": proc["ue"], "from": proc["from_system"], "to": proc["to_system"],
            "verdict": proc["verdict"], "steps": {s["id"]: s["status"] for s in proc["steps"]
                                                   if s["status"] != "matched"}}
-    out["group" if proc["rule"] == "group-call-migration" else "peer"] = proc["group"] or proc["peer"]
+    out[subject_key(proc["rule"])] = proc["group"] or proc["peer"]
     if any(d["severity"] == "info" for d in proc["deviations"]):
         out["info"] = sorted({d["step"] for d in proc["deviations"] if d["severity"] == "info"})
-    if proc["service"] == "mcvideo":
-        out["service"] = "mcvideo"
+    if proc["service"] not in (None, _DEFAULTS["service"]):
+        out["service"] = proc["service"]
     return out
+
+
+def subject_key(rule: str) -> str:
+    """The key that names an instance's subject in an expect file: ``group`` for group-call migrations,
+    ``peer`` for every other rule."""
+    return "group" if rule == "group-call-migration" else "peer"
+
+
+_TOP_KEYS = {"captures": dict}
+_ENTRY_KEYS = {"scenario": str, "reading": str, "procedures": list}
+_PROCEDURE_KEYS = {"rule": str, "ue": str, "group": str, "peer": str, "from": str, "to": str, "verdict": str,
+                   "steps": dict, "info": list, "service": str}
+
+
+def check_expectations(data, where: Locations, rules: list[Rule]) -> dict[str, dict]:
+    """The ``captures`` of a loaded expect file, checked against its vocabulary and the loaded ``rules``
+    (rule and step ids); the first problem raises ``InputError`` naming file, line and key."""
+    check_mapping(data, where, (), _TOP_KEYS, required=("captures",))
+    steps_of = {r.id: [s.id for s in r.steps] for r in rules}
+    for key, entry in data["captures"].items():
+        at = ("captures", key)
+        check_mapping(entry, where, at, _ENTRY_KEYS, what=f"the entry of '{key}'")
+        if "reading" in entry:
+            check_choice(entry["reading"], where, (*at, "reading"), READINGS, "reading")
+        for i, proc in enumerate(entry.get("procedures", [])):
+            _check_procedure(proc, where, (*at, "procedures", i), steps_of, f"procedure {i + 1} of '{key}'")
+    return data["captures"]
+
+
+def _check_procedure(proc, where: Locations, at: tuple, steps_of: dict[str, list[str]], what: str) -> None:
+    check_mapping(proc, where, at, _PROCEDURE_KEYS, required=("rule", "ue", "verdict"), what=what)
+    rule = check_choice(proc["rule"], where, (*at, "rule"), steps_of, "rule")
+    check_choice(proc["verdict"], where, (*at, "verdict"), VERDICTS, "verdict")
+    if "service" in proc:
+        check_choice(proc["service"], where, (*at, "service"), SERVICES, "service")
+    named_by = subject_key(rule)
+    for other in ("group", "peer"):
+        if other != named_by and other in proc:
+            raise where.error((*at, other), f"a {rule} instance is named by '{named_by}', not '{other}'")
+    for step, status in proc.get("steps", {}).items():
+        check_choice(step, where, (*at, "steps", step), steps_of[rule], f"{rule} step")
+        if status == "matched":
+            raise where.error((*at, "steps", step), "'matched' is what a step left out has: list only the "
+                              "steps whose status is not matched")
+        check_choice(status, where, (*at, "steps", step), STEP_STATUSES, "step status")
+    for j, step in enumerate(proc.get("info", [])):
+        check_choice(step, where, (*at, "info", j), steps_of[rule], f"{rule} step")
 
 
 @dataclass(slots=True)
@@ -123,19 +192,12 @@ class Expectations:
     captures: dict[str, dict]
 
     @classmethod
-    def load(cls, path: str) -> Expectations:
-        from analyzer.errors import InputError
+    def load(cls, path: str, rules: list[Rule]) -> Expectations:
+        """Read and check an expect file (``check_expectations``); ``rules`` are the rules replayed."""
         from analyzer.yamlfile import load_yaml
 
-        data, _ = load_yaml(path)
-        captures = data.get("captures") if isinstance(data, dict) else None
-        if not isinstance(captures, dict):
-            raise InputError("an expect file needs a 'captures:' mapping of capture → {procedures: [...]}",
-                             path)
-        for key, entry in captures.items():
-            if not isinstance(entry, dict) or not isinstance(entry.get("procedures", []), list):
-                raise InputError(f"capture {key!r}: needs 'procedures: [...]'", path)
-        return cls(os.path.dirname(os.path.abspath(path)), {str(k): v for k, v in captures.items()})
+        data, where = load_yaml(path)
+        return cls(os.path.dirname(os.path.abspath(path)), check_expectations(data, where, rules))
 
     @property
     def rules(self) -> set[str]:
@@ -183,6 +245,8 @@ def _who(entry: dict) -> str:
 
 
 _COMPARED = ("verdict", "steps", "from", "to", "info", "service")
+#: What a field left out of an expect-file entry (or a summary) means.
+_DEFAULTS = {"steps": {}, "info": [], "service": "mcptt"}
 
 
 def drifts(expected: list[dict], actual: list[dict]) -> list[str]:
@@ -201,8 +265,7 @@ def drifts(expected: list[dict], actual: list[dict]) -> list[str]:
             continue
         unpaired.remove(match)
         for field in _COMPARED:
-            empty = {} if field == "steps" else None
-            w, a = want.get(field, empty), match.get(field, empty)
+            w, a = want.get(field, _DEFAULTS.get(field)), match.get(field, _DEFAULTS.get(field))
             if w != a:
                 found.append(f"{_who(want)}: {field} expected {_show(w)}, got {_show(a)}")
     for extra in unpaired:
@@ -218,16 +281,29 @@ def _show(value) -> str:
     return str(value)
 
 
-def capture_drifts(expectations: Expectations, key: str | None, capture: str, procedures: list[dict]
-                   ) -> list[str]:
-    """The drifts of one replayed capture; with no entry in the expect file, that is one drift."""
-    rules = expectations.rules
-    actual = [summary(p) for p in procedures if p["rule"] in rules]
+def reading_drifts(entry: dict, part: dict) -> list[str]:
+    """A capture not read to its end drifts unless its entry says ``reading: incomplete`` (and one read
+    to its end drifts when the entry says so)."""
+    expected = entry.get("reading", "complete")
+    if read_completely(part):
+        return [] if expected == "complete" else ["reading expected incomplete, got complete (the whole file "
+                                                  "was read)"]
+    if expected == "incomplete":
+        return []
+    return [f"incomplete capture: {stop_text(part)}; if that is expected, say 'reading: incomplete' in its "
+            "entry"]
+
+
+def capture_drifts(expectations: Expectations, key: str | None, part: dict) -> list[str]:
+    """The drifts of one replayed capture (its report part): how it was read, then its procedures; with
+    no entry in the expect file, that is a drift of its own."""
+    rules, procedures = expectations.rules, part["procedures"]
+    found = reading_drifts(expectations.captures[key] if key is not None else {}, part)
     if key is None:
-        found = sum(p["rule"] in rules or p["kind"] == "migration" for p in procedures)
-        return [f"not in the expect file ({found} migration instance(s) found)"]
-    expected = [p for p in expectations.captures[key].get("procedures") or [] if p.get("rule") in rules]
-    return drifts(expected, actual)
+        n = sum(p["rule"] in rules or p["kind"] == "migration" for p in procedures)
+        return [f"not in the expect file ({n} migration instance(s) found)", *found]
+    expected = [p for p in expectations.captures[key].get("procedures") or [] if p["rule"] in rules]
+    return found + drifts(expected, [summary(p) for p in procedures if p["rule"] in rules])
 
 
 def drift_lines(results: dict[str, list[str]]) -> Iterator[str]:

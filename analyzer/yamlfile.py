@@ -15,7 +15,8 @@ What is refused, each as a one-line ``InputError`` (``FILE:LINE: key 'a.b[2].c':
   words, not as PyYAML's "cannot start any token").
 
 ``check_mapping`` validates one mapping against a closed vocabulary of keys and types, naming the unknown
-key and the ones that were expected.
+key and the ones that were expected; ``check_choice`` one value against a closed set of values. Both add a
+"did you mean" when a known word is close.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from analyzer.errors import InputError
 
-__all__ = ["MAX_BYTES", "Locations", "Path", "check_mapping", "describe", "load_yaml", "parse_yaml"]
+__all__ = ["MAX_BYTES", "Locations", "Path", "check_choice", "check_mapping", "describe", "did_you_mean",
+           "load_yaml", "parse_yaml"]
 
 MAX_BYTES = 4 << 20  # a scenario or rule file is a few KB; anything this big is not one
 
@@ -208,6 +210,26 @@ def _is(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for the closest known word, or nothing when none is close."""
+    hint = difflib.get_close_matches(word, list(known), n=1)
+    return f"; did you mean '{hint[0]}'?" if hint else ""
+
+
+def check_choice(value: Any, locations: Locations, path: Path, choices: Iterable[str], what: str) -> str:
+    """Check that ``value`` (found at ``path``) is one of ``choices``; ``what`` names it ("verdict").
+    Returns ``value``; raises ``InputError``."""
+    choices = list(choices)
+    if isinstance(value, str) and value in choices:
+        return value
+    if not isinstance(value, str):
+        shown = f" {value!r}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
+        raise locations.error(path, f"{what} must be one of: {', '.join(choices)}; "
+                                    f"got {describe(value)}{shown}")
+    raise locations.error(path, f"unknown {what} {value!r} (expected one of: {', '.join(choices)})"
+                          + did_you_mean(value, choices))
+
+
 def check_mapping(value: Any, locations: Locations, path: Path,
                   fields: Mapping[str, type | tuple[type, ...]], required: Iterable[str] = (),
                   what: str | None = None) -> dict[str, Any]:
@@ -224,10 +246,8 @@ def check_mapping(value: Any, locations: Locations, path: Path,
             f"expected a mapping at the top level, got {describe(value)}", locations.where(path))
     for key in value:
         if key not in fields:
-            hint = difflib.get_close_matches(key, list(fields), n=1)
-            maybe = f"; did you mean '{hint[0]}'?" if hint else ""
-            raise InputError(f"unknown key '{key}' in {label} (expected one of: {', '.join(fields)}){maybe}",
-                             locations.where((*path, key)))
+            raise InputError(f"unknown key '{key}' in {label} (expected one of: {', '.join(fields)})"
+                             + did_you_mean(key, fields), locations.where((*path, key)))
     for key in required:
         if key not in value:
             raise InputError(f"missing key '{key}' in {label}", locations.where(path))

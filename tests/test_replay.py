@@ -1,6 +1,7 @@
 """``mcxa replay``: the sample captures replay without drift against sample_captures/expected.yaml; every
 drift from a changed expect file is one line naming capture, rule, UE and what differs; the feed is in
-capture time order and paced proportionally; JUnit output fails the drifting capture."""
+capture time order and paced proportionally; JUnit output fails the drifting capture; a damaged capture says
+so first and is incomplete (or a drift); a bad expect file is one FILE:LINE line and exit 2."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from lxml import etree
 
 from analyzer import replay as rp
 from analyzer.cli import main
 from analyzer.exitcodes import ExitCode
+from analyzer.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"
@@ -117,7 +120,7 @@ def test_drifts_name_missing_instances_and_differing_steps():
 
 
 def test_expected_entry_matches_by_relative_path_or_file_name(tmp_path):
-    expectations = rp.Expectations.load(str(EXPECT))
+    expectations = rp.Expectations.load(str(EXPECT), load_rules())
     assert expectations.key_of(str(SAMPLES / "real" / "sipp-mcptt-udp.pcap")) == "real/sipp-mcptt-udp.pcap"
     assert expectations.key_of(str(tmp_path / "group-migration-chat.pcapng")) == "group-migration-chat.pcapng"
     assert expectations.key_of(str(tmp_path / "other.pcap")) is None
@@ -187,3 +190,125 @@ def test_bad_speed_and_missing_path_are_usage_errors(capsys, tmp_path):
 def test_paced_replay_runs_through_the_command(capsys):
     code, out, _ = run(capsys, SAMPLES / "group-migration-compliant.pcapng", "--speed", "1e6")
     assert code == ExitCode.OK and "VERDICT COMPLIANT  group-call-migration" in out
+
+
+# --- damaged captures ------------------------------------------------------------------------------------
+
+COMPLIANT = SAMPLES / "group-migration-compliant.pcapng"
+STOPPED = r"reading stopped after frame \d+ at byte offset \d+: \S.*"
+
+
+def cut_samples(tmp_path: Path, reading: str | None = None) -> tuple[Path, Path]:
+    """The compliant sample and a copy cut mid-packet, with an expect file (``reading`` for the cut one)."""
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    shutil.copy(COMPLIANT, samples / COMPLIANT.name)
+    (samples / "cut.pcapng").write_bytes(COMPLIANT.read_bytes()[:3000])
+    entries = yaml.safe_load(EXPECT.read_text())["captures"]
+    cut_entry = {"procedures": []} | ({"reading": reading} if reading else {})
+    expect = samples / "expected.yaml"
+    expect.write_text(yaml.safe_dump({"captures": {COMPLIANT.name: entries[COMPLIANT.name],
+                                                   "cut.pcapng": cut_entry}}))
+    return samples, expect
+
+
+def test_a_cut_capture_says_so_first_and_is_incomplete(capsys, tmp_path):
+    samples, _ = cut_samples(tmp_path)
+    code, out, _ = run(capsys, samples / "cut.pcapng")
+    assert code == ExitCode.INCOMPLETE
+    lines = out.splitlines()
+    assert lines[0] == f"== {samples / 'cut.pcapng'}"
+    assert re.fullmatch(f"INCOMPLETE capture: {STOPPED}; events and verdicts up to there", lines[1])
+    # a whole capture has no such line
+    code, out, _ = run(capsys, COMPLIANT)
+    assert code == ExitCode.OK and "INCOMPLETE" not in out
+
+
+def test_a_cut_capture_is_a_drift_unless_expected(capsys, tmp_path):
+    samples, expect = cut_samples(tmp_path)
+    code, out, _ = run(capsys, samples, "--expect", expect)
+    assert code == ExitCode.DEVIATION
+    drifts = [line for line in out.splitlines() if line.startswith("DRIFT")]
+    assert len(drifts) == 1
+    assert re.fullmatch(f"DRIFT cut.pcapng: incomplete capture: {STOPPED}; if that is expected, say "
+                        "'reading: incomplete' in its entry", drifts[0])
+    assert out.splitlines()[-1] == "2 captures, 1 drifts"
+
+
+def test_reading_incomplete_in_the_expect_file(capsys, tmp_path):
+    samples, expect = cut_samples(tmp_path, reading="incomplete")
+    code, out, _ = run(capsys, samples, "--expect", expect)
+    assert code == ExitCode.OK, out
+    assert "INCOMPLETE capture: reading stopped" in out and out.splitlines()[-1] == "2 captures, 0 drifts"
+    # said of a capture read to its end, it is a drift too
+    (samples / "cut.pcapng").write_bytes(COMPLIANT.read_bytes())
+    code, out, _ = run(capsys, samples, "--expect", expect)
+    assert code == ExitCode.DEVIATION
+    assert "DRIFT cut.pcapng: reading expected incomplete, got complete (the whole file was read)" in out
+
+
+def test_junit_fails_a_cut_capture(capsys, tmp_path):
+    samples, expect = cut_samples(tmp_path)
+    code, out, _ = run(capsys, samples, "--expect", expect, "--format", "junit")
+    assert code == ExitCode.DEVIATION
+    failure = etree.fromstring(out.encode()).find(".//testcase[@name='cut.pcapng']/failure")
+    assert failure is not None and "incomplete capture: reading stopped after frame" in failure.get("message")
+
+
+# --- expect files are checked like rule files -----------------------------------------------------------
+
+HOSTILE = ROOT / "tests" / "hostile" / "expect"
+#: hostile expect file → (line, what its one error line says after ``FILE:LINE: ``)
+BAD_EXPECT = {
+    "misspelled-key.yaml": (5, "unknown key 'verdcit' in procedure 1 of 'group-migration-compliant.pcapng' "
+                               "(expected one of: rule, ue, group, peer, from, to, verdict, steps, info, "
+                               "service); did you mean 'verdict'?"),
+    "unknown-verdict.yaml": (9, "key 'captures.group-migration-compliant.pcapng.procedures[0].verdict': "
+                                "unknown verdict 'complaint' (expected one of: compliant, deviation, "
+                                "incomplete); did you mean 'compliant'?"),
+    "unknown-status.yaml": (8, "unknown step status 'mising' (expected one of: missing, failed, "
+                               "out-of-order, late, unverifiable); did you mean 'missing'?"),
+    "unknown-step.yaml": (8, "unknown group-call-migration step 'de-affiliation' (expected one of: "
+                             "deaffiliation, profile-retrieval, affiliation, late-entry); did you mean "
+                             "'deaffiliation'?"),
+    "unknown-info-step.yaml": (5, "unknown private-call-migration step 'relase'"),
+    "unknown-rule.yaml": (4, "unknown rule 'group-call-migraton' (expected one of: "),
+    "unknown-reading.yaml": (3, "unknown reading 'truncated' (expected one of: complete, incomplete)"),
+    "wrong-type.yaml": (8, "key 'captures.group-migration-compliant.pcapng.procedures[0].steps': expected a "
+                           "mapping, got a list"),
+    "duplicate-key.yaml": (7, "key 'captures.group-migration-compliant.pcapng.procedures[0].verdict': "
+                              "duplicate key (first given on line 6)"),
+    "duplicate-capture.yaml": (4, "key 'captures.group-migration-compliant.pcapng': duplicate key (first "
+                                  "given on line 2)"),
+    "peer-for-group.yaml": (6, "a group-call-migration instance is named by 'group', not 'peer'"),
+    "matched-step.yaml": (8, "'matched' is what a step left out has"),
+    "missing-verdict.yaml": (4, "missing key 'verdict' in procedure 1 of 'group-migration-compliant.pcapng'"),
+    "no-captures.yaml": (1, "unknown key 'capture' in the document (expected one of: captures); did you mean "
+                            "'captures'?"),
+    "python-tag.yaml": (2, "is not allowed"),
+}
+
+
+def test_every_hostile_expect_file_is_listed():
+    assert sorted(p.name for p in HOSTILE.glob("*.yaml")) == sorted(BAD_EXPECT)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_EXPECT))
+def test_a_bad_expect_file_is_one_line_and_exit_2_before_any_output(capsys, name):
+    line, says = BAD_EXPECT[name]
+    path = HOSTILE / name
+    code, out, err = run(capsys, COMPLIANT, "--expect", path)
+    assert code == ExitCode.BAD_INPUT
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith(f"mcxa: {path}:{line}: ")
+    assert says in err
+
+
+def test_expect_file_rule_ids_are_those_of_the_loaded_rules(capsys, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(ROOT / "rules" / "registration.yaml", rules)
+    code, out, err = run(capsys, COMPLIANT, "--expect", EXPECT, "--rules", rules)
+    assert code == ExitCode.BAD_INPUT and out == ""
+    assert re.fullmatch(rf"mcxa: {re.escape(str(EXPECT))}:\d+: key '.*\.rule': unknown rule "
+                        r"'group-call-migration' \(expected one of: registration\)\n", err)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from analyzer.errors import InputError
-from analyzer.yamlfile import check_mapping, load_yaml, parse_yaml
+from analyzer.yamlfile import check_choice, check_mapping, load_yaml, parse_yaml
 
 
 def error(text: str) -> str:
@@ -106,3 +106,22 @@ def test_check_mapping_types_and_required_keys(text, expected):
 def test_check_mapping_accepts_a_valid_mapping_and_integers_as_numbers():
     data, where = parse_yaml("step: {at: 1, system: A, groups: [], all: false}\n", "f.yaml")
     assert check_mapping(data["step"], where, ("step",), FIELDS, required=("system",)) is data["step"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("v: complaint\n", "f.yaml:1: key 'v': unknown verdict 'complaint' (expected one of: compliant, "
+                      "deviation, incomplete); did you mean 'compliant'?"),
+    ("v: zzz\n", "f.yaml:1: key 'v': unknown verdict 'zzz' (expected one of: compliant, deviation, "
+                 "incomplete)"),
+    ("v: 3\n", "f.yaml:1: key 'v': verdict must be one of: compliant, deviation, incomplete; got an "
+               "integer 3"),
+    ("v: [a]\n", "f.yaml:1: key 'v': verdict must be one of: compliant, deviation, incomplete; got a "
+                 "list"),
+])
+def test_check_choice_names_the_value_the_choices_and_the_nearest(text, expected):
+    data, where = parse_yaml(text, "f.yaml")
+    choices = ("compliant", "deviation", "incomplete")
+    with pytest.raises(InputError) as caught:
+        check_choice(data["v"], where, ("v",), choices, "verdict")
+    assert str(caught.value) == expected
+    assert check_choice("deviation", where, ("v",), choices, "verdict") == "deviation"
