@@ -12,7 +12,7 @@ import click
 
 from analyzer import __version__
 from analyzer.diagnostics import Diagnostics
-from analyzer.engines import DecodeOptions, get_engine
+from analyzer.engines import DecodeOptions, DecodeStats, get_engine
 from analyzer.errors import McxaError
 from analyzer.events import KINDS, MIGRATION_REASON
 from analyzer.exitcodes import ExitCode
@@ -98,7 +98,9 @@ def cli():
 @sip_ports_option
 @quiet_option
 def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, quiet):
-    """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed)."""
+    """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed); then, on
+    stderr, where every packet went and the diagnostics. Exit code 0, or 3 (incomplete) when reading
+    stopped before the end of a damaged file: the messages before the damage are listed."""
     writer, needs_path = WRITERS[fmt]
     _check_output(fmt, needs_path, output)
     with _progress(capture, quiet, streams_to_stdout=not output) as progress:
@@ -106,8 +108,7 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
         keep = MessageFilter(frozenset(m.upper() for m in methods), call_id, user)
         selected = (item for item in decoded.items if isinstance(item, Message) and keep(item))
         _write(writer, needs_path, output, selected)
-    if not quiet:
-        report_diagnostics(capture, decoded.diagnostics)
+    _finish(capture, decoded.diagnostics, decoded.stats, quiet)
 
 
 def _progress(capture: str, quiet: bool, streams_to_stdout: bool = False):
@@ -213,8 +214,7 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
             ue.lower() in (row[f] or "").lower() for f in ("identity", "impu", "instance", "client_id"))
 
     _write(writer, needs_path, output, analysis, keep)
-    if not quiet:
-        report_diagnostics(capture, analysis.diagnostics)
+    _finish(capture, analysis.diagnostics, analysis.stats, quiet)
 
 
 @cli.command()
@@ -230,8 +230,7 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
     from analyzer.render.sessions import WRITERS as SESSION_WRITERS
 
     _write(SESSION_WRITERS[fmt], False, output, analysis)
-    if not quiet:
-        report_diagnostics(capture, analysis.diagnostics)
+    _finish(capture, analysis.diagnostics, analysis.stats, quiet)
 
 
 @cli.command()
@@ -315,17 +314,25 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
 def batch(paths, out_dir, jobs, executor, scheduler, force, rules_dir, window, systems_file, identities_file,
           migration_reason, engine, sip_ports, quiet):
     """Judge every capture in PATHS (files, directories searched recursively, globs) in parallel: one JSON
-    report per capture and Parquet/CSV tables in --out; unchanged captures are skipped on a re-run. Exit
-    code over all captures as `analyze` (unreadable captures are error rows, not exit 2)."""
-    from analyzer.batch import run_batch, write_summary
+    report per capture and Parquet/CSV tables in --out; unchanged captures are skipped on a re-run; the
+    summary names every capture that could not be read, or was read only partly.
+
+    \b
+    Exit code over all captures:
+      1  a deviation in any capture judged
+      2  else, any capture could not be read at all (or none could be)
+      3  else, any procedure incomplete or any capture read only partly
+      0  otherwise"""
+    from analyzer.batch import run_batch
+    from analyzer.render.batch import error_lines, write_summary
 
     outcome = run_batch(paths, out_dir, jobs=jobs, executor=executor, scheduler=scheduler, force=force,
                         rules_dir=rules_dir, window=window, engine=engine, sip_ports=sip_ports,
                         systems_file=systems_file, identities_file=identities_file,
                         migration_reason=migration_reason)
     write_summary(outcome, click.get_text_stream("stdout"))
-    for failed in outcome.failed:
-        click.echo(f"mcxa: batch: unreadable capture: {failed['error']}", err=True)
+    for line in error_lines(outcome):
+        click.echo(f"mcxa: {line}", err=True)
     raise click.exceptions.Exit(outcome.exit_code)
 
 
@@ -360,9 +367,12 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
                          f"recognised (see 'mcxa messages {capture}')", capture)
     messages = ladders.collect_messages(analysis, engine, DecodeOptions(sip_ports=sip_ports))
     diagram = ladders.build_ladder(analysis, session, messages, procedures, call_id)
+    if analysis.stats.stopped is not None and not quiet:  # said before the drawing, not after it
+        from analyzer.render.accounting import stopped_text
+
+        click.echo(f"mcxa: {capture}: {stopped_text(analysis.stats)}", err=True)
     _write(ladders.WRITERS[fmt], False, output, diagram)
-    if not quiet:
-        report_diagnostics(capture, analysis.diagnostics)
+    _finish(capture, analysis.diagnostics, analysis.stats, quiet)
 
 
 @cli.command()
@@ -380,8 +390,11 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
 def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_file, identities_file,
            migration_reason, engine, sip_ports, quiet):
     """Replay each capture in PATHS (files, or directories searched for *.pcap, *.pcapng, *.gz) as a live
-    feed: its events in time order and each verdict when its last step is seen. With --expect, list every
-    drift from the expected procedures and exit 1 on any (else 0); without, exit codes as analyze."""
+    feed: its events in time order and each verdict when its last step is seen; a capture whose reading
+    stopped early says so first. With --expect, list every drift from the expected procedures (a capture
+    not read to its end is one unless its entry says 'reading: incomplete') and exit 1 on any, else 0; a
+    bad expect file is one FILE:LINE line and exit 2 before any output. Without --expect, exit codes as
+    analyze (3 for a capture read only partly when nothing deviates)."""
     from analyzer import replay as rp
     from analyzer import report
     from analyzer.rules import load_rules
@@ -392,8 +405,8 @@ def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_fi
         raise click.BadParameter(f"{speed!r} is not a positive number or 'max'",
                                  param_hint="--speed") from None
     captures, directories = rp.expand_paths(paths)
-    expectations = rp.Expectations.load(expect_file) if expect_file else None
     rules = load_rules(rules_dir)
+    expectations = rp.Expectations.load(expect_file, rules) if expect_file else None
     out = open(output, "w", encoding="utf-8") if output else click.get_text_stream("stdout")  # noqa: SIM115
     # junit goes to OUTPUT; the feed then goes to stdout when OUTPUT is a file, nowhere when it is stdout
     feed = (click.get_text_stream("stdout") if output else None) if fmt == "junit" else out
@@ -403,14 +416,13 @@ def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_fi
             analysis = _analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
                                 quiet)
             parts.append(report.capture_report(analysis, report.judge(analysis, rules, window)))
-            procedures = parts[-1]["procedures"]
             if feed is not None:
-                feed.write(f"== {capture}\n")
-                rp.Pacer(pace).play(rp.timeline(analysis, procedures), feed)
+                feed.write("".join(line + "\n" for line in rp.feed_header(capture, parts[-1])))
+                rp.Pacer(pace).play(rp.timeline(analysis, parts[-1]["procedures"]), feed)
             if expectations is not None:
                 key = expectations.key_of(capture)
                 replayed.add(key)
-                found = rp.capture_drifts(expectations, key, capture, procedures)
+                found = rp.capture_drifts(expectations, key, parts[-1])
                 label = expectations.label(capture)
                 results.setdefault(label, []).extend(found)
                 for line in rp.drift_lines({label: found}):
@@ -451,7 +463,8 @@ def rules_lint(paths):
 
     loaded = [r for path in (paths or (None,)) for r in load_rules(path)]
     for rule in loaded:
-        click.echo(f"ok  {rule.id:<28} {len(rule.steps)} steps  {rule.path}")
+        steps = f"{len(rule.steps)} step{'s' if len(rule.steps) != 1 else ''}"
+        click.echo(f"ok  {rule.id:<28} {steps:<8} {rule.path}")
 
 
 @rules.command("explain")
@@ -470,18 +483,35 @@ def rules_explain(rule, rules_dir):
     click.echo(explain(found[0]))
 
 
-def report_diagnostics(capture: str, diagnostics: Diagnostics) -> None:
-    """A short human summary on stderr: counts per code, then the first few with their frames."""
+def report_diagnostics(capture: str, diagnostics: Diagnostics, stats: DecodeStats | None = None) -> None:
+    """A short human summary on stderr. With the decode's ``stats``: where reading stopped (first), where
+    every packet went, the TLS flows not read; then diagnostic counts per code, and the first few with
+    their frames."""
+    err = click.get_text_stream("stderr")
+    if stats is not None:
+        from analyzer.render.accounting import summary_lines
+
+        for line in summary_lines(stats):
+            err.write(f"mcxa: {capture}: {line}\n")
     if not diagnostics.total:
         return
-    err = click.get_text_stream("stderr")
     counts = ", ".join(f"{code} ×{n}" for code, n in diagnostics.summary().items())
     err.write(f"mcxa: {capture}: {diagnostics.total} diagnostic(s): {counts}\n")
     for d in diagnostics.records[:_DIAGNOSTICS_SHOWN]:
         frames = ",".join(map(str, d.frames[:8])) + ("…" if len(d.frames) > 8 else "")
-        err.write(f"  [{d.code}] frames {frames or '-'}: {d.message}\n")
+        where = f" frame{'s' if len(d.frames) > 1 else ''} {frames}:" if d.frames else ""
+        err.write(f"  [{d.code}]{where} {d.message}\n")
     if len(diagnostics.records) > _DIAGNOSTICS_SHOWN:
         err.write(f"  … {diagnostics.total - _DIAGNOSTICS_SHOWN} more\n")
+
+
+def _finish(capture: str, diagnostics: Diagnostics, stats: DecodeStats, quiet: bool) -> None:
+    """End of a command that lists what one capture holds: the summary on stderr (unless ``quiet``), and
+    exit 3 (incomplete) when reading stopped before the end of the file."""
+    if not quiet:
+        report_diagnostics(capture, diagnostics, stats)
+    if stats.stopped is not None:
+        raise click.exceptions.Exit(ExitCode.INCOMPLETE)
 
 
 def main(argv=None) -> int:

@@ -32,7 +32,9 @@ _CALL_KINDS = {  # (session type, UE originates?) -> event kind
 # -- pass 2: meaning -------------------------------------------------------------------------------------
 
 def _outcome(fact: Fact) -> str:
-    if fact.status is None:
+    """A 401/407 challenge that the capture shows no authenticated retry for is not a rejection: the
+    request is still waiting for its final answer (the capture may simply end before the retry)."""
+    if fact.status is None or (fact.status in (401, 407) and not fact.method.startswith("HTTP-")):
         return "no-answer"
     return "success" if fact.status < 300 else "failure"
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import html
 from typing import IO
 
+from analyzer.render.accounting import accounting_text, tls_text
 from analyzer.render.ladder import Ladder, svg
+from analyzer.report import step_label, step_tone, unread_text
 from analyzer.rules.wording import clock
 
 _CSS = """
@@ -26,9 +28,10 @@ th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; vertical
 th { background: #f6f8fa; }
 .muted { color: #57606a; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-weight: 600; font-size: 12px; }
-.compliant, .matched { background: #dafbe1; color: #1a7f37; }
-.deviation, .error, .failed, .missing, .late, .out-of-order { background: #ffebe9; color: #cf222e; }
-.incomplete, .warning, .unverifiable, .info { background: #fff8c5; color: #9a6700; }
+.compliant, .ok { background: #dafbe1; color: #1a7f37; }
+.deviation, .error, .bad { background: #ffebe9; color: #cf222e; }
+.incomplete, .warning, .warn { background: #fff8c5; color: #9a6700; }
+.info { background: #eaeef2; color: #57606a; }
 .ladder-box { overflow-x: auto; border: 1px solid #d0d7de; border-radius: 6px; padding: 4px; }
 .ladder-box svg { max-width: 100%; height: auto; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
@@ -41,12 +44,17 @@ def e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _badge(text: str) -> str:
-    return f'<span class="badge {e(text)}">{e(text)}</span>'
+def _badge(text: str, tone: str | None = None) -> str:
+    """A coloured label; ``tone`` (default: the text itself, a verdict or severity) picks the colour."""
+    return f'<span class="badge {e(tone or text)}">{e(text)}</span>'
 
 
 def _frames(frames) -> str:
     return e(", ".join(map(str, frames))) if frames else "—"
+
+
+def _frames_label(frames) -> str:
+    return f"frame{'s' if len(frames) > 1 else ''} {_frames(frames)}"
 
 
 def _route(p: dict) -> str:
@@ -57,6 +65,10 @@ def _summary(doc: dict) -> list[str]:
     out = ["<h2>Summary</h2>", "<table class=\"summary\"><tr><th>capture</th><th>procedure</th><th>UE</th>"
            "<th>group / peer</th><th>systems</th><th>verdict</th><th>time</th><th>deviations</th></tr>"]
     for ci, cap in enumerate(doc["captures"]):
+        damage = unread_text(cap)
+        if damage:
+            out.append(f"<tr><td>{e(cap['file'])}</td><td colspan=\"4\">{e(damage)}</td>"
+                       f"<td>{_badge('incomplete')}</td><td colspan=\"2\"></td></tr>")
         if not cap["procedures"]:
             out.append(f"<tr><td>{e(cap['file'])}</td><td colspan=\"7\" class=\"muted\">no procedure found"
                        "</td></tr>")
@@ -91,7 +103,7 @@ def _procedure(p: dict) -> list[str]:
            "<table class=\"steps\"><tr><th>step</th><th>status</th><th>time</th><th>frames</th><th>event</th>"
            "<th>what</th><th>spec</th></tr>"]
     for s in p["steps"]:
-        out.append(f"<tr><td><code>{e(s['id'])}</code></td><td>{_badge(s['status'])}</td>"
+        out.append(f"<tr><td><code>{e(s['id'])}</code></td><td>{_badge(step_label(s), step_tone(s))}</td>"
                    f"<td>{e(clock(s['time'])) if s['time'] is not None else '—'}</td>"
                    f"<td>{_frames(s['frames'])}</td><td>{e(s['event'] or '—')}</td><td>{e(s['title'])}</td>"
                    f"<td>{e(s.get('spec') or '')}</td></tr>")
@@ -101,8 +113,8 @@ def _procedure(p: dict) -> list[str]:
         out.append("<ul class=\"deviations\">")
         for d in p["deviations"]:
             spec = f" <span class=\"muted\">({e(d['spec'])})</span>" if d.get("spec") else ""
-            out.append(f"<li>{_badge(d['severity'])} {e(d['message'])}{spec} — frames {_frames(d['frames'])}"
-                       "</li>")
+            frames = f" — {_frames_label(d['frames'])}" if d["frames"] else ""
+            out.append(f"<li>{_badge(d['severity'])} {e(d['message'])}{spec}{frames}</li>")
         out.append("</ul>")
     return out
 
@@ -134,10 +146,14 @@ def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None) -> st
     for ci, cap in enumerate(doc["captures"]):
         stats = cap["stats"]
         out.append(f"<h2 id=\"c{ci}\">{e(cap['file'])}</h2>")
-        out.append(f"<p class=\"muted\">{e(stats['packets'])} packets, {e(stats['sip_messages'])} SIP, "
-                   f"{e(stats['http_messages'])} HTTP messages, {e(stats['events'])} events, "
-                   f"{e(stats['ue_sessions'])} UE session(s), {e(stats['decode_errors'])} decode "
-                   "diagnostic(s)</p>")
+        damage = unread_text(cap)
+        if damage:
+            out.append(f"<p class=\"damage\">{_badge('incomplete')} {e(damage)}</p>")
+        if "accounting" in cap:  # where every packet went, then the TLS flows nobody could read
+            lines = filter(None, (accounting_text(cap["accounting"]), tls_text(cap["accounting"])))
+            out.append("<p class=\"accounting\">" + "<br>".join(map(e, lines)) + "</p>")
+        out.append(f"<p class=\"muted\">{e(stats['events'])} events, {e(stats['ue_sessions'])} UE "
+                   f"session(s), {e(stats['decode_errors'])} decode diagnostic(s)</p>")
         by_session: dict[str, list[dict]] = {}
         for p in cap["procedures"]:
             by_session.setdefault(p["session"], []).append(p)

@@ -18,6 +18,7 @@ from typing import IO
 
 from lxml import etree
 
+from analyzer.report import step_label, unread_text
 from analyzer.rules.wording import clock
 
 #: What XML 1.0 cannot contain, even escaped.
@@ -43,10 +44,9 @@ def deviation_line(d: dict) -> str:
     return line
 
 
-def _steps(p: dict, statuses: tuple[str, ...] | None = None) -> str:
-    """``id: status, id: status`` for the steps whose status is not ``matched`` (or in ``statuses``)."""
-    return ", ".join(f"{s['id']}: {s['status']}" for s in p["steps"]
-                     if (s["status"] in statuses if statuses else s["status"] != "matched"))
+def _steps(p: dict) -> str:
+    """``id: status (why), ...`` for the steps whose status is not ``matched``."""
+    return ", ".join(f"{s['id']}: {step_label(s)}" for s in p["steps"] if s["status"] != "matched")
 
 
 def _system_out(p: dict) -> str:
@@ -56,7 +56,7 @@ def _system_out(p: dict) -> str:
              f"{clock(p['start'])}–{clock(p['end'])}"]
     for s in p["steps"]:
         frames = ",".join(map(str, s["frames"])) or "-"
-        lines.append(f"  {s['status']:<13} {s['id']}  frames {frames}")
+        lines.append(f"  {s['id']}: {step_label(s)}, frames {frames}")
     for name, value in p.get("kpis", {}).items():
         if name != "step_seconds":
             lines.append(f"{name.replace('_', ' ')} {value:.3f} s")
@@ -111,6 +111,12 @@ def junit_tree(doc: dict, timestamp: datetime | None = None) -> etree._Element:
         for p in cap["procedures"]:
             names[_case_name(p)] = names.get(_case_name(p), 0) + 1
         verdicts = []
+        damage = unread_text(cap)
+        if damage:  # CI must see a capture that was not read to its end, whatever its procedures say
+            case = etree.SubElement(suite, "testcase", name="capture read to its end",
+                                    classname=_x(f"mcxa.{stem}.capture"), time="0.000")
+            etree.SubElement(case, "skipped", message=_x(f"incomplete: {damage}"))
+            verdicts.append("incomplete")
         for p in cap["procedures"]:
             name = _case_name(p)
             if names[name] > 1:  # the same UE and group judged twice: tell the cases apart by their start

@@ -5,7 +5,8 @@
 session in time order — the messages whose frames are the evidence of its events, every message sharing
 the Call-ID of one of its events, and the HTTP answers to selected requests. Steps of the judged
 procedures (the report's procedure dicts) are attached to the frames of each step's event; a step with an
-error deviation is marked deviating. ``write_text`` draws it for a terminal (rich), ``svg`` as standalone
+error deviation is marked deviating; each step is coloured and labelled as in every other report format
+(``report.step_tone``/``step_label``). ``write_text`` draws it for a terminal (rich), ``svg`` as standalone
 SVG text (every string XML-escaped; no fonts, scripts or other resources loaded).
 """
 
@@ -20,6 +21,7 @@ from analyzer.engines import DecodeOptions, get_engine
 from analyzer.messages.records import Message
 from analyzer.pipeline import CaptureAnalysis
 from analyzer.render.tables import clock
+from analyzer.report import step_label, step_tone
 from analyzer.sessions import UeSession
 from analyzer.transport.records import TlsHello
 
@@ -43,16 +45,17 @@ class StepMark:
     rule: str
     step: str
     status: str
-    deviating: bool  # an error deviation of the procedure names this step
+    tone: str  # ok | info | warn | bad, as every report format colours the step (report.step_tone)
+    label: str  # the status with its qualifying words (report.step_label)
     migration: bool  # the step belongs to a migration procedure (not a building block)
 
     @property
-    def tone(self) -> str:
-        return "bad" if self.deviating else ("ok" if self.status == "matched" else "warn")
+    def deviating(self) -> bool:
+        return self.tone == "bad"
 
     @property
     def text(self) -> str:
-        return f"{self.step}: {self.status}"
+        return f"{self.step}: {self.label}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +149,9 @@ def _marks(procedures: Iterable[dict], session: str) -> tuple[dict[int, list[Ste
     for p in procedures:
         if p.get("session") != session:
             continue
-        bad = {d["step"] for d in p["deviations"] if d["severity"] == "error"}
         for s in p["steps"]:
-            mark = StepMark(p["rule"], s["id"], s["status"], s["id"] in bad, p.get("kind") == "migration")
+            mark = StepMark(p["rule"], s["id"], s["status"], step_tone(s), step_label(s),
+                            p.get("kind") == "migration")
             if not s["frames"]:
                 unplaced.append(mark)
             for f in s["frames"]:
@@ -235,7 +238,7 @@ def pick_session(analysis: CaptureAnalysis, procedures: Iterable[dict], ue: str 
 
 # -- terminal ------------------------------------------------------------------------------------------------
 
-_RICH_STYLE = {"ok": "green", "warn": "yellow", "bad": "bold red"}
+_RICH_STYLE = {"ok": "green", "info": "dim", "warn": "yellow", "bad": "bold red"}
 
 
 def _cut(text: str, width: int) -> str:
@@ -307,7 +310,7 @@ def write_text(ladder: Ladder, out: IO[str], width: int | None = None, color: bo
 
 # -- SVG -----------------------------------------------------------------------------------------------------
 
-_FILL = {"ok": "#1a7f37", "warn": "#9a6700", "bad": "#cf222e"}
+_FILL = {"ok": "#1a7f37", "info": "#57606a", "warn": "#9a6700", "bad": "#cf222e"}
 _LANE, _LEFT, _NOTES, _TOP, _ROW = 170, 150, 330, 78, 30
 
 
@@ -392,6 +395,7 @@ def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False) -> str:
     out.append(f'<g class="legend"><text x="10" y="{y}" font-weight="bold">Legend</text>')
     items = [("#24292f", "message (arrow: sender → receiver; hover for details)"),
              (_FILL["ok"], "step matched"),
+             (_FILL["info"], "optional step not seen"),
              (_FILL["warn"], "step cannot be judged (encrypted, capture ended)"),
              (_FILL["bad"], "deviating step and its messages")]
     for colour, text in items:

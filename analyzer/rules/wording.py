@@ -44,7 +44,7 @@ def _text(value: Any, bindings: dict[str, Any]) -> str:
 
 
 #: How a constrained field reads after the kind: "for group X", "in X" ...
-_PHRASES = {"group": "for group {}", "peer": "with peer {}", "system": "in {}", "call_id": "of call {}",
+_PHRASES = {"group": "for group {}", "peer": "with peer {}", "system": "in {}", "call_id": "with Call-ID {}",
             "service": "of {}"}
 
 
@@ -109,7 +109,8 @@ def describe(r: StepResult, code: str, bindings: dict[str, Any], migration: Even
         return f"{name}: no {looked_for} by {clock(r.due)}, nor later in the capture{_instead(near)}"
     if r.status == "failed":
         answer = e.detail or (f"{e.status}" if e.status else "no answer")
-        verb = "got no answer" if e.outcome == "no-answer" else f"was rejected: {answer}"
+        verb = (f"got no final answer ({e.detail})" if e.detail else "got no answer") \
+            if e.outcome == "no-answer" else f"was rejected: {answer}"
         return f"{name}: {seen(e)} {verb}"
     if r.status == "late":
         return (f"{name}: {seen(e)}, {e.time - r.reference:.1f} s after {_since(r, migration)} "
