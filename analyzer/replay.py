@@ -25,7 +25,7 @@ from analyzer.pipeline import CaptureAnalysis
 from analyzer.report import read_completely, stop_text
 from analyzer.rules import Rule
 from analyzer.rules.matcher import SEVERITY
-from analyzer.rules.wording import clock
+from analyzer.times import clock
 from analyzer.yamlfile import Locations, check_choice, check_mapping
 
 MIGRATION_RULES = ("group-call-migration", "private-call-migration")

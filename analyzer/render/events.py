@@ -8,6 +8,7 @@ from typing import IO
 from analyzer.events import Event
 from analyzer.pipeline import CaptureAnalysis
 from analyzer.render import tables
+from analyzer.times import clock
 
 COLUMNS = ("frame", "time", "ue", "kind", "direction", "outcome", "status", "system", "service", "identity",
            "impu", "group", "peer", "detail", "migration", "call_id", "ue_address", "server", "instance",
@@ -36,7 +37,7 @@ def write_table(analysis: CaptureAnalysis, out: IO[str], keep) -> None:
         arrow = "←" if row["direction"] == "to-ue" else "→"
         outcome = row["outcome"] if row["status"] is None else f"{row['outcome']} {row['status']}"
         system = (row["system"] or "-")[:16]
-        out.write(f"{row['frame']:>7}  {tables.clock(row['time'])[:12]:<12} {row['ue'] or '-':<4} "
+        out.write(f"{row['frame']:>7}  {clock(row['time'])[:12]:<12} {row['ue'] or '-':<4} "
                   f"{system:<16} {arrow} {row['kind']:<23} {outcome:<9} {subject}{note}\n")
 
 

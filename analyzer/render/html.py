@@ -14,7 +14,7 @@ from typing import IO
 from analyzer.render.accounting import accounting_text, tls_text
 from analyzer.render.ladder import Ladder, svg
 from analyzer.report import step_label, step_tone, unread_text
-from analyzer.rules.wording import clock
+from analyzer.times import clock
 
 _CSS = """
 :root { color-scheme: light; }

@@ -19,7 +19,7 @@ from typing import IO
 from lxml import etree
 
 from analyzer.report import step_label, unread_text
-from analyzer.rules.wording import clock
+from analyzer.times import clock
 
 #: What XML 1.0 cannot contain, even escaped.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -20,9 +20,9 @@ from xml.sax.saxutils import escape as _xml_escape
 from analyzer.engines import DecodeOptions, get_engine
 from analyzer.messages.records import Message
 from analyzer.pipeline import CaptureAnalysis
-from analyzer.render.tables import clock
 from analyzer.report import step_label, step_tone
 from analyzer.sessions import UeSession
+from analyzer.times import clock
 from analyzer.transport.records import TlsHello
 
 UE = "ue"

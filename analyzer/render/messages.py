@@ -11,6 +11,7 @@ from typing import IO
 
 from analyzer.messages.records import Message
 from analyzer.render import tables
+from analyzer.times import clock
 
 #: Contract fields first (their order is the contract's), then additions.
 COLUMNS = ("frame", "time", "proto", "kind", "method", "status", "call_id", "cseq", "src", "dst",
@@ -32,7 +33,7 @@ def write_table(messages: Iterable[Message], out: IO[str]) -> None:
     """One line per message, streamed (a capture can hold millions), aligned for a terminal."""
     out.write(f"{'frame':>7}  {'time':<15} {'src':<22} {'dst':<22} {'proto':<5} summary\n")
     for m in messages:
-        clock = tables.clock(m.time)
+        when = clock(m.time)
         if m.kind == "request":
             summary = f"{m.method} {m.uri}"
         else:
@@ -40,7 +41,7 @@ def write_table(messages: Iterable[Message], out: IO[str]) -> None:
             if m.cseq:
                 summary += f" ({m.cseq})"
         proto = m.proto.upper() if m.framing is None else f"{m.proto.upper()}/WS"
-        out.write(f"{m.frame:>7}  {clock:<15} {m.src:<22} {m.dst:<22} {proto:<5} {summary}\n")
+        out.write(f"{m.frame:>7}  {when:<15} {m.src:<22} {m.dst:<22} {proto:<5} {summary}\n")
 
 
 def _table(messages: Iterable[Message]):

@@ -10,6 +10,7 @@ from typing import IO
 from analyzer.pipeline import CaptureAnalysis
 from analyzer.render import tables
 from analyzer.sessions import UeSession
+from analyzer.times import clock
 
 #: Event kinds shown in the timeline of ``mcxa sessions`` (calls and state changes, not every status).
 TIMELINE = ("registration", "deregistration", "service-authorisation", "affiliation", "deaffiliation",
@@ -43,18 +44,18 @@ def write_text(analysis: CaptureAnalysis, out: IO[str]) -> None:
             if (i.value, i.system) not in seen:
                 seen.add((i.value, i.system))
                 out.write(f"    {i.kind:<10} {i.value}  ({i.system or 'system unknown'}, from "
-                          f"{tables.clock(i.first)})\n")
+                          f"{clock(i.first)})\n")
         if s.links:
             out.write("  linked because:\n")
             for ln in s.links:
                 out.write(f"    {ln.a} = {ln.b}: {ln.reason}\n")
-        route = " → ".join(f"{n} ({tables.clock(f)}–{tables.clock(la)})" for n, f, la in s.systems)
+        route = " → ".join(f"{n} ({clock(f)}–{clock(la)})" for n, f, la in s.systems)
         out.write(f"  systems: {route or '-'}\n  addresses: {', '.join(s.addresses)}\n  timeline:\n")
         for e in s.events:
             if e.kind in TIMELINE:
                 subject = e.group or e.peer or ""
                 status = f" {e.status}" if e.status else ""
-                out.write(f"    {tables.clock(e.time)}  frame {e.frame:<6} {e.system or '-':<16} "
+                out.write(f"    {clock(e.time)}  frame {e.frame:<6} {e.system or '-':<16} "
                           f"{e.kind:<23} {e.outcome}{status} {subject}\n")
         out.write("\n")
 

@@ -4,7 +4,6 @@ shared by every command that prints records; a command supplies its columns and 
 from __future__ import annotations
 
 import json
-import time as _time
 from collections.abc import Iterable
 from typing import IO
 
@@ -18,11 +17,6 @@ def to_json(row: dict) -> str:
         return orjson.dumps(row).decode()
     except orjson.JSONEncodeError:
         return json.dumps(row, ensure_ascii=False)
-
-
-def clock(t: float) -> str:
-    """Capture time as HH:MM:SS.mmm (UTC), for terminal tables."""
-    return _time.strftime("%H:%M:%S", _time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}"
 
 
 def write_jsonl(rows: Iterable[dict], out: IO[str]) -> None:

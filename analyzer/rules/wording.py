@@ -8,21 +8,15 @@ message says what they were and where.
 
 from __future__ import annotations
 
-import time as _time
 from typing import Any
 
 from analyzer.events import Event
 from analyzer.rules import Pattern
 from analyzer.rules.results import StepResult
+from analyzer.times import clock
 
 #: Near misses named in one message.
 NEAR_SHOWN = 2
-
-
-def clock(t: float | None) -> str:
-    if t is None:
-        return "?"
-    return _time.strftime("%H:%M:%S", _time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}"
 
 
 def frames_text(frames: tuple[int, ...]) -> str:
