@@ -11,8 +11,8 @@ What is refused, each as a one-line ``InputError`` (``FILE:LINE: key 'a.b[2].c':
 - any tag that would build a Python object (``!!python/object``, ``!foo``): only the YAML core types exist;
 - aliases (``*name``): they are never needed in a closed-vocabulary file, and refusing them at compose time
   makes "billion laughs" expansion impossible rather than merely bounded;
-- non-string keys, files over ``MAX_BYTES``, text that is not UTF-8, and tabs in indentation (reported in
-  words, not as PyYAML's "cannot start any token").
+- non-string keys, files over ``MAX_BYTES``, nesting deeper than ``MAX_DEPTH``, text that is not UTF-8,
+  and tabs in indentation (reported in words, not as PyYAML's "cannot start any token").
 
 ``check_mapping`` validates one mapping against a closed vocabulary of keys and types, naming the unknown
 key and the ones that were expected; ``check_choice`` one value against a closed set of values. Both add a
@@ -29,15 +29,16 @@ from typing import Any
 
 import yaml
 from yaml.composer import ComposerError
-from yaml.events import AliasEvent
+from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from analyzer.errors import InputError
 
-__all__ = ["MAX_BYTES", "Locations", "Path", "check_choice", "check_mapping", "describe", "did_you_mean",
-           "load_yaml", "parse_yaml"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "Locations", "Path", "check_choice", "check_mapping", "describe",
+           "did_you_mean", "load_yaml", "parse_yaml"]
 
 MAX_BYTES = 4 << 20  # a scenario or rule file is a few KB; anything this big is not one
+MAX_DEPTH = 64  # mappings and lists inside each other; a real file nests five or six
 
 Path = tuple[str | int, ...]
 
@@ -48,14 +49,27 @@ _SEQ_TAG, _MAP_TAG = _CORE + "seq", _CORE + "map"
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses aliases while composing; construction is done by ``_build``, not PyYAML."""
+    """SafeLoader that refuses aliases and deep nesting while composing; construction is done by
+    ``_build``, not PyYAML. Both recurse once per level, so without the cap ``[[[[…`` would end in a
+    ``RecursionError`` (a crash, not an answer) and build one path tuple per level per value."""
+
+    _depth = 0
 
     def compose_node(self, parent, index):
+        event = self.peek_event()
         if self.check_event(AliasEvent):
-            event = self.peek_event()
             raise ComposerError(None, None, f"alias '*{event.anchor}' is not allowed (write the value out)",
                                 event.start_mark)
-        return super().compose_node(parent, index)
+        if not self.check_event(MappingStartEvent, SequenceStartEvent):
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels (no scenario, systems or "
+                                "rule file is)", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def dotted(path: Path) -> str:
@@ -123,7 +137,10 @@ def load_yaml(path: str | os.PathLike) -> tuple[Any, Locations]:
 def parse_yaml(text: str, source: str = "<string>") -> tuple[Any, Locations]:
     """Parse YAML text as ``load_yaml`` does; ``source`` names it in errors."""
     locations = Locations(source)
-    loader = _StrictLoader(text)
+    try:
+        loader = _StrictLoader(text)  # its reader already refuses control characters (a ReaderError)
+    except yaml.YAMLError as exc:
+        raise InputError(" ".join(str(exc).split()), source) from None
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:

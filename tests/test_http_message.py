@@ -106,6 +106,13 @@ def test_junk_before_start_line():
     assert (msg.method, msg.junk) == ("GET", 2)
 
 
+def test_start_line_after_junk_on_its_line_and_blanks_before_its_end():
+    msg = parse_http(b"x HTTP/1.1 200 HTTP/1.1 204 No Content" + b" " * 50_000 + b"\r\n\r\n")
+    assert (msg.status, msg.reason, msg.junk) == (200, "HTTP/1.1 204 No Content", 2)
+    msg = parse_http(b"--\tGET_X /a HTTP/1.1 \t\r\n\r\n")
+    assert (msg.method, msg.uri, msg.junk) == ("GET_X", "/a", 3)
+
+
 @pytest.mark.parametrize("data", [
     b"",
     b"\x16\x03\x01\x00\x05hello",
@@ -113,6 +120,8 @@ def test_junk_before_start_line():
     b"HTTP/2 200\r\n\r\n",
     b"INVITE sip:x SIP/2.0\r\n\r\n",
     b"get / HTTP/1.1\r\n\r\n",
+    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n",  # a target longer than 8 KB
+    b"GET / HTTP/1.1" + b" " * 60_000 + b"x\r\n\r\n",
 ])
 def test_not_http_raises_malformed(data):
     with pytest.raises(MalformedMessage) as caught:

@@ -357,6 +357,16 @@ def test_name_addr(value, display, uri, params):
     assert (parsed.display, parsed.uri.aor, parsed.params) == (display, uri, params)
 
 
+def test_long_values_are_read_whole():
+    # no silent cut at 8 KB: the host after a long user part is still the host
+    user = "u" * 20_000
+    assert F.uri_parts(f"sip:{user}@b.example;transport=tcp").host == "b.example"
+    assert F.domain_of(f'"{user}" <sip:x@c.example>') == "c.example"
+    parsed = F.name_addr("tel:+4917" + ";p=1" * 5000 + ";tag=t1;phone-context=ims.example")
+    assert parsed.params == (("tag", "t1"),)
+    assert len(parsed.uri.params) == 5001 and parsed.uri.param("phone-context") == "ims.example"
+
+
 def test_name_addr_uri_params_stay_with_the_uri():
     parsed = F.name_addr("<sip:alice@a.example;transport=tcp>;expires=60")
     assert parsed.uri.param("transport") == "tcp" and parsed.param("transport") is None
@@ -686,6 +696,16 @@ def test_affiliation_command_is_not_the_ues_own_set(body, entries):
     assert F.affiliation_set(legacy).kind == "command"
 
 
+def test_affiliation_command_verbs_beside_their_groups_give_each_entry_once():
+    ctype = "application/vnd.3gpp.mcptt-affiliation-command+xml"
+    body = "<c>" + "<affiliate/>" * 3 + "<group>sip:G1@a.example</group><group>sip:G2@a.example</group>" \
+           + "<de-affiliate/></c>"
+    found = F.affiliation_set(sip(BASE.replace("INVITE", "MESSAGE") + f"Content-Type: {ctype}", body))
+    assert [(e.group, e.status) for e in found.entries] == [
+        ("sip:G1@a.example", "affiliate"), ("sip:G2@a.example", "affiliate"),
+        ("sip:G1@a.example", "deaffiliate"), ("sip:G2@a.example", "deaffiliate")]
+
+
 def test_billion_laughs_in_the_pidf_part_is_refused_with_a_problem():
     bomb = (HOSTILE / "billion-laughs.xml").read_text()
     body = mixed("b", ("Content-Type: application/vnd.3gpp.mcptt-info+xml", MCPTT_INFO_WRAPPED),
@@ -834,6 +854,22 @@ def test_warnings():
         F.SipWarning(399, "b.example", "not an mc code"),
         F.SipWarning(None, None, "garbage without quotes"))
     assert F.warnings(sip(BASE)) == ()
+
+
+def test_warnings_with_long_runs_of_blanks():
+    blanks = " " * 60_000
+    msg = sip(f'SIP/2.0 480 X\nCall-ID: a\nCSeq: 1 INVITE\nWarning: 399 h "110 {blanks}declined{blanks}"\n'
+              f'Warning: 399 h "{blanks}" trailing words')
+    assert F.warnings(msg) == (
+        F.SipWarning(399, "h", f"110 {blanks}declined{blanks}", 110, "declined"),
+        F.SipWarning(None, None, f'399 h "{blanks}" trailing words'))
+
+
+def test_warning_mc_code_needs_a_blank_or_the_end_after_it():
+    head = 'SIP/2.0 480 X\nCall-ID: a\nCSeq: 1 INVITE\nWarning: 399 h "{}"'
+    assert [(w.mc_code, w.mc_text) for w in F.warnings(sip(head.format("110")))] == [(110, None)]
+    assert [(w.mc_code, w.mc_text) for w in F.warnings(sip(head.format("1100 x")))] == [(None, None)]
+    assert [(w.mc_code, w.mc_text) for w in F.warnings(sip(head.format(" 110\t x \t")))] == [(110, "x")]
 
 
 # === XCAP, tokens ===================================================================================

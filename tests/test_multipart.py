@@ -121,6 +121,15 @@ def test_nothing_usable_raises_malformed_body():
         body_parts("multipart/mixed;boundary=zz", b"--other\r\n\r\nx\r\n--other--")
 
 
+def test_a_long_boundary_is_quoted_short_in_problems():
+    boundary = "b" * 100_000
+    with pytest.raises(MalformedBody) as caught:
+        body_parts(f"multipart/mixed;boundary={boundary}", b"no delimiter")
+    assert caught.value.reason == f"multipart/mixed boundary '{'b' * 70}…' not found in the body"
+    parts = body_parts(f'multipart/mixed;boundary="{boundary}"', f"--{boundary}\r\n\r\nx".encode())
+    assert parts[0].body == b"x" and len(parts.problems[0]) < 130
+
+
 def test_part_headers_without_blank_line_best_effort():
     # REFERENCE E1 shape: the XML follows the part's Content-Type line directly.
     body = (b"--b1\r\nContent-Type: application/pidf+xml\r\n<presence xmlns:m=\"urn:x\"><m:p/></presence>\r\n"
@@ -178,6 +187,8 @@ def test_find_part_returns_none_when_absent():
     ("multipart/mixed;boundary=b1", ("multipart/mixed", (("boundary", "b1"),))),
     ('multipart/mixed ; Boundary = "a;b=c" ; x', ("multipart/mixed", (("boundary", "a;b=c"), ("x", "")))),
     ('text/plain; q="say \\"hi\\""', ("text/plain", (("q", 'say "hi"'),))),
+    ('a/b;x="unterminated \\" ;y=1', ("a/b", (("x", 'unterminated " ;y=1'),))),  # the quote runs to the end
+    ("a/b;  ;=;p  =  v ; q", ("a/b", (("p", "v"), ("q", "")))),
     ("APPLICATION/SDP", ("application/sdp", ())),
     ("", ("", ())),
     (None, ("", ())),

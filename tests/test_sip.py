@@ -117,6 +117,19 @@ def test_folded_lines_are_joined_with_one_space():
     assert headers.get("call-id") == "abc@10.0.0.1"
 
 
+def test_folding_keeps_the_text_of_blank_and_crlf_continuation_lines():
+    # one space per fold, as re.sub(r"[ \t]*\r?\n[ \t]+", " ") gives: a blank continuation line adds one
+    data = sip("NOTIFY sip:x SIP/2.0", *DIALOG, "Subject: a \t", "   ", "\t b", "Warning: 399 h", ' "t"')
+    headers = parse_sip(data).headers
+    assert headers.get("subject") == "a  b"
+    assert headers.get("warning") == '399 h "t"'
+
+
+def test_folded_header_with_a_long_run_of_blanks():
+    data = sip("NOTIFY sip:x SIP/2.0", *DIALOG, "Subject: a" + " " * 60_000 + "y", " z")
+    assert parse_sip(data).headers.get("subject") == "a" + " " * 60_000 + "y z"
+
+
 def test_lf_only_line_ends():
     data = sip("REGISTER sip:mcx.example SIP/2.0", *DIALOG, "Content-Length: 4", "Subject: a", " b",
                body=b"body", eol=b"\n")
@@ -195,6 +208,9 @@ def test_no_content_length_keeps_all_bytes():
     ("SIP/2.0 487 Request Terminated", 487, "Request Terminated"),
     ("SIP/2.0 100", 100, ""),
     ("SIP/2.0 603 Décliné", 603, "Décliné"),
+    ("SIP/2.0 200 OK  \t ", 200, "OK"),
+    ("SIP/2.0 200 " + " " * 60_000 + "OK", 200, "OK"),
+    ("xx SIP/2.0 200 SIP/2.0 404 Not Found", 200, "SIP/2.0 404 Not Found"),
 ])
 def test_responses(line, status, reason):
     msg = parse_sip(sip(line, *DIALOG))
@@ -216,10 +232,29 @@ def test_request_uri_may_be_ipv6_or_tel():
     assert parse_sip("INVITE sip:zoë@x SIP/2.0\r\n\r\n".encode()).uri == "sip:zoë@x"
 
 
+def test_start_line_with_a_long_run_of_blanks_before_its_end():
+    assert parse_sip(sip("INVITE sip:x SIP/2.0" + " \t" * 30_000, *DIALOG)).method == "INVITE"
+    with pytest.raises(MalformedMessage, match="no SIP start line"):
+        parse_sip(sip("INVITE sip:x SIP/2.0" + " " * 60_000 + "x"))
+
+
+def test_status_line_cannot_hide_behind_a_cr_inside_its_line():
+    # a reason phrase holds no CR: the line is junk, and the request after it is the message
+    msg = parse_sip(b"SIP/2.0 200 OK\rjunk\r\n" + sip("BYE sip:x SIP/2.0", *DIALOG))
+    assert (msg.kind, msg.method, msg.junk) == ("request", "BYE", 21)
+
+
 def test_header_line_without_colon_is_reported_and_skipped():
     msg = parse_sip(sip("BYE sip:x SIP/2.0", *DIALOG, "this is not a header", "Reason: SIP;cause=200"))
     assert msg.headers.get("reason") == "SIP;cause=200"
     assert msg.problems == ("header line without a name ignored: 'this is not a header'",)
+
+
+def test_many_header_lines_without_colon_are_counted_after_the_first_ten():
+    msg = parse_sip(sip("BYE sip:x SIP/2.0", *DIALOG, *(f"junk {i}" for i in range(1000))))
+    assert len(msg.problems) == 11
+    assert msg.problems[9] == "header line without a name ignored: 'junk 9'"
+    assert msg.problems[10] == "990 more header lines without a name ignored"
 
 
 def test_missing_mandatory_headers_are_reported():

@@ -222,6 +222,17 @@ def test_findall_has_no_duplicates_for_nested_matches():
     assert [e.text for e in doc.findall("a", "b")] == ["1"]
 
 
+def test_paths_through_nested_names_in_document_order():
+    doc = parse_xml(b"<r><a><a><b>1</b><a><b>2</b></a></a><b>3</b></a><c><b>4</b></c>"
+                    b"<a><c><b>5</b></c></a></r>")
+    assert [e.text for e in doc.findall("a", "b")] == ["1", "2", "3", "5"]
+    assert [e.text for e in doc.findall("a", "a", "b")] == ["1", "2"]
+    assert [e.text for e in doc.findall("r", "a", "c", "b")] == ["5"]
+    assert doc.findall("b", "a") == [] and doc.find("a", "a", "a", "a") is None
+    inner = doc.find("a", "a")
+    assert [e.text for e in xml.findall(inner, "a", "b")] == ["1", "2"]  # the node itself may be the first
+
+
 def test_find_with_no_path_is_the_node_itself():
     doc = parse_xml(b"<r/>")
     assert doc.find() is doc.root

@@ -60,6 +60,22 @@ def test_aliases_are_refused_so_billion_laughs_cannot_expand():
     assert "merge keys" in error("base: {x: 1}\nother:\n  <<: {y: 2}\n")
 
 
+@pytest.mark.parametrize("text, where", [
+    ("[" * 100_000, "f.yaml:1:65"),
+    ("a:\n" + "".join(" " * i + f"k{i}:\n" for i in range(1, 100)), "f.yaml:65:65"),
+    ("- " * 1000 + "x", "f.yaml:1:129"),
+])
+def test_nesting_deeper_than_64_levels_is_refused_not_a_crash(text, where):
+    assert error(text) == f"{where}: nested deeper than 64 levels (no scenario, systems or rule file is)"
+
+
+def test_nesting_of_64_levels_is_read():
+    data, _ = parse_yaml("[" * 64 + "x" + "]" * 64)
+    for _ in range(63):
+        data = data[0]
+    assert data == ["x"]
+
+
 def test_non_string_keys_and_bad_values():
     assert "key 1 in '<root>' is not a string" in error("1: a\n")
     assert "bad timestamp value" in error("t: 2026-13-01\n")

@@ -211,17 +211,28 @@ def _command(part: BodyPart, problems: Problems) -> AffiliationSet | None:
     if doc is None:
         return None
     entries = []
+    applied: set[tuple[etree._Element, str]] = set()  # (parent, verb) whose sibling groups are taken
     for element in doc.root.iter():
         if not isinstance(element.tag, str):
             continue
         verb = _VERBS.get(local_name(element).lower())
         if verb is None:
             continue
-        groups = [value(g) for g in element if isinstance(g.tag, str) and _is_group(g)]
-        if not groups and element.getparent() is not None:
-            groups = [value(g) for g in element.getparent() if isinstance(g.tag, str) and _is_group(g)]
+        groups = _groups(element)
+        parent = element.getparent()
+        if not groups and parent is not None:
+            # Sibling groups: taken once per parent and verb, so n empty verbs beside n groups cost n, not
+            # n * n (and give the entries once).
+            if (parent, verb) in applied:
+                continue
+            applied.add((parent, verb))
+            groups = _groups(parent)
         entries += [AffiliationStatus(g, None, verb) for g in groups if g]
     return AffiliationSet("command", service_of_media(part.content_type), entries=tuple(entries))
+
+
+def _groups(element: etree._Element) -> list[str | None]:
+    return [value(g) for g in element if isinstance(g.tag, str) and _is_group(g)]
 
 
 def _is_group(element: etree._Element) -> bool:
@@ -258,7 +269,7 @@ def recipients(message: Message, problems: Problems = None) -> tuple[str, ...]:
     found = parts(message, problems)
     single = len(found) == 1 and not (first(message.headers, "content-type") or "").lower().lstrip() \
         .startswith("multipart/")
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered, and a set: membership in a growing list was quadratic
     for part in found:
         if not part.content_type.endswith("resource-lists+xml"):
             continue
@@ -273,6 +284,6 @@ def recipients(message: Message, problems: Problems = None) -> tuple[str, ...]:
             continue
         for entry in findall(doc.root, "entry"):
             uri = attr(entry, "uri")
-            if uri and uri.strip() and uri.strip() not in out:
-                out.append(uri.strip())
+            if uri and uri.strip():
+                out.setdefault(uri.strip())
     return tuple(out)

@@ -141,8 +141,11 @@ def reason(message: Message) -> Reason | None:
     return found[0] if found else None
 
 
-_WARNING = re.compile(r'\s*(\d{3})\s+(\S+)\s+("(?:[^"\\]|\\.)*"?)\s*$')
-_MC_CODE = re.compile(r"\s*(\d{3})(?:\s+(.*?))?\s*$", re.S)
+# Possessive quantifiers (``*+``, ``++``) never give back what they matched: each piece of the grammar is
+# unambiguous (a quoted string ends at its first unescaped quote), so the answers are those of the plain
+# quantifiers, without the retries that made a long run of blanks inside the text quadratic.
+_WARNING = re.compile(r'\s*+(\d{3})\s++(\S++)\s++("(?:[^"\\]++|\\.)*+"?)\s*+\Z')
+_MC_CODE = re.compile(r"\s*+(\d{3})(?=\s|\Z)")  # the text after it, stripped, is the MC code's text
 
 
 def warnings(message: Message) -> tuple[SipWarning, ...]:
@@ -157,6 +160,6 @@ def warnings(message: Message) -> tuple[SipWarning, ...]:
         code, agent, text = int(m.group(1)), m.group(2), unquote_value(m.group(3))
         mc = _MC_CODE.match(text) if code == 399 else None
         out.append(SipWarning(code, agent, text, int(mc.group(1)) if mc else None,
-                              (mc.group(2) or None) if mc else None))
+                              (text[mc.end():].strip() or None) if mc else None))
     return tuple(out)
 

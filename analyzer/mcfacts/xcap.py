@@ -10,7 +10,7 @@ from analyzer.mcfacts.records import XcapTarget
 from analyzer.messages.records import Message
 
 _ABSOLUTE = re.compile(r"(?i)https?://([^/?#]*)")
-_AUID = re.compile(r"(?i)^(?:org|com|net)\.[a-z0-9-]+(?:\.[a-z0-9_-]+)+$")
+_AUID = re.compile(r"(?i)^(?:org|com|net)\.[a-z0-9-]++(?:\.[a-z0-9_-]++)++$")  # possessive: no backtracking
 _MC_AUID = re.compile(r"(?i)^org\.3gpp\.(mcptt|mcvideo|mcdata)\.")
 _SCOPES = ("users", "global")
 #: AUIDs without a vendor prefix (RFC 4825/4826/4827/5874…), recognised only in front of users/global.

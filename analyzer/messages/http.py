@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from analyzer.messages.parse import (
-    HTTP_START,
     HeaderNames,
     MalformedMessage,
     ParsedMessage,
@@ -13,6 +12,7 @@ from analyzer.messages.parse import (
     split_head,
 )
 from analyzer.messages.records import Headers
+from analyzer.messages.startline import HTTP
 
 #: Methods of RFC 9110 and PATCH (RFC 5789); only used to peel junk glued in front of a method name.
 METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
@@ -32,7 +32,7 @@ def parse_http(data: bytes) -> ParsedMessage:
     expected (1xx/204/304) or a response body is empty (likely the answer to a HEAD, which the parser
     cannot see). Raises ``MalformedMessage`` when there is no HTTP start line.
     """
-    start = find_start_line(data, HTTP_START, METHODS, "http")
+    start = find_start_line(data, HTTP, METHODS)
     raw_head, body_start = split_head(data, start.end)
     items, problems = parse_fields(raw_head, _NAMES)
     headers = Headers(items, lowered=True)

@@ -17,9 +17,10 @@ from analyzer.messages.records import Headers
 __all__ = ["BodyPart", "BodyParts", "MalformedBody", "body_parts", "find_part", "parse_content_type"]
 
 _MAX_NESTING = 8  # nested multiparts deeper than this are kept whole, not opened
+_BOUNDARY_SHOWN = 70  # characters of a boundary quoted in a problem (RFC 2046 boundaries are 1-70)
 _DEFAULT_PART_TYPE = "text/plain"  # RFC 2046 §5.1: a part without Content-Type is text/plain
 
-_PARAM = re.compile(r';\s*([^\s=;]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^;]*))?')
+_PARAM = re.compile(r';\s*+([^\s=;]++)\s*+(?:=\s*+("(?:[^"\\]++|\\.)*+"?|[^;]*+))?')  # possessive: linear
 _QUOTED_PAIR = re.compile(r"\\(.)")
 _NAMES = HeaderNames({})
 
@@ -102,13 +103,15 @@ def _split(media: str, params: tuple[tuple[str, str], ...], body: bytes, parts: 
     if not boundary:
         boundary = _guess_boundary(body)
         if boundary is None:
-            raise MalformedBody(f"{media} body without a boundary parameter or delimiter line")
-        problems.append(f"{media} without boundary parameter; used {boundary!r} from the body")
+            raise MalformedBody(f"{media[:40]} body without a boundary parameter or delimiter line")
+        problems.append(f"{media[:40]} without boundary parameter; used "
+                        f"{boundary[:_BOUNDARY_SHOWN]!r} from the body")
     chunks, closed = _chunks(body, boundary.encode("utf-8", "surrogateescape"))
+    shown = boundary if len(boundary) <= _BOUNDARY_SHOWN else boundary[:_BOUNDARY_SHOWN] + "…"
     if not chunks:
-        raise MalformedBody(f"{media} boundary {boundary!r} not found in the body")
+        raise MalformedBody(f"{media[:40]} boundary {shown!r} not found in the body")
     if not closed:
-        problems.append(f"{media} boundary {boundary!r} has no closing delimiter")
+        problems.append(f"{media[:40]} boundary {shown!r} has no closing delimiter")
     for number, chunk in enumerate(chunks, 1):
         part = _part(chunk, number, problems)
         if part.content_type.startswith("multipart/"):
@@ -185,7 +188,7 @@ def _part(chunk: bytes, number: int, problems: list[str]) -> BodyPart:
     return BodyPart(media or _DEFAULT_PART_TYPE, params, headers, chunk[body_start:])
 
 
-_HEADER_LINE = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~-]+[ \t]*:")  # RFC 9110 token, then ':'
+_HEADER_LINE = re.compile(rb"[A-Za-z0-9!#$%&'*+.^_`|~-]++[ \t]*+:")  # RFC 9110 token, then ':'
 
 
 def _headers_without_blank_line(chunk: bytes) -> tuple[bytes, int]:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from analyzer.errors import McxaError
 from analyzer.messages.records import Headers, Message
+from analyzer.messages.startline import HTTP, SIP, Grammar, LineMatch, looks_like_start_line, search_line
 from analyzer.transport.records import Payload
 
 _PROTOS = ("sip", "http")
@@ -62,56 +63,6 @@ class ParsedMessage:
             raise ValueError(f"bad parsed message proto/kind {self.proto}/{self.kind}")
 
 
-# --- start lines --------------------------------------------------------------------------------------
-# Strict on purpose: these also decide whether arbitrary bytes on an unknown port are SIP/HTTP at all, so
-# random binary, RTP and TLS must never match. One regex per message, never per header line.
-
-# absoluteURI: scheme ':' then no space or control byte (UTF-8 let through: some clients send it raw)
-_URI = rb"[A-Za-z][A-Za-z0-9+.-]*:[!-~\x80-\xff]{1,8192}"
-_EOL = rb"[ \t]*\r?$"  # used with endpos = index of the LF, so '$' is the end of the line
-
-SIP_START = re.compile(
-    rb"(?:(?P<method>[A-Z]{1,32}) (?P<uri>" + _URI + rb") SIP/2\.0"
-    rb"|SIP/2\.0 (?P<status>[1-6][0-9]{2})(?: (?P<reason>[^\r\n]*?))?)" + _EOL
-)
-HTTP_START = re.compile(
-    rb"(?:(?P<method>[A-Z][A-Z_-]{0,31}) (?P<uri>[!-~]{1,8192}) HTTP/1\.[0-9]"
-    rb"|HTTP/1\.[0-9] (?P<status>[1-5][0-9]{2})(?: (?P<reason>[^\r\n]*?))?)" + _EOL
-)
-_START_LINES = {"sip": SIP_START, "http": HTTP_START}
-_HTTP_SNIFF_METHODS = rb"(?:GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|CONNECT|TRACE)"
-_SNIFF = (
-    ("sip", re.compile(rb"[A-Z]{1,32} " + _URI + rb" SIP/2\.0" + _EOL)),
-    ("http", re.compile(_HTTP_SNIFF_METHODS + rb" [!-~]{1,8192} HTTP/1\.[0-9]" + _EOL)),
-)
-_SNIFF_STATUS = (
-    ("sip", re.compile(rb"SIP/2\.0 [1-6][0-9]{2}[ \r\n]")),
-    ("http", re.compile(rb"HTTP/1\.[0-9] [1-5][0-9]{2}[ \r\n]")),
-)
-_MAX_START_LINE = 8300
-
-
-def looks_like_start_line(data: bytes) -> str | None:
-    """``'sip'`` or ``'http'`` when ``data`` begins with a SIP/HTTP start line, else None.
-
-    Cheap enough for every first payload of every flow: the first byte must be an upper-case letter
-    (rejects RTP 0x80.., TLS 0x16 0x03.., most binary at once). A request line must be complete (up to its
-    LF); a status line needs only ``SIP/2.0 ddd`` / ``HTTP/1.x ddd`` and a space or line end.
-    """
-    if not data or not 0x41 <= data[0] <= 0x5A:
-        return None
-    for proto, pattern in _SNIFF_STATUS:
-        if pattern.match(data):
-            return proto
-    nl = data.find(b"\n", 0, _MAX_START_LINE)
-    if nl < 0:
-        return None
-    for proto, pattern in _SNIFF:
-        if pattern.match(data, 0, nl):
-            return proto
-    return None
-
-
 class StartLine(NamedTuple):
     """Where the start line is and what it says; ``junk`` counts the bytes skipped to reach it.
 
@@ -128,13 +79,13 @@ class StartLine(NamedTuple):
     junk: int
 
 
-def find_start_line(data: bytes, pattern: re.Pattern, methods: frozenset[str], proto: str) -> StartLine:
+def find_start_line(data: bytes, grammar: Grammar, methods: frozenset[str]) -> StartLine:
     """Locate the first valid start line, skipping junk lines and junk glued in front of it.
 
     Junk may also be glued to the start line itself (``DBREGISTER sip:...``, as a broken middlebox or a
     stream resynchronised mid-message leaves it): an unknown method that ends with a known one is read as
-    junk plus that method.
-    Raises ``MalformedMessage`` when no line is a start line.
+    junk plus that method. Linear in the bytes up to the start line (``search_line`` looks at each line a
+    fixed number of times). Raises ``MalformedMessage`` when no line is a start line.
     """
     n = len(data)
     pos = 0
@@ -144,30 +95,27 @@ def find_start_line(data: bytes, pattern: re.Pattern, methods: frozenset[str], p
     while pos < n:
         nl = data.find(b"\n", pos)
         end = n if nl < 0 else nl
-        m = pattern.search(data, pos, end)
+        m = search_line(data, pos, end, grammar)
         if m:
-            return _start_line(m, nl, n, m.start() - lead, methods)
+            return _start_line(m, nl, n, m.start - lead, methods)
         if nl < 0:
             break
         pos = nl + 1
-    raise MalformedMessage(f"no {proto.upper()} start line in {n} bytes", proto=proto)
+    raise MalformedMessage(f"no {grammar.proto.upper()} start line in {n} bytes", proto=grammar.proto)
 
 
-def _start_line(m: re.Match, nl: int, n: int, junk: int, methods: frozenset[str]) -> StartLine:
+def _start_line(m: LineMatch, nl: int, n: int, junk: int, methods: frozenset[str]) -> StartLine:
     after = n if nl < 0 else nl + 1
-    method = m.group("method")
-    if method is None:
-        reason = m.group("reason")
-        return StartLine("response", None, None, int(m.group("status")),
-                         decode_text(reason)[0].strip() if reason else "", after, junk)
-    name = method.decode("ascii")
+    if m.method is None:
+        return StartLine("response", None, None, m.status, decode_text(m.reason)[0].strip(), after, junk)
+    name = m.method.decode("ascii")
     if name not in methods:
         for known in sorted(methods, key=len, reverse=True):  # longest first: XPRACK is PRACK, not ACK
             if name.endswith(known):
                 junk += len(name) - len(known)
                 name = known
                 break
-    return StartLine("request", name, decode_text(m.group("uri"))[0], None, None, after, junk)
+    return StartLine("request", name, decode_text(m.uri)[0], None, None, after, junk)
 
 
 # --- head and fields ----------------------------------------------------------------------------------
@@ -198,16 +146,18 @@ def decode_text(raw: bytes) -> tuple[str, bool]:
         return raw.decode("latin-1"), True
 
 
-_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
 _FOLDED = re.compile(r"\n[ \t]")
 _CACHE_LIMIT = 4096
+_CACHED_NAME = 64  # longer spellings are not cached: 4096 hostile 64 KB names would hold 256 MB
+_NAMELESS_SHOWN = 10  # header lines without a name reported one by one; the rest are counted
+_BLANKS = (" ", "\t")
 
 
 class HeaderNames:
     """Raw header name -> canonical lower-case long name, with ``aliases`` (compact forms) applied.
 
     The cache saves strip/lower/lookup on the same few dozen spellings seen in every message; it stops
-    growing at a fixed size so hostile input cannot inflate it.
+    growing at a fixed size, and keeps only short spellings, so hostile input cannot inflate it.
     """
 
     __slots__ = ("aliases", "cache")
@@ -219,25 +169,49 @@ class HeaderNames:
     def canonical(self, raw: str) -> str:
         name = raw.strip().lower()
         name = self.aliases.get(name, name)
-        if len(self.cache) < _CACHE_LIMIT:
+        if len(self.cache) < _CACHE_LIMIT and len(raw) <= _CACHED_NAME:
             self.cache[raw] = name
         return name
+
+
+def unfold(text: str) -> str:
+    """Join folded lines (a line starting with a space or tab continues the one before, RFC 3261 §7.3.1).
+
+    The white space around each fold becomes one space, exactly as ``re.sub(r"[ \t]*\r?\n[ \t]+", " ")``
+    does, in one pass: that regex retries at every blank of a long run (quadratic). A header folded many
+    times is joined once, from its pieces.
+    """
+    lines = text.split("\n")
+    out: list[str] = []
+    pieces = [lines[0]]
+    for line in lines[1:]:
+        if line[:1] in _BLANKS:
+            last = pieces[-1]
+            pieces[-1] = (last[:-1] if last.endswith("\r") else last).rstrip(" \t")
+            pieces.append(" ")
+            pieces.append(line.lstrip(" \t"))
+        else:
+            out.append(pieces[0] if len(pieces) == 1 else "".join(pieces))
+            pieces = [line]
+    out.append(pieces[0] if len(pieces) == 1 else "".join(pieces))
+    return "\n".join(out)
 
 
 def parse_fields(raw: bytes, names: HeaderNames) -> tuple[list[tuple[str, str]], list[str]]:
     """Header lines to ``(name, value)`` pairs; folded lines joined with one space.
 
-    Lines without a colon are dropped and reported, never fatal.
+    Lines without a colon are dropped and reported (the first few one by one, then a count), never fatal.
     """
     problems: list[str] = []
     text, fallback = decode_text(raw)
     if fallback:
         problems.append("header bytes are not UTF-8; decoded as latin-1")
     if _FOLDED.search(text):  # one regex scan is ~3x cheaper than two substring tests here
-        text = _FOLD.sub(" ", text)
+        text = unfold(text)
     items: list[tuple[str, str]] = []
     append = items.append
     cached = names.cache.get  # inlined lookup: this loop runs for every header of every message
+    nameless = 0
     for line in text.split("\n"):
         name, sep, value = line.partition(":")
         if sep and name:
@@ -245,8 +219,12 @@ def parse_fields(raw: bytes, names: HeaderNames) -> tuple[list[tuple[str, str]],
             if name:
                 append((name, value.strip()))
                 continue
-        if line.strip():
-            problems.append(f"header line without a name ignored: {line.strip()[:60]!r}")
+        if line and not line.isspace():
+            nameless += 1
+            if nameless <= _NAMELESS_SHOWN:
+                problems.append(f"header line without a name ignored: {line.strip()[:60]!r}")
+    if nameless > _NAMELESS_SHOWN:
+        problems.append(f"{nameless - _NAMELESS_SHOWN} more header lines without a name ignored")
     return items, problems
 
 
@@ -258,10 +236,12 @@ def cut_body(headers: Headers, data: bytes, body_start: int, problems: list[str]
     if not declared:
         return body
     if len(set(declared)) > 1:
-        problems.append(f"conflicting Content-Length values {declared}")
+        shown = list(dict.fromkeys(declared))  # distinct values, a few, each cut short: hostile heads repeat
+        problems.append(f"conflicting Content-Length values {[v[:20] for v in shown[:5]]}"
+                        + (f" and {len(shown) - 5} more" if len(shown) > 5 else ""))
     text = declared[0]
     if not (text.isascii() and text.isdigit()):  # ('0³'.isdigit() is true; int() refuses it)
-        problems.append(f"bad Content-Length {text!r}")
+        problems.append(f"bad Content-Length {text[:60]!r}")
         return body
     length = int(text)
     if len(body) > length:
@@ -292,8 +272,8 @@ def _detect(data: bytes) -> str:
     while pos < n:
         nl = data.find(b"\n", pos)
         end = n if nl < 0 else nl
-        hits = [(m.start(), proto) for proto, pattern in _START_LINES.items()
-                if (m := pattern.search(data, pos, end))]
+        hits = [(m.start, grammar.proto) for grammar in (SIP, HTTP)
+                if (m := search_line(data, pos, end, grammar))]
         if hits:
             return min(hits)[1]
         if nl < 0:

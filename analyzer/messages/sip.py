@@ -7,7 +7,6 @@ calls, one regex for the start line and one pass over the header lines.
 from __future__ import annotations
 
 from analyzer.messages.parse import (
-    SIP_START,
     HeaderNames,
     MalformedMessage,
     ParsedMessage,
@@ -17,6 +16,7 @@ from analyzer.messages.parse import (
     split_head,
 )
 from analyzer.messages.records import Headers
+from analyzer.messages.startline import SIP
 
 #: Compact header forms (RFC 3261 §7.3.3 and the RFCs that defined later ones) to their long names.
 COMPACT: dict[str, str] = {
@@ -62,7 +62,7 @@ def parse_sip(data: bytes) -> ParsedMessage:
     missing blank line or missing mandatory headers are ``problems``. Raises ``MalformedMessage`` when
     there is no SIP start line.
     """
-    start = find_start_line(data, SIP_START, METHODS, "sip")
+    start = find_start_line(data, SIP, METHODS)
     raw_head, body_start = split_head(data, start.end)
     items, problems = parse_fields(raw_head, _NAMES)
     headers = Headers(items, lowered=True)

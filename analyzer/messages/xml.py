@@ -116,14 +116,26 @@ def local_name(element: etree._Element) -> str:
     return element.tag.rpartition("}")[2]
 
 
-def _matches(node: etree._Element, names: tuple[str, ...], include_self: bool) -> Iterator[etree._Element]:
-    tag = "{*}" + names[0]  # lxml wildcard: that local name in any namespace or none
-    candidates = node.iter(tag) if include_self else node.iterdescendants(tag)
-    for element in candidates:
-        if len(names) == 1:
+def _matches(node: etree._Element, names: tuple[str, ...]) -> Iterator[etree._Element]:
+    """Elements reached by the path, in document order, each once.
+
+    One name is lxml's own search. A longer path is one walk that carries, per element, how many names
+    its ancestors matched (the first name may be ``node`` itself): searching again under every match of
+    the first name would revisit nested matches, up to depth ** len(names) times.
+    """
+    if len(names) == 1:
+        yield from node.iter("{*}" + names[0])  # lxml wildcard: that local name in any namespace or none
+        return
+    last = len(names) - 1
+    stack = [(node, 0)]
+    while stack:
+        element, done = stack.pop()
+        name = local_name(element) if isinstance(element.tag, str) else None
+        if done == last and name == names[last]:
             yield element
-        else:
-            yield from _matches(element, names[1:], False)
+        elif done < last and name == names[done]:
+            done += 1
+        stack.extend((child, done) for child in reversed(element))
 
 
 def find(node: etree._Element, *names: str) -> etree._Element | None:
@@ -131,20 +143,12 @@ def find(node: etree._Element, *names: str) -> etree._Element | None:
 
     The first name may match ``node`` itself, so ``find(root, 'mcpttinfo')`` returns the root.
     """
-    return next(_matches(node, names, True), None) if names else node
+    return next(_matches(node, names), None) if names else node
 
 
 def findall(node: etree._Element, *names: str) -> list[etree._Element]:
-    """Every element reached by the path of local names, without duplicates."""
-    if not names:
-        return [node]
-    seen: set[etree._Element] = set()
-    found = []
-    for element in _matches(node, names, True):
-        if element not in seen:
-            seen.add(element)
-            found.append(element)
-    return found
+    """Every element reached by the path of local names, in document order, without duplicates."""
+    return list(_matches(node, names)) if names else [node]
 
 
 #: 3GPP "contentType" wrapper children (24.379 F.1 and the MCVideo/MCData copies).
