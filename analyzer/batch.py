@@ -22,11 +22,13 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from analyzer.errors import McxaError, UsageError
 from analyzer.exitcodes import ExitCode
+from analyzer.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.limits import Limits
 from analyzer.render.batch import build_tables, read_completely, write_tables
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".gz", ".cap")
@@ -106,7 +108,8 @@ def analyse_one(settings: Settings, capture: str) -> dict:
     start = time.perf_counter()
     try:
         analysis = analyse_capture(capture, settings.engine,
-                                   DecodeOptions(sip_ports=settings.sip_ports, workers=1), settings.meaning)
+                                   DecodeOptions(sip_ports=settings.sip_ports, workers=1,
+                                                 limits=settings.meaning.limits), settings.meaning)
         part = report.capture_report(analysis, report.judge(analysis, list(settings.rules), settings.window))
         return {"capture": capture, "status": "ok", "error": None, "part": part,
                 "seconds": round(time.perf_counter() - start, 3)}
@@ -214,7 +217,7 @@ def run_batch(paths: Sequence[str], out: str, *, jobs: int | None = None, execut
               scheduler: str | None = None, force: bool = False, rules_dir: str | None = None,
               window: float | None = None, engine: str = "dpkt", sip_ports=frozenset((5060, 5061)),
               systems_file: str | None = None, identities_file: str | None = None,
-              migration_reason: str | None = None) -> BatchOutcome:
+              migration_reason: str | None = None, limits: Limits = DEFAULT_LIMITS) -> BatchOutcome:
     from analyzer import report
     from analyzer.events import MIGRATION_REASON
     from analyzer.pipeline import MeaningOptions
@@ -233,9 +236,10 @@ def run_batch(paths: Sequence[str], out: str, *, jobs: int | None = None, execut
         raise UsageError(f"--migration-reason: not a regular expression: {exc}") from None
     meaning = MeaningOptions(systems=SystemMap.from_file(systems_file) if systems_file else None,
                              identity_map=load_identity_map(identities_file) if identities_file else [],
-                             migration_reason=pattern)
+                             migration_reason=pattern, limits=limits)
     options = {"engine": engine, "sip_ports": sorted(sip_ports), "systems_file": systems_file,
-               "identities_file": identities_file, "migration_reason": reason}
+               "identities_file": identities_file, "migration_reason": reason,
+               "limits": {k: v for k, v in asdict(limits).items() if v != getattr(DEFAULT_LIMITS, k)}}
     rule_hash = ruleset_hash(rules, window, options)
     if not jobs:
         jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

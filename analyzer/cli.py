@@ -77,6 +77,28 @@ sip_ports_option = click.option("--sip-ports", callback=_ports, metavar="PORT[,P
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No diagnostics summary on stderr.")
 
 
+def _limit(ctx, param, values: tuple[str, ...]) -> None:
+    from analyzer.errors import UsageError
+    from analyzer.limits import DEFAULT
+
+    try:
+        ctx.meta["mcxa.limits"] = DEFAULT.with_overrides(values)
+    except UsageError as exc:
+        raise click.BadParameter(exc.reason.removeprefix("--limit ")) from None
+
+
+def _limits():
+    """The caps this command runs with (``--limit``), as ``analyzer.limits.Limits``."""
+    from analyzer.limits import DEFAULT
+
+    return click.get_current_context().meta.get("mcxa.limits", DEFAULT)
+
+
+limit_option = click.option("--limit", multiple=True, metavar="NAME=N", expose_value=False, callback=_limit,
+                            help="Raise or lower one of the caps on what is kept in memory (repeatable), "
+                                 "e.g. --limit tcp_streams=200000; the README lists them all.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mcxa")
 def cli():
@@ -96,6 +118,7 @@ def cli():
                               "P-Asserted-Identity, Contact).")
 @engine_option
 @sip_ports_option
+@limit_option
 @quiet_option
 def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, quiet):
     """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed); then, on
@@ -104,7 +127,8 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
     writer, needs_path = WRITERS[fmt]
     _check_output(fmt, needs_path, output)
     with _progress(capture, quiet, streams_to_stdout=not output) as progress:
-        decoded = get_engine(engine)(capture, DecodeOptions(sip_ports=sip_ports, progress=progress))
+        options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=_limits())
+        decoded = get_engine(engine)(capture, options)
         keep = MessageFilter(frozenset(m.upper() for m in methods), call_id, user)
         selected = (item for item in decoded.items if isinstance(item, Message) and keep(item))
         _write(writer, needs_path, output, selected)
@@ -154,7 +178,7 @@ def meaning_options(command):
 
 def analysis_options(command):
     """The options of every command that judges or interprets a capture: meaning, engine, ports, quiet."""
-    for option in (quiet_option, sip_ports_option, engine_option, meaning_options):
+    for option in (quiet_option, limit_option, sip_ports_option, engine_option, meaning_options):
         command = option(command)
     return command
 
@@ -182,9 +206,9 @@ def _analyse(capture, engine, sip_ports, systems_file, identities_file, migratio
     meaning = MeaningOptions(
         systems=SystemMap.from_file(systems_file) if systems_file else None,
         identity_map=load_identity_map(identities_file) if identities_file else [],
-        migration_reason=pattern, keep_messages=keep_messages)
+        migration_reason=pattern, keep_messages=keep_messages, limits=_limits())
     with _progress(capture, quiet) as progress:
-        options = DecodeOptions(sip_ports=sip_ports, progress=progress)
+        options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=_limits())
         return analyse_capture(capture, engine, options, meaning)
 
 
@@ -280,7 +304,7 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
         if fmt == "html":
             from analyzer.render.ladder import capture_ladders
             ladders[capture] = capture_ladders(analysis, parts[-1]["procedures"], engine,
-                                               DecodeOptions(sip_ports=sip_ports))
+                                               DecodeOptions(sip_ports=sip_ports, limits=_limits()))
         if not quiet and fmt == "text":
             report_diagnostics(capture, analysis.diagnostics)
     doc = report.report(parts, rules)
@@ -329,7 +353,7 @@ def batch(paths, out_dir, jobs, executor, scheduler, force, rules_dir, window, s
     outcome = run_batch(paths, out_dir, jobs=jobs, executor=executor, scheduler=scheduler, force=force,
                         rules_dir=rules_dir, window=window, engine=engine, sip_ports=sip_ports,
                         systems_file=systems_file, identities_file=identities_file,
-                        migration_reason=migration_reason)
+                        migration_reason=migration_reason, limits=_limits())
     write_summary(outcome, click.get_text_stream("stdout"))
     for line in error_lines(outcome):
         click.echo(f"mcxa: {line}", err=True)
@@ -365,7 +389,8 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
             raise UsageError(f"no UE session matches {wanted} (see 'mcxa sessions {capture}')", capture)
         raise UsageError("no UE session: no MC signalling (registration, affiliation, MC calls...) was "
                          f"recognised (see 'mcxa messages {capture}')", capture)
-    messages = ladders.collect_messages(analysis, engine, DecodeOptions(sip_ports=sip_ports))
+    options = DecodeOptions(sip_ports=sip_ports, limits=_limits())
+    messages = ladders.collect_messages(analysis, engine, options)
     diagram = ladders.build_ladder(analysis, session, messages, procedures, call_id)
     if analysis.stats.stopped is not None and not quiet:  # said before the drawing, not after it
         from analyzer.render.accounting import stopped_text

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 CODES: dict[str, str] = {
     "truncated-packet": "the capture file ends inside a packet record",
     "snaplen-cut": "packet was cut by the capture snap length; its payload is incomplete",
+    "bad-timestamp": "a packet's timestamp is not a date (beyond years 1-9999, e.g. from pcapng if_tsresol/"
+                     "if_tsoffset); the packet took the previous packet's time",
     "bad-record": "a pcap/pcapng record or block is malformed; the rest of the file could not be read",
     "bad-compression": "the gzip stream of a compressed capture is corrupt or cut short; reading stopped",
     "unsupported-encapsulation": "a packet inside a tunnel or PPP link this engine cannot open (compressed "
@@ -22,7 +24,7 @@ CODES: dict[str, str] = {
     "tshark-warning": "tshark said something on stderr that mcxa does not recognise (quoted as is)",
     "unknown-linktype": "interface link type is not decoded by this engine",
     "malformed-packet": "a link, IP or transport header is malformed",
-    "fragment-incomplete": "IP fragments never completed into a datagram",
+    "fragment-incomplete": "IP fragments never completed into a datagram (or SCTP chunks into a message)",
     "tcp-gap": "bytes missing from a TCP stream (not captured); decoding resumed after the gap",
     "tcp-overlap-conflict": "overlapping TCP segments carried different bytes; the first copy was kept",
     "tcp-unfinished": "a TCP stream ended in the middle of a message",
@@ -36,6 +38,8 @@ CODES: dict[str, str] = {
                             "those bytes were skipped",
     "malformed-body": "a message body (multipart or XML) could not be parsed",
     "xml-rejected": "an XML body was refused by the hardened parser (entities, DTD, size or depth)",
+    "over-limit": "a packet, datagram or message went over one of the caps on what is decoded (--limit); "
+                  "what lay beyond the cap was skipped",
     "table-full": "a bounded table (e.g. open publications) was full: its least recently used entries were "
                   "forgotten, and what later refers to them is read without them",
 }

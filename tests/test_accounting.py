@@ -33,7 +33,8 @@ from tests.test_tls import built_hello, records, sni_extension
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLIC = REPO.parent / "shared" / "captures" / "public"
-CAPTURES = sorted((REPO / "sample_captures").glob("**/*.pcap*")) + sorted(PUBLIC.glob("*.pcap*"))
+CAPTURES = (sorted((REPO / "sample_captures").glob("**/*.pcap*")) + sorted(PUBLIC.glob("*.pcap*"))
+            + sorted((REPO / "tests" / "hostile" / "captures").glob("*.pcap*")))  # issue 14's, small
 HTTPS = REPO / "sample_captures" / "real" / "nginx-profile-https.pcap"
 SAMPLE = REPO / "sample_captures" / "group-migration-compliant.pcapng"
 UE, SRV = "10.0.0.1", "10.0.0.2"

@@ -223,6 +223,36 @@ def test_pcapng_tsresol_tsoffset(tmp_path):
                                        1_000_000_001.5]
 
 
+def test_pcapng_times_that_are_not_dates_take_the_previous_packets_time(tmp_path):
+    """Issue 14: if_tsresol/if_tsoffset may put a time beyond year 9999 (or before year 1); every packet,
+    on the fast path (EPB) or not (PB), then takes the previous packet's time and says so."""
+    huge = struct.pack("<q", 1 << 62)
+    data = (shb() + idb(1) + idb(1, if_tsresol=b"\x00", if_tsoffset=huge)
+            + epb(1, 5, b"a") + epb(0, 2_000_000, b"b") + epb(1, 0, b"c") + pb(1, 7, b"d") + spb(b"e")
+            + idb(1, if_tsresol=b"\x80", if_tsoffset=struct.pack("<q", -(1 << 62))) + epb(2, 0, b"f"))
+    packets, diag, _ = read_all(write(tmp_path, "wild.pcapng", data))
+    assert [(p[0], p[1]) for p in packets] == [(1, 0.0), (2, 2.0), (3, 2.0), (4, 2.0), (5, 2.0), (6, 2.0)]
+    assert [(d.code, d.frames) for d in diag.records] == [("bad-timestamp", (n,)) for n in (1, 3, 4, 6)]
+    assert diag.records[0].message == ("timestamp 4.611686018427388e+18 is not a date in the years 1-9999; "
+                                       "the previous packet's time (0.0) is used")
+    with open_capture(tmp_path / "wild.pcapng", Diagnostics()) as reader:
+        list(reader)
+        assert reader.last_time == 2.0  # the progress display's time is never one of them
+
+
+def test_pcapng_interfaces_per_section_are_capped(tmp_path, monkeypatch):
+    """A file of nothing but interface blocks cannot grow the interface table without bound."""
+    from analyzer.capture import pcapng
+
+    monkeypatch.setattr(pcapng, "MAX_INTERFACES", 3)
+    data = shb() + idb() + epb(0, 5, b"x") + idb() * 3 + epb(0, 6, b"y")
+    packets, diag, _ = read_all(write(tmp_path, "idbs.pcapng", data))
+    assert [p[3] for p in packets] == [b"x"]
+    assert [d.message for d in diag.records] == [
+        "block at byte offset 124 (after frame 1): section defines more than 3 interfaces; the rest of the "
+        "file was not read"]
+
+
 def test_pcapng_big_endian_tsresol(tmp_path):
     data = shb(">") + idb(1, order=">", if_tsresol=b"\x09") + epb(0, 10**9 + 7, b"x", order=">")
     packets, _, _ = read_all(write(tmp_path, "be.pcapng", data))

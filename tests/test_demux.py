@@ -16,6 +16,7 @@ from analyzer.capture import open_capture
 from analyzer.diagnostics import Diagnostics
 from analyzer.engines import DecodeOptions, dpkt_engine, parallel
 from analyzer.engines.dpkt_engine import decode
+from analyzer.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.messages.parse import to_message
 from analyzer.messages.records import Message
 from analyzer.transport.demux import Demux
@@ -504,8 +505,30 @@ def test_idle_tcp_connection_is_flushed_and_its_next_message_still_decoded(tmp_p
     items, live = [], []
     for payload in demux.run(reader):
         items.append(to_message(payload)[0])
-        live.append(len(demux._activity))
+        live.append(demux.followed)
     assert [(m.method or m.status, m.call_id) for m in items] == [
         ("INVITE", "call-1"), (200, "call-1"), ("OPTIONS", "opt-1"), ("BYE", "call-1")]
     assert live == [1, 1, 1, 2]  # `idle` was forgotten when OPTIONS came, then picked up again at BYE
     assert demux.diag.total == 0
+
+
+def test_over_the_bytes_cap_retransmission_histories_go_before_any_connection(tmp_path):
+    """Complete messages leave only their retransmission history behind: over ``tcp_buffered_bytes`` that
+    goes (least recently active connection first), and no connection is evicted."""
+    flows = [Flow((UE, 40000 + i), (SRV, 5060)) for i in range(3)]
+    frames = [f for flow in flows for f in flow.handshake()]
+    for n in range(10):  # each message in two segments, the connections taking turns
+        halves = [flow.pieces("a", sip_request("MESSAGE", f"m{i}-{n}", body=b"x" * 3000), [1600])
+                  for i, flow in enumerate(flows)]
+        frames += [h[0] for h in halves] + [h[1] for h in halves]
+
+    def decoded_with(cap: int):
+        limits = DEFAULT_LIMITS.with_overrides([f"tcp_buffered_bytes={cap}"])
+        return run(tmp_path, frames, options=DecodeOptions(limits=limits))
+
+    items, decoded = decoded_with(40_000)  # three half messages fit, the histories do not
+    assert len(items) == 30 and decoded.diagnostics.total == 0
+    items, decoded = decoded_with(4_000)  # not even three half messages: connections go
+    assert codes(decoded)["table-full"] > 0 and len(items) < 30
+    assert "held over 4000 bytes together (--limit tcp_buffered_bytes=4000 raises the cap)" in \
+        decoded.diagnostics.records[0].message

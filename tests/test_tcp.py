@@ -92,13 +92,14 @@ def test_hole_becomes_a_gap_when_too_much_is_held():
     s.segment(1, ACK, b"ab", 2, 0.2)
     assert s.segment(13, ACK, b"four", 3, 0.3) == []
     assert s.segment(17, ACK, b"five", 4, 0.4) == []
-    assert s.segment(21, ACK, b"six", 5, 0.5) == [Gap(10, 2, 3), Chunk(b"four", 3, 0.3),
-                                                  Chunk(b"five", 4, 0.4), Chunk(b"six", 5, 0.5)]
+    assert s.segment(21, ACK, b"six", 5, 0.5) == [Gap(10, 2, 3, "tcp_pending_bytes=10"),
+                                                  Chunk(b"four", 3, 0.3), Chunk(b"five", 4, 0.4),
+                                                  Chunk(b"six", 5, 0.5)]
     s2 = TcpStream(Diagnostics(), limits=TcpLimits(max_pending_segments=2))
     s2.segment(0, ACK, b"a", 1, 0.1)
     s2.segment(10, ACK, b"b", 2, 0.2)
     s2.segment(20, ACK, b"c", 3, 0.3)
-    assert s2.segment(30, ACK, b"d", 4, 0.4)[0] == Gap(9, 1, 2)
+    assert s2.segment(30, ACK, b"d", 4, 0.4)[0] == Gap(9, 1, 2, "tcp_pending_segments=2")
 
 
 def test_fin_and_close_declare_the_remaining_holes():
@@ -208,6 +209,8 @@ def test_gap_declared_when_too_much_is_held():
     w.send(C, BYE)
     assert [p.data[:7] for p in w.out] == [b"BYE sip", b"SIP/2.0", b"BYE sip"]
     assert w.codes()["tcp-gap"] == 1
+    gap = next(d for d in w.diag.records if d.code == "tcp-gap")
+    assert "held out of order than the cap (--limit tcp_pending_segments=2 raises it)" in gap.message
 
 
 def test_keepalives_and_sip_no_content_length_over_a_connection():

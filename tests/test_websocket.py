@@ -113,6 +113,21 @@ def test_permessage_deflate_with_context_takeover():
     assert diag.total == 0
 
 
+def test_new_message_cutting_one_short_then_failing_to_inflate_is_two_diagnostics():
+    """Found by fuzzing: the first drop moved the buffer start and the second used the old end (an
+    IndexError, the capture lost)."""
+    data = ws_frame(b"partial", fin=False) + ws_frame(b"\xff\xff\xff\xff", rsv=0x40) + ws_frame(REGISTER)
+    diag = Diagnostics()
+    framer = WebSocketFramer(diag, "c → s", deflate=True)
+    framer.receive_data(data, 7, 0.5)
+    assert framer.next_message() == WsMessage(REGISTER, (7,), 0.5, True)
+    assert [d.message for d in diag.records] == [
+        "c → s: new message started before the previous one ended; message discarded",
+        "c → s: permessage-deflate payload does not inflate (Error -3 while decompressing data: invalid "
+        "block type); message discarded"]
+    assert framer.close() == [] and diag.total == 2
+
+
 def test_gap_loses_the_framing():
     diag = Diagnostics()
     f = WebSocketFramer(diag)

@@ -21,6 +21,9 @@ Record header:
 | 8 | 4 | captured length (bytes that follow) |
 | 12 | 4 | original length on the wire |
 | 16 | 8 | "modified" (Kuznetzov) variant only: ifindex, protocol, pkt_type, padding |
+
+Seconds and fraction are unsigned 32-bit, so every time lies between 1970 and 2106: unlike pcapng, no
+record can carry a timestamp that is not a date.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ of a section from 0, in order. Layouts after the 8-byte block header (``BLOCKS``
 Data is padded to 4 bytes. Timestamps count units of the interface's ``if_tsresol`` (option 9, one byte:
 high bit clear = 10^-n s, set = 2^-n s; default 10^-6) from ``if_tsoffset`` (option 14, signed seconds).
 A Simple Packet Block has no timestamp and gets the time of the last packet decoded before it (0.0 if none),
-which with a prefilter may be an earlier one than the packet just before it.
+which with a prefilter may be an earlier one than the packet just before it. So does a packet whose
+timestamp, with its interface's resolution and offset, is not a date in years 1..9999 (``bad-timestamp``).
 Every other block type (name resolution, statistics, decryption secrets, custom, ...) is skipped.
 """
 
@@ -26,7 +27,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from analyzer.capture.source import ByteSource, CaptureReader, fill, hexstart
+from analyzer.capture.source import FIRST_TIME, LAST_TIME, ByteSource, CaptureReader, fill, hexstart
 from analyzer.diagnostics import Diagnostics
 
 MAGIC = b"\x0a\x0d\x0d\x0a"  # SHB block type: a palindrome, so readable before the byte order is known
@@ -51,6 +52,9 @@ EPB_DATA, PB_DATA, SPB_DATA, IDB_OPTIONS = 28, 28, 12, 16  # offsets in the bloc
 
 #: Blocks longer than this are garbage: no legal packet needs more (Wireshark's limit is of this order).
 MAX_BLOCK = 16 << 20
+#: Interfaces one section may define: far beyond any capture tool's, so that a file of nothing but
+#: interface blocks cannot grow the table without bound (a further one is a malformed block).
+MAX_INTERFACES = 65_536
 
 OPT_ENDOFOPT, IF_TSRESOL, IF_TSOFFSET = 0, 9, 14
 DEFAULT_UNITS = 1_000_000
@@ -196,7 +200,8 @@ class PcapngReader(CaptureReader):
                         data_start = pos + EPB_DATA
                         if keep is None or keep(buf, data_start, data_start + caplen, linktype):
                             # (a Simple Packet Block, which has no time, takes this last computed one)
-                            t = (((hi << 32) | lo) + offset) / units
+                            when = (((hi << 32) | lo) + offset) / units
+                            t = when if FIRST_TIME <= when <= LAST_TIME else self._bad_time(number, when, t)
                             yield (number, t, linktype, buf[data_start:data_start + caplen], orig_len)
                         pos = nxt
                         continue
@@ -222,7 +227,7 @@ class PcapngReader(CaptureReader):
                     number += 1
                     when, linktype, data, orig_len = packet
                     if when is not None:
-                        t = when
+                        t = when if FIRST_TIME <= when <= LAST_TIME else self._bad_time(number, when, t)
                     last, self.last_time = -1, t
                     yield (number, t, linktype, data, orig_len)
                 pos = nxt
@@ -235,7 +240,9 @@ class PcapngReader(CaptureReader):
     def _stamp(self, block: tuple, ifaces) -> None:
         _, _, ifid, hi, lo, _, _ = block
         _, units, offset, _ = ifaces[ifid]
-        self.last_time = (((hi << 32) | lo) + offset) / units
+        when = (((hi << 32) | lo) + offset) / units
+        if FIRST_TIME <= when <= LAST_TIME:  # (a bad one was reported when its packet was read)
+            self.last_time = when
 
     def _kind(self, btype: int) -> BlockKind:
         kind = BLOCKS.get(btype)
@@ -278,6 +285,8 @@ class PcapngReader(CaptureReader):
     def _idb(self, buf: bytes, pos: int, blen: int) -> None:
         order = self._section.order
         linktype, snaplen = struct.unpack_from(order + IDB_BODY, buf, pos)
+        if len(self._section.interfaces) >= MAX_INTERFACES:
+            raise _BadBlock(f"section defines more than {MAX_INTERFACES} interfaces")
         options = dict(_options(buf, pos + IDB_OPTIONS, pos + blen - 4, order))
         units = _tsresol(options.get(IF_TSRESOL))
         offset = _tsoffset(options.get(IF_TSOFFSET), order)

@@ -25,6 +25,12 @@ CHUNK = 1 << 20
 #: Path that means "read the capture from standard input".
 STDIN = "-"
 
+#: Packet times a reader hands on: from 2 January of year 1 to 31 December 9999 (a day inside the years
+#: ``datetime`` and ``time.gmtime`` take, so a local-time shift cannot leave them). A recorded timestamp
+#: outside (or not finite) is a ``bad-timestamp`` diagnostic and the packet takes the previous one's time,
+#: so no later stage ever sees a time it cannot format.
+FIRST_TIME, LAST_TIME = -62_135_510_400.0, 253_402_214_400.0
+
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib parses the gzip header and checks CRC-32 and length itself
 #: Compressed bytes fed to the decompressor at a time. When zlib finds corrupt data it drops the output of
@@ -262,6 +268,13 @@ class CaptureReader:
 
     def _walk(self) -> Iterator[tuple]:
         raise NotImplementedError
+
+    def _bad_time(self, frame: int, recorded: float, previous: float) -> float:
+        """The time to give a packet whose recorded one is outside ``FIRST_TIME``..``LAST_TIME``: the
+        previous packet's (0.0 for the first), with a ``bad-timestamp`` diagnostic."""
+        self._diagnostics.add("bad-timestamp", f"timestamp {recorded!r} is not a date in the years 1-9999; "
+                              f"the previous packet's time ({previous!r}) is used", (frame,))
+        return previous
 
     def header_error(self, reason: str) -> CaptureFormatError:
         return CaptureFormatError(reason, where=self._source.where)

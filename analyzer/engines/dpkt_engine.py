@@ -7,6 +7,7 @@ come back with the worker's last word.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 
 from analyzer.capture import open_capture
@@ -25,7 +26,7 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
     options = options or DecodeOptions()
     decoded = Decoded(path, iter(()))
     reader = open_capture(path, decoded.diagnostics)
-    demux = Demux(decoded.diagnostics, options.sip_ports)
+    demux = Demux(decoded.diagnostics, options.sip_ports, limits=options.limits)
     reader.prefilter = demux.prefilter
 
     def transport() -> Iterator[Payload | TlsHello]:
@@ -95,14 +96,14 @@ class _UnreadFrames:
 
     def __init__(self):
         self.count = 0
-        self._seen: dict[int, None] = {}
+        self._seen: OrderedDict[int, None] = OrderedDict()  # (first key in O(1), unlike a dict's)
 
     def add(self, frames: tuple[int, ...]) -> None:
         seen = self._seen
         for frame in frames:
             if frame not in seen:
                 if len(seen) >= self._KEEP:
-                    del seen[next(iter(seen))]
+                    seen.popitem(last=False)
                 seen[frame] = None
                 self.count += 1
 

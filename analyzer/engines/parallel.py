@@ -10,6 +10,7 @@ runs both halves in one process.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import pickle
@@ -22,6 +23,7 @@ from analyzer.errors import McxaError
 from analyzer.transport.records import Payload, TlsHello
 
 _BATCH = 256
+_BATCH_BYTES = 4 << 20  # ... or fewer: 256 messages of 16 MB would hold 4 GB on each side of the pipe
 
 
 def available() -> bool:
@@ -47,13 +49,21 @@ def _batch(items: list[tuple], reader) -> bytes:
 
 def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, before: tuple,
             summary: Callable[[], object] | None, conn) -> None:
+    # The worker only builds transport state: what the parent had is never garbage here, and a capture of
+    # many TCP connections keeps hundreds of thousands of objects alive. Freezing the former and collecting
+    # less often spares full collections that walk all of them (about a tenth of the time, measured).
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
     try:
         batch: list[tuple] = []
+        size = 0
         for item in produce():
-            batch.append(_to_wire(item))
-            if len(batch) >= _BATCH:
+            wire = _to_wire(item)
+            batch.append(wire)
+            size += len(wire[1]) if wire[0] == 0 else 0
+            if len(batch) >= _BATCH or size >= _BATCH_BYTES:
                 conn.send_bytes(_batch(batch, reader))
-                batch = []
+                batch, size = [], 0
         conn.send_bytes(_batch(batch, reader))
         # Only what this process added: the parent already holds what was there before the fork.
         counts = diagnostics.counts - before[0]

@@ -32,12 +32,14 @@ _UNKNOWN, _STREAM, _TLS, _OPAQUE, _IGNORED = range(5)  # what the connection car
 _DEFLATE = re.compile(rb"^sec-websocket-extensions[ \t]*:[^\r\n]*permessage-deflate", re.I | re.M)
 
 Handler = MessageFramer | WebSocketFramer | ClientHelloReader
+_TCP_DEFAULTS, _FRAMING_DEFAULTS = TcpLimits(), FramingLimits()
 
 
 class _Side:
     """One direction: its reassembler and whatever currently interprets its bytes."""
 
-    __slots__ = ("dst", "finished", "handler", "late", "late_frames", "name", "sniff", "src", "stream")
+    __slots__ = ("dst", "finished", "handler", "late", "late_frames", "name", "sniff", "sniffed", "src",
+                 "stream")
 
     def __init__(self, src: str, dst: str, diagnostics: Diagnostics, limits: TcpLimits):
         self.src, self.dst = src, dst
@@ -45,6 +47,7 @@ class _Side:
         self.stream = TcpStream(diagnostics, self.name, limits)
         self.handler: Handler | None = None
         self.sniff: list[tuple[bytes, int, float]] = []  # first bytes, until there are enough to decide
+        self.sniffed = 0  # their length
         self.finished = False  # FIN or RST seen: the handler has been closed
         self.late = 0  # bytes that arrived after FIN/RST
         self.late_frames: list[int] = []
@@ -63,19 +66,23 @@ class TcpConnection:
             raise ValueError(f"a TCP connection needs two different endpoints, got {a!r} twice")
         self._a, self._b = a, b
         self._diag = diagnostics
-        self._tcp_limits = tcp_limits or TcpLimits()
-        self._framing_limits = framing_limits or FramingLimits()
+        self._tcp_limits = tcp_limits or _TCP_DEFAULTS
+        self._framing_limits = framing_limits or _FRAMING_DEFAULTS
         self._mode = _UNKNOWN
         self._carried = False
         self._start()
 
     def _start(self) -> None:
         self._carried = self.carried  # a reused address pair starts over; what it carried stays true
-        a, b, diag, limits = self._a, self._b, self._diag, self._tcp_limits
-        self._sides = {a: _Side(a, b, diag, limits), b: _Side(b, a, diag, limits)}
+        self._sides: dict[str, _Side] = {}  # endpoint → its direction, made when it first sends (``_side``)
         self._mode = _UNKNOWN
         self._closed = False
         self.client: str | None = None
+
+    @property
+    def name(self) -> str:
+        """``a ↔ b``, for messages."""
+        return f"{self._a} ↔ {self._b}"
 
     @property
     def finished(self) -> bool:
@@ -89,6 +96,22 @@ class TcpConnection:
         return self._mode in (_STREAM, _TLS, _OPAQUE)
 
     @property
+    def memory(self) -> int:
+        """Bytes held for this connection (reassembly, framing, retransmission history): what the
+        demultiplexer's ``tcp_buffered_bytes`` cap adds up."""
+        total = 0
+        for side in self._sides.values():
+            total += side.stream.memory + side.sniffed
+            if side.handler is not None:
+                total += side.handler.buffered
+        return total
+
+    def drop_history(self) -> None:
+        """Memory is short: forget the retransmission histories (nothing decoded is lost)."""
+        for side in self._sides.values():
+            side.stream.drop_history()
+
+    @property
     def carried(self) -> bool:
         """The connection is, or was before its address pair was reused, ``interesting``: its packets are
         signalling in the packet accounting."""
@@ -99,15 +122,13 @@ class TcpConnection:
     def segment(self, src: str, seq: int, flags: int, data: bytes, frame: int,
                 time: float) -> list[Payload | TlsHello]:
         """One captured segment sent by ``src``; returns the messages it completes."""
-        side = self._sides.get(src)
-        if side is None:
-            raise ValueError(f"{src!r} is not an endpoint of the connection {self._a} ↔ {self._b}")
+        side = self._sides.get(src) or self._side(src)
         out: list[Payload | TlsHello] = []
         if flags & SYN and not flags & ACK:
             if side.stream.started and side.stream.isn != seq:
                 out += self.close()  # port reuse: a new connection on the same address pair
                 self._start()
-                side = self._sides[src]
+                side = self._side(src)
             if self.client is None:
                 self.client = src
         if self._closed:
@@ -120,20 +141,31 @@ class TcpConnection:
                 self._on_event(side, event, out)
             if flags & (FIN | RST) and not side.finished:
                 self._finish(side, out)
-        if self._mode == _IGNORED or flags & RST or all(s.finished for s in self._sides.values()):
+        if self._mode == _IGNORED or flags & RST or (
+                len(self._sides) == 2 and all(s.finished for s in self._sides.values())):
             out += self.close()
         return out
+
+    def _side(self, src: str) -> _Side:
+        """The direction ``src`` sends, made on first use."""
+        side = self._sides.get(src)
+        if side is None:
+            if src not in (self._a, self._b):
+                raise ValueError(f"{src!r} is not an endpoint of the connection {self._a} ↔ {self._b}")
+            dst = self._b if src == self._a else self._a
+            side = self._sides[src] = _Side(src, dst, self._diag, self._tcp_limits)
+        return side
 
     def close(self) -> list[Payload | TlsHello]:
         """End of the capture: release held segments, complete what the end of stream completes."""
         out: list[Payload | TlsHello] = []
         if self._closed:
             return out
-        if self._mode < _OPAQUE:
-            for side in self._sides.values():
+        if self._mode < _OPAQUE:  # (a list: an HTTP request makes the other direction, for its answer)
+            for side in list(self._sides.values()):
                 for event in side.stream.close():
                     self._on_event(side, event, out)
-            for side in self._sides.values():
+            for side in list(self._sides.values()):
                 if not side.finished and self._mode < _OPAQUE:
                     self._finish(side, out)
         for side in self._sides.values():
@@ -156,15 +188,18 @@ class TcpConnection:
         if type(event) is Chunk:
             self._feed(side, event.data, event.frame, event.time, out)
             return
-        handler = side.handler
+        handler = self._handler(side)
         lost = handler.gap(event.missing) if handler is not None else None
         if side.sniff:  # first bytes still waiting for a decision: they cannot be joined across the hole
             frames = tuple(dict.fromkeys(frame for _, frame, _ in side.sniff))
-            lost = Lost(sum(len(piece) for piece, _, _ in side.sniff), frames)
-            side.sniff = []
+            lost = Lost(side.sniffed, frames)
+            side.sniff, side.sniffed = [], 0
         where = f"between frames {event.before} and {event.after}" if event.before is not None \
             else f"before frame {event.after}"
         message = f"{side.name}: {event.missing} bytes not captured {where}"
+        if event.cap is not None:
+            message = (f"{side.name}: {event.missing} bytes missing {where} given up on, as more was held "
+                       f"out of order than the cap (--limit {event.cap} raises it)")
         frames = tuple(f for f in (event.before, event.after) if f is not None)
         if lost is not None:
             message += f"; {lost.size} bytes of an unfinished message discarded (frames " \
@@ -178,14 +213,20 @@ class TcpConnection:
     def _feed(self, side: _Side, data: bytes, frame: int, time: float, out: list) -> None:
         if self._mode == _UNKNOWN:
             side.sniff.append((data, frame, time))
-            mode = _sniff(b"".join(piece for piece, _, _ in side.sniff), self._framing_limits.max_line)
+            side.sniffed += len(data)
+            max_line = self._framing_limits.max_line
+            # Once the first bytes have been looked at, only a line end (or reaching max_line) can
+            # decide: do not join and look again per segment (quadratic in max_line for 1-byte segments).
+            if side.sniffed - len(data) > 8 and b"\n" not in data and side.sniffed < max_line:
+                return
+            mode = _sniff(b"".join(piece for piece, _, _ in side.sniff), max_line)
             if mode == _UNKNOWN:
                 return
             self._decide(side, mode)
-            pieces, side.sniff = side.sniff, []
+            pieces, side.sniff, side.sniffed = side.sniff, [], 0
         else:
             pieces = ((data, frame, time),)
-        handler = side.handler
+        handler = self._handler(side)
         if handler is None:
             return
         for piece in pieces:
@@ -195,7 +236,6 @@ class TcpConnection:
     def _decide(self, side: _Side, mode: int) -> None:
         """Set up the handlers for what the first bytes (sent by ``side``) showed the connection to be."""
         self._mode = mode
-        other = self._sides[side.dst]
         if mode == _TLS:
             if self.client is None:
                 self.client = side.src
@@ -205,12 +245,20 @@ class TcpConnection:
                 self._diag.add("malformed-tls", f"{side.name}: TLS stream seen from the middle (record type "
                                f"{side.sniff[0][0][0]}), no ClientHello", (side.sniff[0][1],))
                 self._mode = _OPAQUE
-        elif mode == _STREAM:
-            for s in (side, other):
-                s.handler = MessageFramer(self._diag, s.name, self._framing_limits)
-            pieces, other.sniff = other.sniff, []  # the other side's few bytes waited for this decision
-            for piece in pieces:
-                other.handler.receive_data(*piece)
+        elif mode == _STREAM:  # (the other side's framer is made when it is first needed)
+            self._handler(side)
+            other = self._sides.get(side.dst)
+            if other is not None and other.sniff:  # its few bytes waited for this decision
+                pieces, other.sniff, other.sniffed = other.sniff, [], 0
+                for piece in pieces:
+                    self._handler(other).receive_data(*piece)
+
+    def _handler(self, side: _Side) -> Handler | None:
+        """What interprets ``side``'s bytes; on a SIP/HTTP connection a framer is made on first use (half
+        the connections of a busy capture never see the other direction send a byte)."""
+        if side.handler is None and self._mode == _STREAM:
+            side.handler = MessageFramer(self._diag, side.name, self._framing_limits)
+        return side.handler
 
     def _drain(self, side: _Side, out: list) -> None:
         handler = side.handler
@@ -229,8 +277,8 @@ class TcpConnection:
             self.client = side.src
         if m.protocol != "http":
             return
-        other = self._sides[side.dst]
-        framer = other.handler
+        other = self._side(side.dst)
+        framer = self._handler(other)
         if m.method is not None:
             if isinstance(framer, MessageFramer):
                 framer.expect_response(m.method, m.frames[-1])
@@ -273,7 +321,7 @@ class TcpConnection:
             head = b"".join(piece for piece, _, _ in side.sniff)
             mode = _sniff(head, len(head))
             self._decide(side, mode if mode != _UNKNOWN else _IGNORED)
-            pieces, side.sniff = side.sniff, []
+            pieces, side.sniff, side.sniffed = side.sniff, [], 0
             if side.handler is not None:
                 for piece in pieces:
                     side.handler.receive_data(*piece)

@@ -18,27 +18,24 @@ or TLS), a fragment's when its datagram completes or expires, an SCTP associatio
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 from analyzer.capture.link import LINK_DECODERS, LINKTYPE_NAMES, BadFrame, CannotFollow, ethernet
 from analyzer.diagnostics import Diagnostics
+from analyzer.limits import DEFAULT, Limits
 from analyzer.messages.parse import looks_like_start_line
-from analyzer.transport.connection import TcpConnection
 from analyzer.transport.ip import BadIp, FragmentReassembler, IpPacket, ip_text, parse_ip
 from analyzer.transport.records import DIAGNOSTIC, MEDIA, OTHER, SIGNALLING, Payload, TlsHello, endpoint
 from analyzer.transport.sctp import SctpAssembler
+from analyzer.transport.tcpflows import TCP_IDLE_TIMEOUT, TcpFlows
 from analyzer.transport.tunnels import GTPU_PORT, gre, gtpu
 
 UDP, TCP, SCTP, GRE, IPIP, IPV6_IN_IP = 17, 6, 132, 47, 4, 41
 SIP_PORTS = frozenset((5060, 5061))
-_SYN, _FIN, _RST = 0x02, 0x01, 0x04
+_SYN = 0x02
 _TLS_HANDSHAKE = 0x16
 _MAX_TUNNEL_DEPTH = 4
-_MAX_IGNORED_FLOWS = 65536
-_MAX_SCTP_ASSOCIATIONS = 4096
-#: TCP connections idle this long (capture time) are flushed and forgotten, so memory does not grow with
-#: the number of connections a long capture sees; a later message on one is picked up at its start line.
-TCP_IDLE_TIMEOUT = 120.0
 
 
 _STUN_COOKIE = b"\x21\x12\xa4\x42"
@@ -52,32 +49,35 @@ def _is_keepalive(payload: bytes) -> bool:
 
 
 class Demux:
-    """Holds one capture's fragment, TCP and SCTP state; turns packets into ``Payload``/``TlsHello``."""
+    """Holds one capture's fragment, TCP and SCTP state; turns packets into ``Payload``/``TlsHello``.
+
+    Every table it keeps is capped by ``limits`` (``analyzer.limits``)."""
 
     def __init__(self, diagnostics: Diagnostics, sip_ports: Iterable[int] = SIP_PORTS,
-                 tcp_idle_timeout: float = TCP_IDLE_TIMEOUT):
+                 tcp_idle_timeout: float = TCP_IDLE_TIMEOUT, limits: Limits = DEFAULT):
         self.diag = diagnostics
+        self.limits = limits
         self.sip_ports = frozenset(sip_ports)
         self._udp_ports = self.sip_ports | {GTPU_PORT}
-        self._fragments = FragmentReassembler(diagnostics)
-        self._sctp = SctpAssembler()
-        # Both directions' 4-tuple keys (src ip, dst ip, sport, dport as raw bytes) map to one connection.
-        self._tcp: dict[bytes, TcpConnection] = {}
-        # Flows no longer followed → the fate of their later packets: OTHER (not SIP/HTTP/TLS) or SIGNALLING
-        # (ended: a FIN, a RST; its last acknowledgements are still its own).
-        self._ignored: dict[bytes, str] = {}
-        # Per live connection: [last activity time, its two keys in _tcp, packets so far], for the idle
-        # sweep and the accounting.
-        self._activity: dict[TcpConnection, list] = {}
-        # SCTP association → [packets not yet counted, carried SIP]
-        self._associations: dict[bytes, list] = {}
-        self._idle_timeout = tcp_idle_timeout
-        self._next_sweep: float | None = None  # capture time of the next idle sweep
+        self._fragments = FragmentReassembler(diagnostics, max_pending=limits.ip_fragments,
+                                              max_pieces=limits.ip_fragment_pieces)
+        self._sctp = SctpAssembler(diagnostics, limits)
+        # SCTP association → [packets not yet counted, carried SIP], oldest first (OrderedDict: O(1) eviction)
+        self._associations: OrderedDict[bytes, list] = OrderedDict()
         self._names: dict[bytes, str] = {}
         self._warned_linktypes: set[int] = set()
         self._out: list[Payload | TlsHello] = []  # what the packet being decoded completed
         #: fate → packets decided so far (media dropped by the prefilter is not counted: see accounting)
         self.fates: dict[str, int] = dict.fromkeys((SIGNALLING, MEDIA, OTHER, DIAGNOSTIC), 0)
+        self._tcp_flows = TcpFlows(diagnostics, self.fates, limits, self._name, tcp_idle_timeout)
+        # The prefilter reads these two tables of the TCP flows directly (they are never rebound).
+        self._tcp = self._tcp_flows.conns
+        self._ignored = self._tcp_flows.ignored
+
+    @property
+    def followed(self) -> int:
+        """TCP connections followed now."""
+        return len(self._tcp_flows)
 
     def accounting(self, packets: int) -> dict[str, int]:
         """Fate → packets, once ``run`` is over; ``packets`` is how many the reader walked. What the
@@ -269,57 +269,7 @@ class Demux:
             self.diag.add("malformed-packet", f"frame {number}: TCP header truncated", (number,))
             self.fates[DIAGNOSTIC] += weight
             return
-        ports = data[0:4]
-        key = pkt.src + pkt.dst + ports
-        conn = self._tcp.get(key)
-        flags, payload = data[13], data[(data[12] >> 4) << 2:]
-        if conn is None:
-            fate = self._ignored.get(key)
-            if not flags & _SYN and (fate == OTHER or not (payload and (
-                    looks_like_start_line(payload) or payload[0] == _TLS_HANDSHAKE))):
-                self.fates[fate or OTHER] += weight
-                return
-            if fate is not None:
-                self._unignore(key, ports, pkt)
-            sport, dport = (data[0] << 8) | data[1], (data[2] << 8) | data[3]
-            conn = TcpConnection(self._name(pkt.src, sport), self._name(pkt.dst, dport), self.diag)
-            reverse = pkt.dst + pkt.src + ports[2:] + ports[:2]
-            self._tcp[key] = self._tcp[reverse] = conn
-            self._activity[conn] = [time, key, reverse, weight]
-        else:
-            activity = self._activity[conn]
-            activity[0] = time
-            activity[3] += weight
-        src = self._name(pkt.src, (data[0] << 8) | data[1])
-        self._out.extend(conn.segment(src, int.from_bytes(data[4:8], "big"), flags, payload, number, time))
-        if conn.finished:
-            self._forget(conn)
-        if self._next_sweep is None or time >= self._next_sweep:
-            self._sweep(time)
-            self._next_sweep = time + self._idle_timeout / 4
-
-    def _sweep(self, now: float) -> None:
-        """Flush and forget connections idle longer than the timeout."""
-        for conn, (last, _, _, _) in list(self._activity.items()):
-            if now - last > self._idle_timeout:
-                self._out.extend(conn.close())
-                self._forget(conn, ignore=False)
-
-    def _unignore(self, key, ports, pkt) -> None:
-        self._ignored.pop(key, None)
-        self._ignored.pop(pkt.dst + pkt.src + ports[2:] + ports[:2], None)
-
-    def _forget(self, conn: TcpConnection, ignore: bool = True) -> None:
-        """Drop a closed or uninteresting connection so state stays bounded; count its packets."""
-        _, key, reverse, packets = self._activity.pop(conn)
-        fate = SIGNALLING if conn.carried else OTHER
-        self.fates[fate] += packets
-        self._tcp.pop(key, None)
-        self._tcp.pop(reverse, None)
-        if ignore:
-            if len(self._ignored) >= _MAX_IGNORED_FLOWS:
-                self._ignored.pop(next(iter(self._ignored)))
-            self._ignored[key] = self._ignored[reverse] = fate
+        self._tcp_flows.segment(pkt.src, pkt.dst, data, number, time, weight, self._out)
 
     def _sctp_packet(self, pkt: IpPacket, frames, number, time, weight):
         data = pkt.payload
@@ -328,12 +278,12 @@ class Demux:
             self.fates[DIAGNOSTIC] += weight
             return
         sport, dport = (data[0] << 8) | data[1], (data[2] << 8) | data[3]
-        try:
-            found = self._sctp.messages((pkt.src, pkt.dst, sport, dport), data, number)
-        except ValueError as exc:
-            self.diag.add("malformed-packet", f"frame {number}: {exc}", frames)
-            self.fates[DIAGNOSTIC] += weight
-            return
+        found, problem = self._sctp.messages((pkt.src, pkt.dst, sport, dport), data, number)
+        if problem is not None:
+            self.diag.add("malformed-packet", f"frame {number}: {problem}", frames)
+            if not found:
+                self.fates[DIAGNOSTIC] += weight
+                return
         sip = False
         for message, msg_frames in found:
             if looks_like_start_line(message):
@@ -348,8 +298,12 @@ class Demux:
         key = a + b if a < b else b + a
         flow = self._associations.get(key)
         if flow is None:
-            if len(self._associations) >= _MAX_SCTP_ASSOCIATIONS:
-                self._count_association(self._associations.pop(next(iter(self._associations))))
+            cap = self.limits.sctp_associations
+            if len(self._associations) >= cap:
+                self._count_association(self._associations.popitem(last=False)[1])
+                self.diag.add("table-full", f"more than {cap} SCTP associations at once: the oldest is "
+                              f"counted as it stands and forgotten (--limit sctp_associations={cap} raises "
+                              "the cap)")
             flow = self._associations[key] = [0, False]
         if sip and not flow[1]:
             flow[1] = True
@@ -373,11 +327,11 @@ class Demux:
 
     def close(self) -> Iterator[Payload | TlsHello]:
         """End of capture: flush TCP streams, report unfinished fragments, count what was waiting."""
-        for conn in list(self._activity):
-            yield from conn.close()
-            self._forget(conn, ignore=False)
-        self._tcp.clear()
+        out: list[Payload | TlsHello] = []
+        self._tcp_flows.close(out)
+        yield from out
         for flow in self._associations.values():
             self._count_association(flow)
         self._associations.clear()
         self._fragments.close()
+        self._sctp.close()

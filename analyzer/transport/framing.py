@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from analyzer.diagnostics import Diagnostics
+from analyzer.limits import DEFAULT, Limits
 
 
 class _Sentinel:
@@ -35,11 +36,16 @@ NEED_DATA = _Sentinel("NEED_DATA")
 
 @dataclass(frozen=True, slots=True)
 class FramingLimits:
-    """Caps that keep one direction's memory bounded; exceeding one is a diagnostic and a resync."""
+    """Caps that keep one direction's memory bounded; exceeding one is a diagnostic and a resync. The
+    numbers are ``Limits``'."""
 
-    max_line: int = 8 * 1024  # start line, chunk-size line
-    max_head: int = 64 * 1024  # start line + header section (and chunked trailers)
-    max_body: int = 16 * 1024 * 1024
+    max_line: int = DEFAULT.line_bytes  # start line, chunk-size line
+    max_head: int = DEFAULT.header_bytes  # start line + header section (and chunked trailers)
+    max_body: int = DEFAULT.message_bytes
+
+    @classmethod
+    def of(cls, limits: Limits) -> FramingLimits:
+        return cls(limits.line_bytes, limits.header_bytes, limits.message_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +83,19 @@ class Lost:
 class StreamBuffer:
     """Bytes received but not yet consumed, remembering which frame brought each byte.
 
-    ``marks`` holds ``(end, frame, time)`` per received piece, ``end`` being an absolute stream offset;
-    ``base`` is the absolute offset of ``data[0]``. Deleting from the front of a ``bytearray`` is amortised
-    O(1) in CPython, so consuming messages one by one stays linear.
+    ``marks`` holds ``(end, frame, time)`` per received piece, ``end`` being an absolute stream offset,
+    from index ``head`` on (a list trimmed by moving its head: one framer per TCP direction, and an empty
+    deque costs 600 bytes); ``base`` is the absolute offset of ``data[0]``. Deleting from the front of a
+    ``bytearray`` is amortised O(1) in CPython, so consuming messages one by one stays linear.
     """
 
-    __slots__ = ("base", "data", "marks")
+    __slots__ = ("base", "data", "head", "marks")
 
     def __init__(self):
         self.data = bytearray()
         self.base = 0
-        self.marks: deque[tuple[int, int, float]] = deque()
+        self.marks: list[tuple[int, int, float]] = []
+        self.head = 0
 
     def __len__(self) -> int:
         return len(self.data)
@@ -96,7 +104,7 @@ class StreamBuffer:
         self.data += data
         end = self.base + len(self.data)
         marks = self.marks
-        if marks and marks[-1][1] == frame:
+        if len(marks) > self.head and marks[-1][1] == frame:
             marks[-1] = (end, frame, time)
         else:
             marks.append((end, frame, time))
@@ -104,9 +112,16 @@ class StreamBuffer:
     def consume(self, n: int) -> None:
         del self.data[:n]
         self.base += n
-        marks = self.marks
-        while marks and marks[0][0] <= self.base:
-            marks.popleft()
+        marks, head = self.marks, self.head
+        while head < len(marks) and marks[head][0] <= self.base:
+            head += 1
+        if head == len(marks):
+            marks.clear()
+            head = 0
+        elif head > 64 and head * 2 > len(marks):
+            del marks[:head]
+            head = 0
+        self.head = head
 
     def clear(self) -> None:
         self.consume(len(self.data))
@@ -120,7 +135,9 @@ class StreamBuffer:
         """
         lo, hi = self.base + start, self.base + end
         times: dict[int, float] = {}
-        for mend, frame, t in self.marks:
+        marks = self.marks
+        for k in range(self.head, len(marks)):
+            mend, frame, t = marks[k]
             if mend <= lo:
                 continue
             times[frame] = t
@@ -134,7 +151,7 @@ class StreamBuffer:
     def pieces(self) -> list[tuple[bytes, int, float]]:
         """The unconsumed bytes split back into ``(data, frame, time)`` per piece, then cleared."""
         out, pos = [], self.base
-        for mend, frame, t in self.marks:
+        for mend, frame, t in self.marks[self.head:]:
             if mend > pos:
                 out.append((bytes(self.data[pos - self.base:mend - self.base]), frame, t))
                 pos = mend
@@ -142,12 +159,17 @@ class StreamBuffer:
         return out
 
 
-_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]++"
 _VERSION = rb"(?:SIP/2\.0|HTTP/1\.[01])"
 #: A start line at the buffer start: request (method, target, version) or response (version, status).
+#: Possessive (``++``, ``*+``): no piece ever gives back bytes, so one match is one pass over the line.
 _START_LINE = re.compile(
-    rb"(?:(" + _TOKEN + rb") ([^ \r\n]+) (" + _VERSION + rb")|(" + _VERSION + rb") ([1-9][0-9][0-9])"
-    rb"(?:[ \t][^\r\n]*)?)\r?\n")
+    rb"(?:(" + _TOKEN + rb") ([^ \r\n]++) (" + _VERSION + rb")|(" + _VERSION + rb") ([1-9][0-9][0-9])"
+    rb"(?:[ \t][^\r\n]*+)?)\r?\n")
+#: ``_START_LINE`` judged at a marker in O(1), from facts about its line gathered once (``_line_facts``).
+_STATUS_AT = re.compile(_VERSION + rb" [1-9][0-9][0-9](?:[ \t]|\r?\n)")
+_REQUEST_END = re.compile(rb" " + _VERSION)
+_NOT_TOKEN = bytes(0 if re.fullmatch(_TOKEN, bytes([b])) else 1 for b in range(256))  # for translate
 #: Where a start line may hide in junk: the version token every start line contains.
 _MARKER = re.compile(_VERSION)
 #: The method just before a request target, after junk: upper case (as every registered method is).
@@ -156,7 +178,7 @@ _CRLFS = re.compile(rb"[\r\n]*")
 _FIELD = re.compile(rb"^(content-length|l|transfer-encoding|upgrade|connection)[ \t]*:[ \t]*([^\r\n]*)",
                     re.I | re.M)
 _DIGITS = re.compile(rb"[0-9]{1,15}")
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*+(?:;[^\r\n]*+)?\r?\n")
 _DROP_LENGTH_FIELDS = re.compile(rb"^(?:transfer-encoding|content-length)[ \t]*:[^\n]*\n", re.I | re.M)
 
 # States of a MessageFramer.
@@ -172,6 +194,11 @@ def _blank_line_end(buf: bytearray, frm: int, end: int | None = None) -> int:
     if lf >= 0:
         return lf + 2
     return crlf + 3 if crlf >= 0 else -1
+
+
+def _long_line(max_line: int) -> str:
+    """Why bytes were skipped when the first line was over the cap (the reason in the junk diagnostic)."""
+    return f"the first line was longer than {max_line} bytes: --limit line_bytes={max_line} raises the cap"
 
 
 def start_line_protocol(data: bytes) -> str | None:
@@ -191,25 +218,51 @@ def find_start_line(buf: bytearray | bytes, pos: int, max_line: int = 8192) -> t
     """
     n = len(buf)
     line_end = -1  # the first line break after the current marker (n: none yet)
+    facts = None
     for m in _MARKER.finditer(buf, pos):
         i, e = m.start(), m.end()
         if line_end < e:
             line_end = buf.find(b"\n", e)
             if line_end < 0:
                 line_end = n
+            facts = None
         if line_end == n:
             if n - i <= max_line:
                 return -1, i  # the line is not complete yet: decide when it is
             continue
         if line_end - i > max_line:
             continue  # too long for a start line
-        if _START_LINE.match(buf, i, line_end + 1):
-            return i, -1
+        if facts is None:
+            facts = _line_facts(buf, i, line_end)
+        cr, first, last = facts
+        status = _STATUS_AT.match(buf, i, line_end + 1)
+        if (status and (status.end() > line_end or cr < status.end())) or first <= i < last:
+            return i, -1  # what _START_LINE.match(buf, i, line_end + 1) says, without rescanning the line
         if line_end - e <= 1 and buf[e:line_end] in (b"", b"\r"):  # the marker ends its line: a request?
             start = _request_start(buf, i, max_line)
             if start >= 0:
                 return start, -1
     return -1, max(pos, n - 8)
+
+
+def _line_facts(buf: bytearray | bytes, lo: int, line_end: int) -> tuple[int, int, int]:
+    """What decides ``_START_LINE`` at any marker from ``lo`` on in the line ending at ``line_end`` (its LF).
+
+    ``cr``: the last CR before the line's end (a reason phrase cannot hold one, so a status line matches
+    only if it runs past it); ``[first, last)``: the markers that can start ``TOKEN SP target SP version``
+    (the version ends the line, the target is the word before it, the token the run of token bytes before
+    that). Gathered once per line: matching the regex at every marker rescanned the rest of the line each
+    time, quadratic in a line full of markers.
+    """
+    stop = line_end - 1 if buf[line_end - 1] == 0x0D else line_end
+    cr = buf.rfind(b"\r", lo, stop)
+    first = last = -1
+    v = buf.rfind(b" ", lo, stop)
+    if v > lo and _REQUEST_END.fullmatch(buf, v, stop):
+        t = buf.rfind(b" ", lo, v)
+        if 0 <= t < v - 1 and cr < t:  # a target, without CR
+            first, last = lo + buf[lo:t].translate(_NOT_TOKEN).rfind(b"\x01") + 1, t
+    return cr, first, last
 
 
 def _request_start(buf: bytearray | bytes, i: int, max_line: int) -> int:
@@ -247,6 +300,7 @@ class MessageFramer:
         "_junk",
         "_junk_frames",
         "_limits",
+        "_line",
         "_msg",
         "_name",
         "_nl",
@@ -267,15 +321,17 @@ class MessageFramer:
         self._state = _START
         self._scan = 0  # where the next search for a line end may start (no rescans byte by byte)
         self._nl = -1  # end of the start line at the buffer start, once found
+        self._line: re.Match | None = None  # its match, valid while _nl >= 0 (the buffer start stays put)
         self._rpos = 0  # resync: where the next marker search starts
         self._reason = ""  # why we are resynchronising, for the junk diagnostic
         self._junk = 0
         self._junk_frames: list[int] = []
-        self._requests: deque[tuple[str, int]] = deque()  # (method, frame) awaiting a response
+        self._requests: deque[tuple[str, int]] | None = None  # (method, frame) awaiting a response
         self._msg: dict = {}  # the message being framed: protocol, method, status, ...
         self._total = 0  # body states: length of the whole message in the buffer
         self._cpos = 0  # chunked: position of the next chunk-size line
-        self._chunks: list[tuple[int, int]] = []
+        self._chunks = bytearray()  # chunked: the body de-chunked so far (not a list of spans: 1-byte
+        # chunks would cost 60 bytes of list and tuple per byte)
         self._csize = 0
         self._skip = 0  # bytes of an over-long body still to skip
         self._dropped = 0  # bytes discarded after Connection: close / in _DISCARD
@@ -305,6 +361,8 @@ class MessageFramer:
 
     def expect_response(self, method: str, frame: int) -> None:
         """A request was sent the other way: its response, in order, will come on this stream."""
+        if self._requests is None:
+            self._requests = deque()  # made on first use: most framers never see an HTTP request
         self._requests.append((method, frame))
 
     def next_message(self) -> FramedMessage | _Sentinel:
@@ -329,7 +387,7 @@ class MessageFramer:
     @property
     def buffered(self) -> int:
         """Bytes held: what the caps bound."""
-        return len(self._buf)
+        return len(self._buf) + len(self._chunks)
 
     @property
     def paused(self) -> bool:
@@ -410,21 +468,24 @@ class MessageFramer:
             nl = buf.find(b"\n", self._scan)
             if nl < 0:
                 if n > limits.max_line:
-                    self._enter_resync("", 1)
+                    self._enter_resync(_long_line(limits.max_line), 1)
                     return _AGAIN
                 self._scan = n
                 return NEED_DATA
             self._scan = nl
-        m = _START_LINE.match(buf, 0, nl + 1) if nl < limits.max_line else None
-        if m is None:
-            self._enter_resync("", 1)
-            return _AGAIN
+            m = _START_LINE.match(buf, 0, nl + 1) if nl < limits.max_line else None
+            if m is None:
+                self._enter_resync("" if nl < limits.max_line else _long_line(limits.max_line), 1)
+                return _AGAIN
+        else:  # matched when its end was found (a header section in 1-byte segments must not re-match it)
+            m = self._line
         hend = _blank_line_end(buf, max(nl, self._scan - 2))
         if hend < 0 or hend > limits.max_head:
             if n > limits.max_head:  # judged on the bytes, never on how they were split into segments
-                self._fail(m, f"header section longer than {limits.max_head} bytes", n)
+                self._fail(m, f"header section longer than {limits.max_head} bytes (--limit header_bytes="
+                              f"{limits.max_head} raises the cap)", n)
                 return _AGAIN
-            self._nl = nl
+            self._nl, self._line = nl, m
             self._scan = n
             return NEED_DATA
         self._scan = 0
@@ -505,7 +566,9 @@ class MessageFramer:
         if length > self._limits.max_body:
             self._diag.add(f"malformed-{msg['protocol']}",
                            f"{self._name}: {self._describe(m)} announces a {length}-byte body, over the "
-                           f"{self._limits.max_body}-byte cap; skipped", self._buf.origin(0, hend)[0])
+                           f"{self._limits.max_body}-byte cap (--limit message_bytes={length} would take "
+                           "it); skipped",
+                           self._buf.origin(0, hend)[0])
             self._start_skip(total)
             return _AGAIN
         if len(buf) >= total:
@@ -522,7 +585,7 @@ class MessageFramer:
     def _start_chunks(self, hend: int):
         self._total = hend
         self._cpos = hend
-        self._chunks = []
+        self._chunks = bytearray()
         self._csize = 0
         self._state = _CHUNKED
         return _AGAIN
@@ -536,7 +599,8 @@ class MessageFramer:
             nl = buf.find(b"\n", cpos)
             if nl < 0:
                 if n - cpos > limits.max_line:
-                    return self._chunk_error("chunk-size line too long")
+                    return self._chunk_error(f"chunk-size line longer than {limits.max_line} bytes "
+                                             f"(--limit line_bytes={limits.max_line} raises the cap)")
                 return NEED_DATA
             m = _CHUNK_SIZE.match(buf, cpos, nl + 1)
             if m is None:
@@ -546,11 +610,13 @@ class MessageFramer:
                 tend = _blank_line_end(buf, nl)
                 if tend < 0:
                     if n - nl > limits.max_head:
-                        return self._chunk_error(f"trailer section longer than {limits.max_head} bytes")
+                        return self._chunk_error(f"trailer section longer than {limits.max_head} bytes "
+                                                 f"(--limit header_bytes={limits.max_head} raises the cap)")
                     return NEED_DATA
                 return self._emit_chunked(bytes(buf[nl + 1:tend]).rstrip(b"\r\n"), tend)
             if self._csize + size > limits.max_body:
-                return self._chunk_error(f"chunked body over the {limits.max_body}-byte cap")
+                return self._chunk_error(f"chunked body over the {limits.max_body}-byte cap (--limit "
+                                         f"message_bytes={limits.max_body} raises it)")
             d0 = nl + 1
             d1 = d0 + size
             if n < d1 + 1 or (n == d1 + 1 and buf[d1] == 0x0D):
@@ -561,7 +627,7 @@ class MessageFramer:
                 self._cpos = d1 + 2
             else:
                 return self._chunk_error("chunk data not followed by CRLF")
-            self._chunks.append((d0, d1))
+            self._chunks += buf[d0:d1]
             self._csize += size
 
     def _emit_chunked(self, trailers: bytes, tend: int) -> FramedMessage:
@@ -572,9 +638,9 @@ class MessageFramer:
         if trailers:
             trailers = _DROP_LENGTH_FIELDS.sub(b"", trailers.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
                                                + b"\r\n")
-        body = b"".join([buf[a:b] for a, b in self._chunks])
+        body = bytes(self._chunks)
         data = b"%s%sContent-Length: %d\r\n\r\n%s" % (head, trailers, len(body), body)
-        self._chunks = []
+        self._chunks = bytearray()
         return self._emit(tend, data)
 
     def _chunk_error(self, why: str):
@@ -589,7 +655,8 @@ class MessageFramer:
         if len(self._buf) - self._total > limits.max_body:
             frames, _ = self._buf.origin(0, len(self._buf))
             self._diag.add("malformed-http", f"{self._name}: body delimited by connection close is over "
-                           f"the {limits.max_body}-byte cap; rest of the stream skipped", frames)
+                           f"the {limits.max_body}-byte cap (--limit message_bytes={limits.max_body} raises "
+                           "it); rest of the stream skipped", frames)
             self._buf.clear()
             self._state = _DISCARD
         return NEED_DATA
@@ -657,6 +724,7 @@ class MessageFramer:
         self._rpos = pos
         self._scan = 0
         self._nl = -1
+        self._chunks = bytearray()  # (a chunked message being framed is abandoned)
 
     def _junk_run(self, n: int) -> None:
         """Skip ``n`` junk bytes from the buffer start, remembering how many and where from."""

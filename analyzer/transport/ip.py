@@ -7,6 +7,8 @@ fragment fields) with plain index arithmetic: it runs on every candidate packet.
 from __future__ import annotations
 
 import socket
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -98,29 +100,45 @@ def ip_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw)
 
 
+#: No IP datagram is longer (IPv4 total length, IPv6 payload length: 16 bits; jumbograms are never
+#: fragmented). A fragment reaching past it is malformed (the "ping of death").
+MAX_DATAGRAM = 65_535
+
+
 @dataclass(slots=True)
 class _Pending:
+    """One datagram being reassembled. ``bounds`` is the bytes covered so far as a flat sorted list of
+    disjoint intervals ``[start0, end0, start1, end1, ...]`` (touching ones merged); ``pieces`` holds only
+    bytes not covered before they came, so the first copy of every byte wins and what is held never
+    exceeds ``MAX_DATAGRAM``."""
+
     first_time: float
-    pieces: dict[int, bytes]
+    pieces: list[tuple[int, bytes]]
+    bounds: list[int]
     frames: list[int]
     total: int | None = None
     weight: int = 0  # captured packets these fragments stand for (more than one each inside a tunnel)
 
 
 class FragmentReassembler:
-    """Puts IPv4/IPv6 fragments back together, in any arrival order.
+    """Puts IPv4/IPv6 fragments back together, in any arrival order, in time linear in the fragments.
 
     A datagram is delivered when its last hole fills, numbered by the frame that completed it (as
-    Wireshark does). Datagrams still incomplete after ``timeout`` seconds of capture time, or pushed out
-    by the ``max_pending`` cap, are reported as ``fragment-incomplete``; ``lost`` counts the captured
-    packets they stood for (the packet accounting's diagnostic share).
+    Wireshark does). Datagrams still incomplete after ``timeout`` seconds of capture time, pushed out by
+    the ``max_pending`` cap (the oldest goes), or with more than ``max_pieces`` fragments are reported as
+    ``fragment-incomplete``; ``lost`` counts the captured packets they stood for (the packet accounting's
+    diagnostic share).
     """
 
-    def __init__(self, diagnostics: Diagnostics, timeout: float = 30.0, max_pending: int = 4096):
-        self._pending: dict[tuple, _Pending] = {}
+    def __init__(self, diagnostics: Diagnostics, timeout: float = 30.0, max_pending: int = 4096,
+                 max_pieces: int = 1024):
+        # Oldest first. An OrderedDict, not a dict: taking the first key of a dict whose front entries were
+        # deleted scans past their slots, O(n) per eviction (42 µs at 65 536 entries, measured).
+        self._pending: OrderedDict[tuple, _Pending] = OrderedDict()
         self._diag = diagnostics
         self._timeout = timeout
         self._max = max_pending
+        self._max_pieces = max_pieces
         self.lost = 0
 
     def add(self, pkt: IpPacket, frame: int, time: float) -> tuple[IpPacket, tuple[int, ...]] | None:
@@ -132,38 +150,40 @@ class FragmentReassembler:
                      weight: int) -> tuple[IpPacket, tuple[int, ...], int] | None:
         """``add`` for a fragment that stands for ``weight`` captured packets (an outer datagram
         reassembled first); a complete datagram comes with the weight of all its fragments."""
+        start, data = pkt.frag_offset, pkt.payload
+        end = start + len(data)
+        if end > MAX_DATAGRAM:
+            self.lost += weight
+            self._diag.add("malformed-packet", f"frame {frame}: IP fragment ends at byte {end}, past the "
+                           f"{MAX_DATAGRAM} bytes a datagram can hold; dropped", (frame,))
+            return None
         key = (pkt.version, pkt.src, pkt.dst, pkt.proto if pkt.version == 4 else 0, pkt.frag_id)
         entry = self._pending.get(key)
         if entry is None:
             if len(self._pending) >= self._max:
-                self._drop_oldest()
-            entry = self._pending[key] = _Pending(time, {}, [])
-        entry.pieces.setdefault(pkt.frag_offset, pkt.payload)
+                self._report(self._pending.popitem(last=False)[1],
+                             f"pushed out: more than {self._max} datagrams were being reassembled at once "
+                             f"(--limit ip_fragments={self._max} raises the cap)")
+            entry = self._pending[key] = _Pending(time, [], [], [])
         entry.frames.append(frame)
         entry.weight += weight
+        if data:
+            _cover(entry, start, end, data)
         if not pkt.more_fragments:
-            entry.total = pkt.frag_offset + len(pkt.payload)
-        whole = self._complete(entry)
-        if whole is None:
-            self._expire(time)
-            return None
-        del self._pending[key]
-        return IpPacket(pkt.version, pkt.src, pkt.dst, pkt.proto, whole), tuple(entry.frames), entry.weight
-
-    @staticmethod
-    def _complete(entry: _Pending) -> bytes | None:
-        if entry.total is None:
-            return None
-        out, covered = bytearray(entry.total), 0
-        for start in sorted(entry.pieces):
-            piece = entry.pieces[start]
-            if start > covered:
-                return None
-            end = min(start + len(piece), entry.total)
-            if end > covered:
-                out[covered:end] = piece[covered - start:end - start]
-                covered = end
-        return bytes(out) if covered >= entry.total else None
+            entry.total = end
+        bounds, total = entry.bounds, entry.total
+        if total is not None and bounds and bounds[0] == 0 and bounds[1] >= total:
+            del self._pending[key]
+            entry.pieces.sort()
+            whole = b"".join(piece for _, piece in entry.pieces)[:total]
+            return (IpPacket(pkt.version, pkt.src, pkt.dst, pkt.proto, whole), tuple(entry.frames),
+                    entry.weight)
+        if len(entry.frames) >= self._max_pieces:
+            del self._pending[key]
+            self._report(entry, f"dropped at {self._max_pieces} fragments (--limit ip_fragment_pieces="
+                                f"{self._max_pieces} raises the cap)")
+        self._expire(time)
+        return None
 
     def _expire(self, now: float) -> None:
         # dicts keep insertion order, so the oldest datagrams come first
@@ -174,18 +194,28 @@ class FragmentReassembler:
             del self._pending[key]
             self._report(entry)
 
-    def _drop_oldest(self) -> None:
-        key = next(iter(self._pending))
-        self._report(self._pending.pop(key))
-
     def close(self) -> None:
         """End of capture: every datagram still waiting is incomplete."""
         for entry in self._pending.values():
             self._report(entry)
         self._pending.clear()
 
-    def _report(self, entry: _Pending) -> None:
+    def _report(self, entry: _Pending, why: str = "") -> None:
         self.lost += entry.weight
-        self._diag.add("fragment-incomplete",
-                       f"IP datagram never completed ({len(entry.pieces)} fragment(s) seen)",
-                       entry.frames)
+        self._diag.add("fragment-incomplete", f"IP datagram never completed ({len(entry.frames)} fragment(s) "
+                       f"seen){'; ' + why if why else ''}", entry.frames)
+
+
+def _cover(entry: _Pending, start: int, end: int, data: bytes) -> None:
+    """Add the bytes ``[start, end)`` to a datagram: keep the parts no earlier fragment covered, and merge
+    the interval into ``bounds`` (a bisection and one slice assignment: no re-sorting per fragment)."""
+    bounds = entry.bounds
+    i, j = bisect_left(bounds, start), bisect_right(bounds, end)
+    # The boundaries inside [start, end], with start/end added where they fall in a hole, alternate
+    # hole start, hole end: those holes are the new bytes.
+    edges = ([start] if i % 2 == 0 else []) + bounds[i:j] + ([end] if j % 2 == 0 else [])
+    for k in range(0, len(edges) - 1, 2):
+        a, b = edges[k], edges[k + 1]
+        if a < b:
+            entry.pieces.append((a, data[a - start:b - start]))
+    bounds[i:j] = ([start] if i % 2 == 0 else []) + ([end] if j % 2 == 0 else [])

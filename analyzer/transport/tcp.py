@@ -7,17 +7,19 @@ stream offset (``int``), so wraparound is handled once, in ``_offset``.
 
 Memory is bounded: out-of-order segments wait for the hole before them to fill, but at most
 ``max_pending_bytes`` / ``max_pending_segments`` of them; beyond that (or at FIN, RST and close) the hole
-is declared a gap. A short history of delivered segments (references, no copies) lets retransmissions
-that carry *different* bytes be reported.
+is declared a gap. A short history of delivered segments (references, no copies; capped in bytes and in
+segments) lets retransmissions that carry *different* bytes be reported; a retransmission finds the
+segments it overlaps by bisection, so one-byte segments retransmitted far back stay linear.
 """
 
 from __future__ import annotations
 
-from bisect import insort
-from collections import deque
+from bisect import bisect_right, insort
 from dataclasses import dataclass
+from operator import itemgetter
 
 from analyzer.diagnostics import Diagnostics
+from analyzer.limits import DEFAULT, Limits
 
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 _MOD = 1 << 32
@@ -26,11 +28,21 @@ _HALF = 1 << 31
 
 @dataclass(frozen=True, slots=True)
 class TcpLimits:
-    """How much out-of-order data one direction may hold before a hole is declared a gap."""
+    """How much out-of-order data one direction may hold before a hole is declared a gap, and how much
+    delivered data it keeps (by reference) to check retransmissions; the numbers are ``Limits``'."""
 
-    max_pending_bytes: int = 1 << 20
-    max_pending_segments: int = 256
-    history_bytes: int = 256 * 1024  # recently delivered bytes kept (by reference) to check retransmissions
+    max_pending_bytes: int = DEFAULT.tcp_pending_bytes
+    max_pending_segments: int = DEFAULT.tcp_pending_segments
+    history_bytes: int = DEFAULT.tcp_history_bytes
+    history_segments: int = DEFAULT.tcp_history_segments
+
+    @classmethod
+    def of(cls, limits: Limits) -> TcpLimits:
+        return cls(limits.tcp_pending_bytes, limits.tcp_pending_segments, limits.tcp_history_bytes,
+                   limits.tcp_history_segments)
+
+
+_START_OF = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +59,14 @@ class Gap:
     """``missing`` stream bytes were never captured between frame ``before`` and frame ``after``.
 
     ``before`` is the frame of the last byte delivered before the hole (None at stream start), ``after`` the
-    frame of the first byte after it.
+    frame of the first byte after it. ``cap`` names the limit that made the hole a gap when the bytes may
+    still have come later (too much held out of order), None when the stream ended or broke.
     """
 
     missing: int
     before: int | None
     after: int
+    cap: str | None = None
 
 
 @dataclass(slots=True)
@@ -81,6 +95,7 @@ class TcpStream:
         "_diag",
         "_history",
         "_history_bytes",
+        "_history_head",
         "_last_frame",
         "_limits",
         "_name",
@@ -103,7 +118,10 @@ class TcpStream:
         self._pending: list[_Held] = []
         self._pending_bytes = 0
         self._order = 0
-        self._history: deque[tuple[int, bytes]] = deque()
+        # Delivered (stream offset, bytes), contiguous and in order from ``_history_head`` on: a list
+        # trimmed from the front by moving the head (a deque costs 600 bytes even when empty).
+        self._history: list[tuple[int, bytes]] = []
+        self._history_head = 0
         self._history_bytes = 0
         self._last_frame: int | None = None
         self.fin_seen = False
@@ -118,6 +136,20 @@ class TcpStream:
     def held(self) -> tuple[int, int]:
         """Out-of-order segments and bytes waiting for a hole to fill: what the limits bound."""
         return len(self._pending), self._pending_bytes
+
+    @property
+    def memory(self) -> int:
+        """Bytes this direction keeps alive: held segments and the retransmission history."""
+        return self._pending_bytes + self._history_bytes
+
+    def drop_history(self) -> int:
+        """Forget the retransmission history (memory is short); returns the bytes it held. Later
+        retransmissions of those bytes are dropped unchecked."""
+        freed = self._history_bytes
+        self._history = []
+        self._history_head = 0
+        self._history_bytes = 0
+        return freed
 
     def _offset(self, seq: int) -> int:
         """Map a 32-bit sequence number to the stream offset nearest the current position (wraparound)."""
@@ -172,11 +204,18 @@ class TcpStream:
         if skip:
             self._check_retransmission(start, data[:skip], frame)
             data = data[skip:]
-        history = self._history
+        history, limits = self._history, self._limits
         history.append((self._next, data))
         self._history_bytes += len(data)
-        while self._history_bytes > self._limits.history_bytes and len(history) > 1:
-            self._history_bytes -= len(history.popleft()[1])
+        head = self._history_head
+        while (len(history) - head > 1 and (self._history_bytes > limits.history_bytes
+                                            or len(history) - head > limits.history_segments)):
+            self._history_bytes -= len(history[head][1])
+            head += 1
+        if head > 64 and head * 2 > len(history):
+            del history[:head]
+            head = 0
+        self._history_head = head
         self._next += len(data)
         self._next32 = (self._next32 + len(data)) % _MOD
         self._last_frame = frame
@@ -187,9 +226,14 @@ class TcpStream:
         insort(self._pending, _Held(start, self._order, data, frame, time))
         self._pending_bytes += len(data)
         limits = self._limits
-        while self._pending and (self._pending_bytes > limits.max_pending_bytes
-                                 or len(self._pending) > limits.max_pending_segments):
-            self._skip_hole(out)
+        while self._pending:
+            if self._pending_bytes > limits.max_pending_bytes:
+                cap = f"tcp_pending_bytes={limits.max_pending_bytes}"
+            elif len(self._pending) > limits.max_pending_segments:
+                cap = f"tcp_pending_segments={limits.max_pending_segments}"
+            else:
+                break
+            self._skip_hole(out, cap)
             self._drain(out)
 
     def _drain(self, out: list) -> None:
@@ -203,13 +247,12 @@ class TcpStream:
             else:
                 self._deliver(held.start, held.data, held.frame, held.time, out)
 
-    def _skip_hole(self, out: list) -> None:
+    def _skip_hole(self, out: list, cap: str | None = None) -> None:
         """Give up on the hole before the first held segment: report it and move past it."""
         first = self._pending[0]
         missing = first.start - self._next
-        out.append(Gap(missing, self._last_frame, first.frame))
-        self._history.clear()
-        self._history_bytes = 0
+        out.append(Gap(missing, self._last_frame, first.frame, cap))
+        self.drop_history()
         self._next = first.start
         self._next32 = (self._next32 + missing) % _MOD
 
@@ -223,10 +266,14 @@ class TcpStream:
         end = start + len(data)
         if len(data) == 1 and end == self._next:
             return  # keep-alive probe: one garbage byte at seq - 1
-        for hstart, hdata in reversed(self._history):
-            hend = hstart + len(hdata)
-            if hend <= start:
+        history = self._history
+        # The last entry starting at or before ``start`` is the first one it can overlap.
+        first = max(bisect_right(history, start, self._history_head, key=_START_OF) - 1, self._history_head)
+        for k in range(first, len(history)):
+            hstart, hdata = history[k]
+            if hstart >= end:
                 break
+            hend = hstart + len(hdata)
             lo, hi = max(start, hstart), min(end, hend)
             if lo < hi and data[lo - start:hi - start] != hdata[lo - hstart:hi - hstart]:
                 self._diag.add("tcp-overlap-conflict",

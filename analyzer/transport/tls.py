@@ -41,35 +41,63 @@ def is_tls_record(head: bytes | bytearray) -> bool:
 
 def parse_client_hello(data: bytes | bytearray) -> ClientHello | _Sentinel:
     """Read the ClientHello at the start of ``data``; ``NEED_DATA`` if it is not all there yet."""
-    hs = bytearray()  # handshake bytes gathered from consecutive records
-    pos = 0
-    while True:
-        if len(data) - pos < 5:
-            return NEED_DATA
-        ctype, major, minor = data[pos], data[pos + 1], data[pos + 2]
-        length = int.from_bytes(data[pos + 3:pos + 5], "big")
-        if ctype != _HANDSHAKE:
-            raise TlsFormatError(f"record type {ctype} before the ClientHello was complete")
-        if major != 3 or minor > 4:
-            raise TlsFormatError(f"record version {major}.{minor}")
-        if not 0 < length <= _MAX_RECORD:
-            raise TlsFormatError(f"record length {length}")
-        start = pos + 5
-        available = min(length, len(data) - start)
-        before = len(hs)
-        hs += data[start:start + available]
-        if len(hs) >= 4:
-            if hs[0] != _CLIENT_HELLO:
-                raise TlsFormatError(f"first handshake message is type {hs[0]}, not ClientHello")
-            size = int.from_bytes(hs[1:4], "big")
-            if size > _MAX_HELLO:
-                raise TlsFormatError(f"ClientHello of {size} bytes")
-            if len(hs) >= 4 + size:
-                end = start + (4 + size - before)
-                return ClientHello(_server_name(bytes(hs[4:4 + size])), end)
-        if available < length:
-            return NEED_DATA
-        pos = start + length
+    return HelloParser().feed(data)
+
+
+class HelloParser:
+    """``parse_client_hello`` resumable over a growing buffer, in time linear in the bytes.
+
+    Complete records are read once (their handshake bytes kept); a call returns at once until the buffer
+    reaches the length at which something can change (``need``): the next record header, the hello's
+    first four bytes, the end of the record or of the hello. So a hello sent in one-byte records, one
+    byte per segment, is not re-read from its start on every segment.
+    """
+
+    __slots__ = ("hs", "need", "pos")
+
+    def __init__(self):
+        self.hs = bytearray()  # handshake bytes gathered from the complete records before ``pos``
+        self.pos = 0  # start of the next record
+        self.need = 5
+
+    def feed(self, data: bytes | bytearray) -> ClientHello | _Sentinel:
+        """The ClientHello once ``data`` (the same stream as before, grown) holds it all, else
+        ``NEED_DATA``; raises ``TlsFormatError`` as soon as the bytes cannot be one."""
+        hs = self.hs
+        while len(data) >= self.need:
+            pos = self.pos
+            if len(data) - pos < 5:
+                self.need = pos + 5
+                break
+            ctype, major, minor = data[pos], data[pos + 1], data[pos + 2]
+            length = int.from_bytes(data[pos + 3:pos + 5], "big")
+            if ctype != _HANDSHAKE:
+                raise TlsFormatError(f"record type {ctype} before the ClientHello was complete")
+            if major != 3 or minor > 4:
+                raise TlsFormatError(f"record version {major}.{minor}")
+            if not 0 < length <= _MAX_RECORD:
+                raise TlsFormatError(f"record length {length}")
+            start = pos + 5
+            available = min(length, len(data) - start)
+            before = len(hs)
+            head = hs[:4] if before >= 4 else bytes(hs) + data[start:start + min(available, 4 - before)]
+            hello_end = None  # where the hello ends in ``data``, once its header is known
+            if len(head) >= 4:
+                if head[0] != _CLIENT_HELLO:
+                    raise TlsFormatError(f"first handshake message is type {head[0]}, not ClientHello")
+                size = int.from_bytes(head[1:4], "big")
+                if size > _MAX_HELLO:
+                    raise TlsFormatError(f"ClientHello of {size} bytes")
+                hello_end = start + 4 + size - before
+                if hello_end <= start + available:
+                    whole = bytes(hs) + data[start:hello_end]
+                    return ClientHello(_server_name(whole[4:4 + size]), hello_end)
+            if available == length:  # a complete record: keep its bytes, go on with the next
+                hs += data[start:start + length]
+                self.pos = self.need = start + length
+                continue
+            self.need = min(start + length, hello_end if hello_end is not None else start + 4 - before)
+        return NEED_DATA
 
 
 def client_hello_sni(data: bytes | bytearray) -> str | _Sentinel | None:
@@ -153,12 +181,13 @@ class ClientHelloReader:
     ``malformed-tls`` diagnostic: the flow is still known to be TLS.
     """
 
-    __slots__ = ("_buf", "_diag", "_done", "_dst", "_last", "_result", "_src")
+    __slots__ = ("_buf", "_diag", "_done", "_dst", "_last", "_parser", "_result", "_src")
 
     def __init__(self, diagnostics: Diagnostics, src: str, dst: str):
         self._diag = diagnostics
         self._src, self._dst = src, dst
         self._buf = StreamBuffer()
+        self._parser = HelloParser()
         self._done = False
         self._result: TlsHello | None = None
         self._last: tuple[int, float] | None = None  # frame and time of the last byte received
@@ -169,10 +198,14 @@ class ClientHelloReader:
         self._last = (frame, time)
         self._buf.append(data, frame, time)
 
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
     def next_message(self) -> TlsHello | _Sentinel:
         if self._result is None and not self._done and len(self._buf):
             try:
-                hello = parse_client_hello(self._buf.data)
+                hello = self._parser.feed(self._buf.data)
             except TlsFormatError as exc:
                 self._fail(str(exc))
             else:

@@ -13,6 +13,7 @@ import zlib
 from dataclasses import dataclass
 
 from analyzer.diagnostics import Diagnostics
+from analyzer.limits import DEFAULT
 from analyzer.transport.framing import NEED_DATA, Lost, StreamBuffer, _Sentinel
 
 _CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -50,25 +51,27 @@ class WebSocketFramer:
         "_buf",
         "_closed",
         "_compressed",
+        "_data",
         "_diag",
         "_ended",
         "_inflater",
         "_max",
         "_name",
         "_opcode",
-        "_parts",
         "_pos",
         "_size",
     )
 
     def __init__(self, diagnostics: Diagnostics, name: str = "", *, deflate: bool = False,
-                 max_message: int = 16 * 1024 * 1024):
+                 max_message: int = DEFAULT.message_bytes):
         self._diag = diagnostics
         self._name = name
         self._max = max_message
         self._buf = StreamBuffer()
         self._pos = 0  # start of the next undecoded frame in the buffer
-        self._parts: list[bytes] = []  # payloads of the message being assembled
+        # payloads of the message being assembled, joined as they come (a list of them would cost 40
+        # bytes per 1-byte frame)
+        self._data = bytearray()
         self._size = 0
         self._opcode: int | None = None  # opcode of the message being assembled, None between messages
         self._compressed = False
@@ -88,6 +91,11 @@ class WebSocketFramer:
             del self._after_frames[1:-1]
             return
         self._buf.append(data, frame, time)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held: the undecoded stream and the parts of the message being assembled."""
+        return len(self._buf) + self._size
 
     def next_message(self) -> WsMessage | _Sentinel:
         """The next complete data message, or ``NEED_DATA``."""
@@ -140,12 +148,14 @@ class WebSocketFramer:
             else:
                 if self._opcode is not None:
                     self._drop("new message started before the previous one ended", pos)
+                    end -= pos  # the buffer now starts with this frame
                 self._opcode = opcode
                 self._compressed = bool(b0 & 0x40)
-            self._parts.append(bytes(payload))
+            self._data += payload
             self._size += length
             if self._size > self._max:
-                self._drop(f"message over the {self._max}-byte cap", end)
+                self._drop(f"message over the {self._max}-byte cap (--limit message_bytes={self._max} raises "
+                           "it)", end)
                 continue
             if b0 & 0x80:
                 message = self._finish(end)
@@ -200,11 +210,12 @@ class WebSocketFramer:
         if length >> 63:
             return "payload length has its top bit set"
         if length > self._max:
-            return f"frame of {length} bytes is over the {self._max}-byte cap"
+            return (f"frame of {length} bytes is over the {self._max}-byte cap "
+                    f"(--limit message_bytes={length})")
         return None
 
     def _finish(self, end: int) -> WsMessage | None:
-        data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        data = bytes(self._data)
         text = self._opcode == _TEXT
         frames, time = self._buf.origin(0, end)
         if self._compressed:
@@ -229,7 +240,7 @@ class WebSocketFramer:
         self._pos = 0
 
     def _reset(self) -> None:
-        self._parts = []
+        self._data = bytearray()
         self._size = 0
         self._opcode = None
         self._compressed = False
