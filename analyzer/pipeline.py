@@ -13,6 +13,8 @@ from analyzer.diagnostics import Diagnostics
 from analyzer.engines import DecodeOptions, DecodeStats, get_engine
 from analyzer.events import MIGRATION_REASON, Event
 from analyzer.events.extract import extract_events
+from analyzer.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.limits import Limits
 from analyzer.sessions import ADDRESS_WINDOW, UeSession, build_sessions
 from analyzer.systems import SystemMap
 
@@ -26,6 +28,7 @@ class MeaningOptions:
     migration_reason: re.Pattern = MIGRATION_REASON
     address_window: float = ADDRESS_WINDOW
     keep_messages: bool = False  # keep the decoded messages (ladder diagrams draw them)
+    limits: Limits = DEFAULT_LIMITS  # caps on the meaning stages' tables (``analyzer.limits``)
 
 
 @dataclass(slots=True)
@@ -47,15 +50,26 @@ def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptio
                     meaning: MeaningOptions | None = None) -> CaptureAnalysis:
     meaning = meaning or MeaningOptions()
     decoded = get_engine(engine)(path, decode_options or DecodeOptions())
-    problems: list = []
+    problems = _Problems()
     messages: list | None = [] if meaning.keep_messages else None
     items = decoded.items if messages is None else _keeping(decoded.items, messages)
     events, systems = extract_events(items, meaning.systems, meaning.migration_reason, problems,
-                                     capture_end=lambda: decoded.stats.last_time)
-    for problem in problems:
-        decoded.diagnostics.add(problem.code, problem.message, problem.frames)
-    sessions = build_sessions(events, meaning.identity_map, meaning.address_window)
+                                     capture_end=lambda: decoded.stats.last_time, limits=meaning.limits)
+    sessions = build_sessions(events, meaning.identity_map, meaning.address_window, meaning.limits.identities,
+                              problems)
+    decoded.diagnostics.merge(problems.found.counts, problems.found.records)
     return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions, messages)
+
+
+class _Problems:
+    """Where the meaning stages append their problems: counted and capped per code like diagnostics (a
+    list would grow with the capture), and added after the decoding's own."""
+
+    def __init__(self):
+        self.found = Diagnostics()
+
+    def append(self, problem) -> None:
+        self.found.add(problem.code, problem.message, problem.frames)
 
 
 def _keeping(items, kept: list):

@@ -15,15 +15,23 @@ evidence, strongest first, and every link keeps its reason:
 
 Events that name no identity at all (a TLS hello to the configuration server) join the session that used
 their address closest in time.
+
+Every step is linear in the events: identities are looked up in dicts, components merge the smaller into
+the larger, and the address steps sweep each address's users in time order. At most ``Limits.identities``
+identities are linked; beyond, new ones are not (their events join a session by address), and a
+``table-full`` problem says so.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 
 from analyzer.events import Event
+from analyzer.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.mcfacts import Problem
 from analyzer.yamlfile import check_mapping, load_yaml
 
 ADDRESS_WINDOW = 120.0
@@ -84,7 +92,17 @@ class UeSession:
 class _Component:
     tokens: set[str] = field(default_factory=set)
     events: list[Event] = field(default_factory=list)
-    links: list[Link] = field(default_factory=list)
+    links: list = field(default_factory=list)  # Links, and nested lists of them (a merge nests, in order)
+    first: str = ""  # the smallest token: names the component in an address link
+    instance: bool = False  # holds a +sip.instance token
+    client: bool = False  # holds an mcptt-client-id token
+
+    def add(self, tokens: Iterable[str]) -> None:
+        for t in tokens:
+            self.tokens.add(t)
+            self.first = min(self.first, t) if self.first else t
+            self.instance |= t.startswith("instance:")
+            self.client |= t.startswith("client-id:")
 
 
 def load_identity_map(path) -> list[tuple[str, str]]:
@@ -138,51 +156,88 @@ class _UnionFind:
         return True
 
 
+class _Identities:
+    """The identity tokens met so far, linked by union-find: at most ``cap`` (later ones are not linked)."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.uf = _UnionFind()
+        self.kinds: dict[str, str] = {}  # token → its kind
+        self.by_value: dict[str, str] = {}  # identity → the first token naming it (identity maps name values)
+        self.unlinked = 0  # identities met beyond the cap (each time)
+        self.first_unlinked: int | None = None
+
+    def register(self, tokens: dict[str, str], frame: int) -> dict[str, str]:
+        """The tokens of one event that are (now) known."""
+        known = {}
+        for token, kind in tokens.items():
+            if token not in self.kinds:
+                if len(self.kinds) >= self.cap:
+                    self.unlinked += 1
+                    if self.first_unlinked is None:
+                        self.first_unlinked = frame
+                    continue
+                self.kinds[token] = kind
+                self.by_value.setdefault(_label(token), token)
+            known[token] = kind
+        return known
+
+    def known(self, tokens: dict[str, str]) -> list[str]:
+        return [t for t in tokens if t in self.kinds]
+
+
 def build_sessions(events: Iterable[Event], identity_map: Iterable[tuple[str, str]] = (),
-                   address_window: float = ADDRESS_WINDOW) -> list[UeSession]:
+                   address_window: float = ADDRESS_WINDOW, max_identities: int = DEFAULT_LIMITS.identities,
+                   problems: list | None = None) -> list[UeSession]:
     """Group events into UE sessions (see the module docstring for the evidence and its order)."""
     events = sorted(events, key=lambda e: (e.time, e.frame))
-    uf = _UnionFind()
-    links: list[Link] = []
-    kinds: dict[str, str] = {}
-
-    # 1-3: tokens named together in one event, strongest evidence first
-    for e in events:
-        tokens = _tokens(e)
-        kinds.update(tokens)
-        for t in tokens:
-            uf.find(t)
-        ordered = sorted(tokens, key=lambda t: -_STRENGTH.get(_evidence(tokens[t]), 0))
-        for other in ordered[1:]:
-            if uf.union(ordered[0], other):
-                evidence = _evidence(tokens[ordered[0]])
-                links.append(Link(_label(ordered[0]), _label(other), evidence,
-                                  f"{_REASON[evidence]} in {e.kind} (frame {e.frame})", e.frames))
-    # 4: the user's identity map
-    for a, b in identity_map:
-        ta, tb = _known(a, kinds), _known(b, kinds)
-        if ta and tb and uf.union(ta, tb):
-            links.append(Link(a, b, "map", _REASON["map"]))
-
+    order = {id(e): i for i, e in enumerate(events)}
+    ids = _Identities(max_identities)
+    uf = ids.uf
+    links = _link(events, identity_map, ids)
     components: dict[str, _Component] = {}
     anonymous: list[Event] = []
     for e in events:
-        tokens = _tokens(e)
+        tokens = ids.known(_tokens(e))
         if not tokens:
             anonymous.append(e)
             continue
-        root = uf.find(next(iter(tokens)))
-        comp = components.setdefault(root, _Component())
-        comp.tokens.update(tokens)
+        root = uf.find(tokens[0])
+        comp = components.get(root) or components.setdefault(root, _Component())
+        comp.add(tokens)
         comp.events.append(e)
-    for link in links:
-        root = uf.find(_token_of(link.a, kinds))
-        components[root].links.append(link)
+    for link, token in links:
+        components[uf.find(token)].links.append(link)
 
     components = _merge_by_address(components, address_window)
     _attach_anonymous(components, anonymous, address_window)
+    for comp in components.values():
+        comp.events.sort(key=lambda e: order[id(e)])
+    if ids.unlinked and problems is not None:
+        problems.append(Problem(
+            "table-full", f"more than {ids.cap} UE identities from frame {ids.first_unlinked} on: the ones "
+            "met after that are not linked (an event naming only those joins a session by address; "
+            f"{ids.unlinked} in all); raise the cap with --limit identities=N", (ids.first_unlinked,)))
     sessions = sorted(components.values(), key=lambda c: (c.events[0].time, c.events[0].frame))
-    return [_session(f"ue{i}", c, kinds) for i, c in enumerate(sessions, start=1)]
+    return [_session(f"ue{i}", c) for i, c in enumerate(sessions, start=1)]
+
+
+def _link(events: list[Event], identity_map: Iterable[tuple[str, str]], ids: _Identities) -> list[tuple]:
+    """1-4: each link between identities, with a token of the component it belongs to."""
+    links: list[tuple[Link, str]] = []
+    for e in events:  # 1-3: tokens named together in one event, strongest evidence first
+        tokens = ids.register(_tokens(e), e.frame)
+        strongest, *others = sorted(tokens, key=lambda t: -_STRENGTH.get(_evidence(tokens[t]), 0)) or [None]
+        for other in others:
+            if ids.uf.union(strongest, other):
+                evidence = _evidence(tokens[strongest])
+                reason = f"{_REASON[evidence]} in {e.kind} (frame {e.frame})"
+                links.append((Link(_label(strongest), _label(other), evidence, reason, e.frames), strongest))
+    for a, b in identity_map:  # 4: the user's identity map
+        ta, tb = ids.by_value.get(a), ids.by_value.get(b)
+        if ta and tb and ids.uf.union(ta, tb):
+            links.append((Link(a, b, "map", _REASON["map"]), ta))
+    return links
 
 
 def _evidence(token_kind: str) -> str:
@@ -191,14 +246,6 @@ def _evidence(token_kind: str) -> str:
 
 def _label(token: str) -> str:
     return token.split(":", 1)[1]
-
-
-def _token_of(label: str, kinds: dict[str, str]) -> str:
-    return next(t for t in kinds if _label(t) == label)
-
-
-def _known(value: str, kinds: dict[str, str]) -> str | None:
-    return next((t for t in kinds if _label(t) == value), None)
 
 
 def _spans(comp: _Component) -> dict[str, tuple[float, float]]:
@@ -210,21 +257,12 @@ def _spans(comp: _Component) -> dict[str, tuple[float, float]]:
     return spans
 
 
-def _device_ids(comp: _Component) -> tuple[set[str], set[str]]:
-    return ({t for t in comp.tokens if t.startswith("instance:")},
-            {t for t in comp.tokens if t.startswith("client-id:")})
-
-
-def _contradict(a: _Component, b: _Component) -> bool:
-    (ia, ca), (ib, cb) = _device_ids(a), _device_ids(b)
-    return bool(ia and ib and not ia & ib) or bool(ca and cb and not ca & cb)
-
-
 def _merge_by_address(components: dict[str, _Component], window: float) -> dict[str, _Component]:
     """5: join components that used one IP address back to back, unless device IDs contradict.
 
     Per address, components are taken in order of first use and each is compared with the one before
-    it, so the work grows with the number of components, not its square.
+    it, so the work grows with the number of components, not its square. Two components never share a
+    token, so they contradict when both hold an instance ID, or both a client ID.
     """
     spans = {root: _spans(comp) for root, comp in components.items()}
     by_ip: dict[str, list[str]] = {}
@@ -239,22 +277,58 @@ def _merge_by_address(components: dict[str, _Component], window: float) -> dict[
             if keep == gone or spans[cur][ip][0] > spans[prev][ip][1] + window:
                 continue
             a, b = components[keep], components[gone]
-            if _contradict(a, b):
+            if (a.instance and b.instance) or (a.client and b.client):
                 continue
-            a.links.append(Link(_label(_first_token(a)), _label(_first_token(b)), "address",
-                                f"{_REASON['address']}: {ip}"))
-            a.tokens |= b.tokens
-            a.events += b.events
-            a.links += b.links
+            link = Link(_label(a.first), _label(b.first), "address", f"{_REASON['address']}: {ip}")
+            components[keep] = _joined(a, b, link)
             uf.union(keep, gone)
             del components[gone]
-    for comp in components.values():
-        comp.events.sort(key=lambda e: (e.time, e.frame))
     return components
 
 
-def _first_token(comp: _Component) -> str:
-    return min(comp.tokens)
+def _joined(a: _Component, b: _Component, link: Link) -> _Component:
+    """``b`` joined to ``a`` by ``link``: the smaller one's tokens and events move (so merging stays linear),
+    the links keep their order (``a``'s, this one, ``b``'s) by nesting."""
+    big, small = (a, b) if len(a.tokens) + len(a.events) >= len(b.tokens) + len(b.events) else (b, a)
+    big.tokens |= small.tokens
+    big.events += small.events
+    big.links = [a.links, link, b.links]
+    big.first = min(a.first, b.first)
+    big.instance |= small.instance
+    big.client |= small.client
+    return big
+
+
+class _Sweep:
+    """The components that used one address, met in time order: which used it nearest to a moment?
+
+    Moments only grow, so each component is passed once: of those that began using the address by now,
+    the one that used it last contains the moment or is the nearest before it; the next to begin is the
+    nearest after it."""
+
+    __slots__ = ("best", "best_last", "next", "spans")
+
+    def __init__(self, spans: list[tuple[float, float, _Component]]):
+        self.spans = sorted(spans, key=lambda span: span[0])
+        self.next = 0
+        self.best: _Component | None = None
+        self.best_last = -math.inf
+
+    def nearest(self, t: float, window: float) -> _Component | None:
+        spans = self.spans
+        while self.next < len(spans) and spans[self.next][0] <= t:
+            _, last, comp = spans[self.next]
+            self.next += 1
+            if last >= self.best_last:
+                self.best, self.best_last = comp, last
+        before = max(t - self.best_last, 0.0)
+        after = spans[self.next][0] - t if self.next < len(spans) else math.inf
+        if min(before, after) > window:
+            return None
+        return self.best if before <= after else spans[self.next][2]
+
+    def began(self, t: float, comp: _Component) -> None:
+        self.best, self.best_last = comp, t
 
 
 def _attach_anonymous(components: dict[str, _Component], anonymous: list[Event], window: float) -> None:
@@ -262,22 +336,31 @@ def _attach_anonymous(components: dict[str, _Component], anonymous: list[Event],
     for comp in components.values():
         for ip, (first, last) in _spans(comp).items():
             users.setdefault(ip, []).append((first, last, comp))
-    for e in anonymous:
+    sweeps: dict[str, _Sweep] = {}
+    for e in anonymous:  # in time order
         ip = _ip(e.ue_address)
-        best, best_gap = None, window
-        for first, last, comp in users.get(ip, ()):
-            gap = 0.0 if first <= e.time <= last else min(abs(e.time - first), abs(e.time - last))
-            if gap <= best_gap:
-                best, best_gap = comp, gap
+        sweep = sweeps.get(ip) or sweeps.setdefault(ip, _Sweep(users.get(ip, [])))
+        best = sweep.nearest(e.time, window)
         if best is None:
             best = components.setdefault(f"address:{ip}", _Component())
-            users.setdefault(ip, []).append((e.time, e.time, best))
+            sweep.began(e.time, best)
         best.events.append(e)
-    for comp in components.values():
-        comp.events.sort(key=lambda e: (e.time, e.frame))
 
 
-def _session(name: str, comp: _Component, kinds: dict[str, str]) -> UeSession:
+def _flat(links: list) -> list[Link]:
+    out, stack = [], [iter(links)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            out.append(item)
+        else:
+            stack.pop()
+    return out
+
+
+def _session(name: str, comp: _Component) -> UeSession:
     seen: dict[tuple[str, str | None], list] = {}
     for e in comp.events:
         for token, kind in _tokens(e).items():
@@ -293,5 +376,5 @@ def _session(name: str, comp: _Component, kinds: dict[str, str]) -> UeSession:
             span = systems.setdefault(e.system, [e.time, e.time])
             span[1] = max(span[1], e.end or e.time)
     addresses = tuple(dict.fromkeys(_ip(e.ue_address) for e in comp.events))
-    return UeSession(name, identities, tuple(comp.links),
+    return UeSession(name, identities, tuple(_flat(comp.links)),
                      tuple((s, f, la) for s, (f, la) in systems.items()), addresses, tuple(comp.events))

@@ -15,6 +15,10 @@ and maps domains, host names and address ranges to them explicitly, and says whi
         cms: [cms.a.mcx.example]                # configuration-management servers (TLS to them is
         idms: [idms.a.mcx.example]              #   "encrypted configuration access"), IdM servers
       B: {domains: [b.mcx.example], addresses: [10.20.0.0/16]}
+
+Domains come from the capture, so lookups never scan them: a host name is matched label by label against
+a tree of the known domains, and inference learns at most ``Limits.domains`` distinct domains (and as many
+server addresses); beyond, the rest stay without a system and a ``table-full`` problem says so.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from analyzer.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.mcfacts import Problem
 from analyzer.yamlfile import check_mapping, load_yaml
 
 #: Host-name labels that usually mean a configuration-management / identity-management server when no
@@ -64,9 +70,18 @@ class SystemMap:
 
     def __init__(self, systems: Iterable[McSystem], addresses: dict[str, str] | None = None):
         self.systems = {s.name: s for s in systems}
-        self._domains = sorted(((_host(d), s.name) for s in self.systems.values()
-                                for d in (*s.domains, *s.hosts, *s.cms, *s.idms)),
-                               key=lambda item: -len(item[0]))
+        self._tree: dict = {}  # label → subtree, last label first; key None: the system of that domain
+        for s in self.systems.values():
+            for domain in (*s.domains, *s.hosts, *s.cms, *s.idms):
+                node = self._tree
+                for label in reversed(_host(domain).split(".")):
+                    node = node.setdefault(label, {})
+                node.setdefault(None, s.name)  # the first system naming a domain keeps it
+        self._servers: dict[str, str] = {}  # host → "cms" | "idms", the first system's word
+        for s in self.systems.values():
+            for kind, hosts in (("cms", s.cms), ("idms", s.idms)):
+                for host in hosts:
+                    self._servers.setdefault(host, kind)
         self._networks = [(net, s.name) for s in self.systems.values() for net in s.networks]
         self._addresses = dict(addresses or {})  # exact IP → system, learnt from traffic
 
@@ -77,11 +92,13 @@ class SystemMap:
             return None
         if _ip(host) is not None:
             return self.of_address(host)
-        host = _host(host)
-        for domain, name in self._domains:
-            if host == domain or host.endswith("." + domain):
-                return name
-        return None
+        node, name = self._tree, None
+        for label in reversed(_host(host).split(".")):  # the longest known suffix wins
+            node = node.get(label)
+            if node is None:
+                break
+            name = node.get(None, name)
+        return name
 
     def of_address(self, address: str | None) -> str | None:
         """An IP address, with or without a port (``ip:port``, ``[v6]:port``)."""
@@ -105,11 +122,8 @@ class SystemMap:
         if not host:
             return None
         host = _host(host)
-        for system in self.systems.values():
-            if host in system.cms:
-                return "cms"
-            if host in system.idms:
-                return "idms"
+        if host in self._servers:
+            return self._servers[host]
         label = host.split(".", 1)[0]
         if label in CMS_LABELS:
             return "cms"
@@ -147,12 +161,13 @@ class SystemMap:
         return cls(systems)
 
     @classmethod
-    def infer(cls, observations: Iterable[tuple[str, str | None]]) -> SystemMap:
+    def infer(cls, observations: Iterable[tuple[str, str | None]], limit: int = DEFAULT_LIMITS.domains,
+              problems: list | None = None) -> SystemMap:
         """Infer systems from ``(domain, server address)`` pairs seen in requests.
 
         Domains are merged when one is a server's host name under the other (``ims.``, ``cms.``, ...) or
         when they were served by the same server address; each group becomes a system named after its
-        shortest domain.
+        shortest domain. The first ``limit`` distinct domains and server addresses are learnt.
         """
         parent: dict[str, str] = {}
 
@@ -169,18 +184,29 @@ class SystemMap:
 
         by_server: dict[str, str] = {}
         domains: set[str] = set()
+        skipped = 0
         for domain, server in observations:
             if not domain or _ip(domain) is not None:
                 continue
             domain = _host(domain)
-            domains.add(domain)
+            if domain not in domains:
+                if len(domains) >= limit:
+                    skipped += 1
+                    continue
+                domains.add(domain)
             find(domain)
             ip = _server_ip(server)
             if ip:
                 if ip in by_server:
                     union(domain, by_server[ip])
-                else:
+                elif len(by_server) < limit:
                     by_server[ip] = domain
+                else:
+                    skipped += 1
+        if skipped and problems is not None:
+            problems.append(Problem("table-full", f"more than {limit} distinct domains or server addresses: "
+                                    "the ones met after that belong to no inferred system "
+                                    f"({skipped} requests in all); raise the cap with --limit domains=N"))
         # A server's host name joins its system's domain (cms.b.example, ims.b.example → b.example), but
         # one system's domain never swallows another's: a.mcx.example and b.mcx.example stay two systems
         # even when mcx.example is itself a system.

@@ -10,9 +10,9 @@ import pytest
 
 from analyzer.cli import main
 from analyzer.engines import DecodeOptions, get_engine
-from analyzer.events import publications
 from analyzer.events.extract import extract_events
 from analyzer.exitcodes import ExitCode
+from analyzer.limits import DEFAULT, Limits
 from analyzer.messages.parse import to_message
 from analyzer.pipeline import analyse_capture
 from analyzer.transport.records import Payload
@@ -139,8 +139,9 @@ class Script:
                   "Content-Length: 0"]
         self._msg("\r\n".join(answer) + "\r\n\r\n", server, ue)
 
-    def events(self, end: float | None = None, problems=None):
-        return extract_events(self.items, capture_end=(lambda: end) if end else None, problems=problems)[0]
+    def events(self, end: float | None = None, problems=None, limits: Limits = DEFAULT):
+        return extract_events(self.items, capture_end=(lambda: end) if end else None, problems=problems,
+                              limits=limits)[0]
 
 
 def summary(events) -> list[tuple]:
@@ -265,17 +266,16 @@ def test_poc_settings_refresh_and_remove_leave_affiliations_and_authorisation_al
                                                             ("service-authorisation", "initial")]
 
 
-def test_the_table_is_bounded_and_says_so(monkeypatch):
-    monkeypatch.setattr(publications, "CAP", 2)
+def test_the_table_is_bounded_and_says_so():
     s = Script()
     for n in range(3):
         s.publish(etag=f"e{n}", impu=f"sip:+{n}@ims.example", ue=f"10.0.0.{n}:5060",
                   body=pidf([f"sip:G{n}@a.example"], entity=f"sip:u{n}@a.example", client=f"c{n}"))
     problems: list = []
-    s.events(problems=problems)
+    s.events(problems=problems, limits=DEFAULT.with_overrides(["publications=2"]))
     [problem] = problems
     assert problem.code == "table-full" and problem.frames == (5,)
-    assert "more than 2 publications" in problem.message
+    assert "more than 2 publications" in problem.message and "--limit publications=N" in problem.message
 
 
 @pytest.mark.parametrize("header", ["Expires: 99999999999999999999999999999", "Expires: ²", "SIP-If-Match:",

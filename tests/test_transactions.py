@@ -363,7 +363,8 @@ def test_a_challenged_bye_ends_the_dialog_only_when_its_retry_is_answered():
     tracker.close()
     assert tracker.stats.as_dict() == {"messages": 7, "transactions": 3, "retransmissions": 0,
                                        "response_retransmissions": 0, "orphans": 0, "unanswered": 0,
-                                       "challenges": 0, "dialogs": 1, "confirmed_dialogs": 1}
+                                       "challenges": 0, "dialogs": 1, "confirmed_dialogs": 1,
+                                       "evicted": 0, "evicted_dialogs": 0, "forgotten_challenges": 0}
 
 
 def test_rfc2543_peers_match_on_call_id_cseq_and_from_tag():

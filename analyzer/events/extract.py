@@ -12,13 +12,16 @@ keep every frame that carried their bytes (``Event.all_frames``).
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from analyzer import mcfacts
 from analyzer.events import MIGRATION_REASON, Event
-from analyzer.events.facts import Fact, collect_facts
-from analyzer.events.publications import Change, Publications
+from analyzer.events.facts import Fact, collect_facts, observations, sent_to_ue, uri_host
+from analyzer.events.publications import PACKAGES, Change, Publications
+from analyzer.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.limits import Limits
 from analyzer.systems import SystemMap
 
 _CALL_KINDS = {  # (session type, UE originates?) -> event kind
@@ -39,41 +42,32 @@ def _outcome(fact: Fact) -> str:
     return "success" if fact.status < 300 else "failure"
 
 
-def _host(uri: str | None) -> str | None:
-    parsed = mcfacts.uri_parts(uri) if uri else None
-    return parsed.host if parsed else None
-
-
-def _to_ue(fact: Fact) -> bool:
-    """Requests the network sends to the UE: NOTIFY, and INVITEs naming who calls (group or user)."""
-    if fact.method == "NOTIFY":
-        return True
-    return fact.method == "INVITE" and bool(fact.calling_group or fact.calling_user)
-
 
 class _Builder:
     """Pass 2: facts of one capture → events."""
 
-    def __init__(self, systems: SystemMap | None, migration_reason: re.Pattern, problems: list | None = None):
+    def __init__(self, systems: SystemMap | None, migration_reason: re.Pattern, problems: list | None = None,
+                 limits: Limits = DEFAULT_LIMITS):
         self.configured = systems
         self.migration_reason = migration_reason
+        self.problems = problems
+        self.limits = limits
         self.events: list[Event] = []
-        self.publications = Publications(problems)
-        # call_id → (group|private, UE address, service, identity fields for the BYE's event)
-        self.calls: dict[str, tuple[str, str, str | None, dict]] = {}
+        self.publications = Publications(problems, limits.publications)
+        # call_id → (group|private, UE address, service, identity fields for the BYE's event), oldest first
+        self.calls: OrderedDict[str, tuple[str, str, str | None, dict]] = OrderedDict()
+        self.forgotten_calls: list = [0, None]  # calls forgotten beyond ``limits.calls``, the first frame
 
-    def build(self, facts: list[Fact], end: float | None = None) -> tuple[list[Event], SystemMap]:
-        """Events of ``facts``; ``end``: when the capture ends (publications expire up to then)."""
-        observations = []
-        for f in facts:
-            server = f.client if _to_ue(f) else f.server
-            for domain in (f.domain, _host(f.from_uri) if _to_ue(f) else None):
-                observations.append((domain, server))
-        inferred = SystemMap.infer(observations)
+    def build(self, facts: list[Fact], end: float | None = None,
+              observed: Iterable[tuple] = ()) -> tuple[list[Event], SystemMap]:
+        """Events of ``facts``; ``end``: when the capture ends (publications expire up to then);
+        ``observed``: more (domain, server) pairs to infer systems from."""
+        seen = [*observed, *(pair for f in facts for pair in observations(f))]
+        inferred = SystemMap.infer(seen, self.limits.domains, self.problems)
         self.systems = self.configured.merged_with(inferred) if self.configured else inferred
         deferred = []
         for f in facts:
-            handler = _HANDLERS.get(f.method)
+            handler, _ = _HANDLERS.get(f.method, (None, None))
             if handler is None:
                 continue
             if f.method == "BYE" and f.call_id not in self.calls:
@@ -85,12 +79,18 @@ class _Builder:
                 self._bye(f)
         for change in self.publications.expire(end):
             self._publication(change)
+        count, frame = self.forgotten_calls
+        if count and self.problems is not None:
+            self.problems.append(mcfacts.Problem(
+                "table-full", f"more than {self.limits.calls} calls awaited their BYE at once from frame "
+                f"{frame} on: the oldest were forgotten, their BYE ends no call ({count} in all); raise the "
+                "cap with --limit calls=N", (frame,)))
         self.events.sort(key=lambda e: (e.time, e.frame))
         return self.events, self.systems
 
     def emit(self, f: Fact, kind: str, *, to_ue: bool = False, **fields) -> None:
         ue, server = (f.server, f.client) if to_ue else (f.client, f.server)
-        domain = fields.pop("domain", f.domain if not to_ue else _host(f.from_uri))
+        domain = fields.pop("domain", f.domain if not to_ue else uri_host(f.from_uri))
         system = self.systems.of_address(server) or self.systems.of_host(domain)
         fields.setdefault("outcome", _outcome(f))
         fields.setdefault("status", f.status)
@@ -147,9 +147,10 @@ class _Builder:
                       client_id=entry.client, impu=f.to_uri, detail=entry.status)
 
     def _invite(self, f: Fact) -> None:
-        to_ue = _to_ue(f)
+        to_ue = sent_to_ue(f)
         ue = f.server if to_ue else f.client
         if f.call_id in self.calls:  # a re-INVITE inside a known call
+            self.calls.move_to_end(f.call_id)
             return
         if f.status is not None and 300 <= f.status < 400:
             self.emit(f, "redirect", to_ue=to_ue, peer=f.contact, detail=f.reason, impu=f.from_uri)
@@ -171,6 +172,11 @@ class _Builder:
         if f.status is not None and f.status < 300:
             ids = {"group": group, "peer": peer, "identity": identity, "impu": impu, "client_id": f.client_id}
             self.calls[f.call_id] = (family, ue, f.service, ids)
+            if len(self.calls) > self.limits.calls:
+                self.calls.popitem(last=False)
+                self.forgotten_calls[0] += 1
+                if self.forgotten_calls[1] is None:
+                    self.forgotten_calls[1] = f.frames[0]
             if family == "private":
                 self.emit(replace(f, time=f.end or f.time), "private-call-established", to_ue=to_ue,
                           peer=peer, identity=identity, impu=impu, client_id=f.client_id)
@@ -201,25 +207,48 @@ class _Builder:
             self.emit(f, kind, outcome="encrypted", detail=f"TLS to {f.domain}")
 
 
+def _always(f: Fact) -> bool:
+    return True
+
+
+def _may_call(f: Fact) -> bool:
+    """An INVITE that names no MC call (no session type, recipient, caller) and is no 3xx makes no event."""
+    return bool(300 <= (f.status or 0) < 400 or f.session_type or f.recipients or f.calling_user
+                or f.calling_group)
+
+
+def _may_http(f: Fact) -> bool:
+    return f.token is not None or f.xcap is not None
+
+
+#: method → (what gives its facts meaning, whether a fact of it can mean anything at all: pass 1 keeps only
+#: those, so a flood of OPTIONS or of plain INVITEs costs no memory).
 _HANDLERS = {
-    "REGISTER": _Builder._register,
-    "PUBLISH": _Builder._publish,
-    "NOTIFY": _Builder._notify,
-    "INVITE": _Builder._invite,
-    "BYE": _Builder._bye,
-    "HTTP-GET": _Builder._http,
-    "HTTP-POST": _Builder._http,
-    "TLS": _Builder._tls,
+    "REGISTER": (_Builder._register, _always),
+    "PUBLISH": (_Builder._publish, lambda f: f.event_package in PACKAGES),
+    "NOTIFY": (_Builder._notify, lambda f: f.affiliation is not None and f.affiliation.kind == "notify"),
+    "INVITE": (_Builder._invite, _may_call),
+    "BYE": (_Builder._bye, _always),
+    "HTTP-GET": (_Builder._http, _may_http),
+    "HTTP-POST": (_Builder._http, _may_http),
+    "TLS": (_Builder._tls, _always),
 }
+
+
+def _meaningful(f: Fact) -> bool:
+    _, may_mean = _HANDLERS.get(f.method, (None, None))
+    return may_mean is not None and may_mean(f)
 
 
 def extract_events(items: Iterable, systems: SystemMap | None = None,
                    migration_reason: re.Pattern = MIGRATION_REASON, problems: list | None = None,
-                   capture_end: Callable[[], float | None] | None = None) -> tuple[list[Event], SystemMap]:
+                   capture_end: Callable[[], float | None] | None = None,
+                   limits: Limits = DEFAULT_LIMITS) -> tuple[list[Event], SystemMap]:
     """Decoded items (Messages and TlsHellos, capture order) → events in time order, and the systems.
 
     ``capture_end`` says, once the items are read, when the capture's last packet was: a publication
     whose lifetime ran out by then expired. Without it, the last decoded item's time is the end.
+    ``limits`` caps the tables (open transactions, calls, publications, inferred domains).
     """
     last = [None]
 
@@ -228,6 +257,7 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
             last[0] = item.time if last[0] is None else max(last[0], item.time)
             yield item
 
-    facts = collect_facts(timed(items), problems)
+    facts, observed = collect_facts(timed(items), problems, limits, meaningful=_meaningful)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
-    return _Builder(systems, migration_reason, problems).build(facts, max(ends) if ends else None)
+    return _Builder(systems, migration_reason, problems, limits).build(facts, max(ends) if ends else None,
+                                                                       observed)

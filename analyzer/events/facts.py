@@ -10,12 +10,15 @@ Frames: ``Fact.frames`` are the frames that completed each message (``Message.fr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from analyzer import mcfacts
+from analyzer.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.limits import Limits
 from analyzer.messages.records import Message
-from analyzer.transactions import Transaction, track
+from analyzer.transactions import Transaction, TransactionTracker
 from analyzer.transport.records import TlsHello
 
 #: SIP methods that never make an event on their own.
@@ -78,6 +81,25 @@ def _int(text: str | None) -> int | None:
 def _header(message: Message | None, name: str) -> str | None:
     value = message.headers.get(name) if message is not None else None
     return value.strip() or None if value else None
+
+
+def uri_host(uri: str | None) -> str | None:
+    parsed = mcfacts.uri_parts(uri) if uri else None
+    return parsed.host if parsed else None
+
+
+def sent_to_ue(fact: Fact) -> bool:
+    """Requests the network sends to the UE: NOTIFY, and INVITEs naming who calls (group or user)."""
+    if fact.method == "NOTIFY":
+        return True
+    return fact.method == "INVITE" and bool(fact.calling_group or fact.calling_user)
+
+
+def observations(fact: Fact) -> tuple[tuple[str | None, str | None], ...]:
+    """The (domain, server address) pairs an exchange shows, which MC systems are inferred from."""
+    if sent_to_ue(fact):  # the server is the sender; the caller's domain is its system's too
+        return (fact.domain, fact.client), (uri_host(fact.from_uri), fact.client)
+    return ((fact.domain, fact.server),)
 
 
 def _status_note(final: Message | None) -> str | None:
@@ -164,32 +186,108 @@ def _merged(earlier: Fact, retry: Fact) -> Fact:
                    all_frames=tuple(sorted({*earlier.all_frames, *retry.all_frames})))
 
 
-def collect_facts(items: Iterable, problems: list | None = None) -> list[Fact]:
-    """Pass 1 over decoded items (capture order): one fact per exchange, sorted by time."""
-    problems = [] if problems is None else problems
-    facts: list[Fact | None] = []
-    challenged: dict[int, int] = {}  # id of a 401/407-answered transaction → index of its fact
-    http_pending: dict[int, Message] = {}
-    for item in track(items, passthrough=True):
-        if isinstance(item, Transaction):
-            fact = _sip_fact(item, problems)
-            if fact is None:
-                continue
-            first = challenged.pop(id(item.challenge_of), None) if item.challenge_of else None
-            if first is not None:  # the challenge and its authenticated retry are one exchange
-                earlier, facts[first] = facts[first], None
-                fact = _merged(earlier, fact)
-            if item.status in (401, 407):
-                challenged[id(item)] = len(facts)
-            facts.append(fact)
-        elif isinstance(item, Message) and item.proto == "http":
-            if item.kind == "request":
-                http_pending[item.frame] = item
-            elif item.reply_to in http_pending:
-                facts.append(_http_fact(http_pending.pop(item.reply_to), item))
+class _Collector:
+    """Pass 1's state: the facts so far, and the exchanges waiting for their other half (bounded).
+
+    Only ``meaningful`` facts are kept (None: all); of the others (an OPTIONS flood, say) only the distinct
+    (domain, server) pairs systems are inferred from, at most twice ``Limits.domains`` of them."""
+
+    def __init__(self, problems: list, limits: Limits, meaningful: Callable[[Fact], bool] | None = None):
+        self.problems, self.limits, self.meaningful = problems, limits, meaningful
+        self.tracker = TransactionTracker(limits=limits, dialogs=False)  # dialogs mean nothing here
+        self.facts: list[Fact | None] = []
+        self.observed: dict[tuple, None] = {}  # (domain, server) of the facts not kept
+        self.unobserved = 0  # pairs beyond the cap
+        self.challenged: dict[int, int] = {}  # a 401/407 transaction's first frame → the index of its fact
+        self.http_pending: OrderedDict[int, Message] = OrderedDict()  # request frame → request, oldest first
+        self.unanswered = 0  # HTTP requests given up early: more than the cap waited for responses
+        self.first_unanswered: int | None = None
+
+    def feed(self, item) -> None:
+        for record in self.tracker.feed(item):
+            if isinstance(record, Transaction):
+                self.transaction(record)
+        if len(self.challenged) > 2 * self.tracker.holding + 64:  # forget what no retry can name any more
+            linkable = self.tracker.linkable_challenges()
+            self.challenged = {k: v for k, v in self.challenged.items() if k in linkable}
+        if isinstance(item, Message) and item.proto == "http":
+            self.http(item)
         elif isinstance(item, TlsHello):
-            facts.append(_tls_fact(item))
-    facts += [_http_fact(request, None) for request in http_pending.values()]
-    kept = [f for f in facts if f is not None]
-    kept.sort(key=lambda f: (f.time, f.frames[0]))
-    return kept
+            self.add(_tls_fact(item))
+
+    def transaction(self, tx: Transaction) -> None:
+        found: list = []
+        fact = _sip_fact(tx, found)
+        for problem in found:  # a body that could not be read: say which request carried it
+            self.problems.append(replace(problem, frames=problem.frames or (tx.request.frame,)))
+        if fact is None or not self.kept(fact):
+            return
+        first = self.challenged.pop(tx.challenge_of.first_frame, None) if tx.challenge_of else None
+        if first is not None:  # the challenge and its authenticated retry are one exchange
+            earlier, self.facts[first] = self.facts[first], None
+            fact = _merged(earlier, fact)
+        if tx.status in (401, 407):
+            self.challenged[tx.first_frame] = len(self.facts)
+        self.facts.append(fact)
+
+    def kept(self, fact: Fact) -> bool:
+        """Keep ``fact`` if it can mean something; else only note where it went."""
+        if self.meaningful is None or self.meaningful(fact):
+            return True
+        for pair in observations(fact):
+            if pair not in self.observed:
+                if len(self.observed) < 2 * self.limits.domains:
+                    self.observed[pair] = None
+                else:
+                    self.unobserved += 1
+        return False
+
+    def http(self, msg: Message) -> None:
+        if msg.kind == "request":
+            self.http_pending[msg.frame] = msg
+            if len(self.http_pending) > self.limits.transactions:  # the oldest is read as unanswered
+                _, request = self.http_pending.popitem(last=False)
+                self.add(_http_fact(request, None))
+                self.unanswered += 1
+                if self.first_unanswered is None:
+                    self.first_unanswered = msg.frame
+        elif msg.reply_to in self.http_pending:
+            self.add(_http_fact(self.http_pending.pop(msg.reply_to), msg))
+
+    def add(self, fact: Fact) -> None:
+        if self.kept(fact):
+            self.facts.append(fact)
+
+    def close(self) -> list[Fact]:
+        for record in self.tracker.close():
+            if isinstance(record, Transaction):
+                self.transaction(record)
+        for request in self.http_pending.values():
+            self.add(_http_fact(request, None))
+        for message, frames in self.tracker.overflows():
+            self.problems.append(mcfacts.Problem("table-full", message, frames))
+        if self.unanswered:
+            self.problems.append(mcfacts.Problem(
+                "table-full", f"more than {self.limits.transactions} HTTP requests awaited their response at "
+                f"once from frame {self.first_unanswered} on: the oldest were read as unanswered "
+                f"({self.unanswered} in all); raise the cap with --limit transactions=N",
+                (self.first_unanswered,)))
+        if self.unobserved:
+            self.problems.append(mcfacts.Problem(
+                "table-full", f"more than {2 * self.limits.domains} distinct domain and server pairs in "
+                f"requests that make no event: later ones do not count in inferring systems "
+                f"({self.unobserved} in all); raise the cap with --limit domains=N"))
+        kept = [f for f in self.facts if f is not None]
+        kept.sort(key=lambda f: (f.time, f.frames[0]))
+        return kept
+
+
+def collect_facts(items: Iterable, problems: list | None = None, limits: Limits = DEFAULT_LIMITS,
+                  meaningful: Callable[[Fact], bool] | None = None) -> tuple[list[Fact], list[tuple]]:
+    """Pass 1 over decoded items (capture order): one fact per ``meaningful`` exchange (None: every one),
+    sorted by time; and the distinct (domain, server) pairs of the others."""
+    collector = _Collector([] if problems is None else problems, limits, meaningful)
+    for item in items:
+        collector.feed(item)
+    facts = collector.close()
+    return facts, list(collector.observed)

@@ -18,20 +18,23 @@ service, and the change says so. A new initial publication of a UE replaces the 
 service at that server. Call-ID and Contact never tie anything.
 
 ``Publications.publish(fact)`` returns the ``Change``s a PUBLISH (and the expiries before it) made;
-``expire(until)`` the expiries up to the end of the capture. Memory: at most ``CAP`` live publications
-(the least recently used is forgotten beyond, with a ``table-full`` problem) and ``ENDED_CAP`` ended ones.
+``expire(until)`` the expiries up to the end of the capture. Memory: at most ``Limits.publications`` live
+publications (the least recently used is forgotten beyond, with a ``table-full`` problem) and a quarter as
+many ended ones; one UE token (an address, which a proxy shares with all its UEs) ties to at most the
+``_FANOUT`` most recent publications, so tying a PUBLISH costs the same however many are live.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from analyzer.events.facts import Fact
+from analyzer.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.mcfacts import Problem
 
-CAP = 4096  # live publications (issue 14 centralises such caps)
-ENDED_CAP = 1024  # ended publications remembered, to explain a late request that still names one
+_FANOUT = 64  # live publications one token ties to, the most recent (a UE has a few per package and server)
 PACKAGES = ("presence", "poc-settings")  # affiliation and service-authorisation publications
 _TAG_SHOWN = 24  # characters of an entity-tag quoted in a note
 
@@ -120,12 +123,13 @@ def _stated(f: Fact) -> frozenset[str] | None:
 class Publications:
     """The publications of one capture, fed PUBLISH facts in time order."""
 
-    def __init__(self, problems: list | None = None):
+    def __init__(self, problems: list | None = None, cap: int = DEFAULT_LIMITS.publications):
         self.problems = problems
-        self.live: dict[int, _Publication] = {}  # in order of last use
+        self.cap, self.ended_cap = cap, max(1, cap // 4)  # ended ones explain a late request naming one
+        self.live: OrderedDict[int, _Publication] = OrderedDict()  # in order of last use
         self.by_tag: dict[tuple, int] = {}  # (event, scope, entity-tag) → key
-        self.by_token: dict[tuple, set[int]] = {}  # (event, scope, token kind, value) → keys
-        self.ended: dict[tuple, _Ended] = {}  # (event, scope, entity-tag) → how that publication ended
+        self.by_token: dict[tuple, dict[int, None]] = {}  # (event, scope, token kind, value) → keys
+        self.ended: OrderedDict[tuple, _Ended] = OrderedDict()  # (event, scope, entity-tag) → how it ended
         self.timers: list[tuple[float, int, int, int]] = []  # (expires_at, seq, key, version)
         self.seq = 0
         self.full = False
@@ -267,19 +271,23 @@ class Publications:
 
     # -- the tables --------------------------------------------------------------------------------------
     def _open(self, f: Fact, groups: frozenset[str] | None, ids: dict) -> _Publication:
-        if len(self.live) >= CAP:
+        if len(self.live) >= self.cap:
             oldest = self.live[next(iter(self.live))]
             self._end(oldest, "forgotten", f.time)
             if not self.full and self.problems is not None:
                 self.full = True
-                self.problems.append(Problem("table-full", f"more than {CAP} publications at once: the least "
-                                             f"recently used are forgotten from frame {f.frames[0]} on",
-                                             f.frames[:1]))
+                self.problems.append(Problem(
+                    "table-full", f"more than {self.cap} publications at once: the least recently used are "
+                    f"forgotten from frame {f.frames[0]} on; raise the cap with --limit publications=N",
+                    f.frames[:1]))
         self.seq += 1
         pub = _Publication(self.seq, f, groups, ids)
         self.live[pub.key] = pub
         for token in pub.tokens():
-            self.by_token.setdefault(token, set()).add(pub.key)
+            keys = self.by_token.setdefault(token, {})
+            keys[pub.key] = None
+            if len(keys) > _FANOUT:
+                del keys[next(iter(keys))]
         self._renew(pub, f)
         return pub
 
@@ -310,7 +318,7 @@ class Publications:
                 heapq.heapify(self.timers)
 
     def _touch(self, pub: _Publication) -> _Publication:
-        self.live[pub.key] = self.live.pop(pub.key)
+        self.live.move_to_end(pub.key)
         return pub
 
     def _end(self, pub: _Publication, cause: str, when: float) -> None:
@@ -318,15 +326,15 @@ class Publications:
         for token in pub.tokens():
             keys = self.by_token.get(token)
             if keys is not None:
-                keys.discard(pub.key)
+                keys.pop(pub.key, None)
                 if not keys:
                     del self.by_token[token]
         if pub.tag is not None:
             tag_key = (pub.event, pub.scope, pub.tag)
             if self.by_tag.get(tag_key) == pub.key:
                 del self.by_tag[tag_key]
-            if len(self.ended) >= ENDED_CAP:
-                del self.ended[next(iter(self.ended))]
+            if len(self.ended) >= self.ended_cap:
+                self.ended.popitem(last=False)
             self.ended[tag_key] = _Ended(pub, cause, when)
 
     # -- records -------------------------------------------------------------------------------------
