@@ -95,8 +95,14 @@ def step_dict(s: StepResult) -> dict:
             "spec": s.step.spec}
 
 
+def _named(value) -> str | None:
+    """A binding that names something (system, group, peer, service) as the contract's string or null: a
+    rule may bind any event field to these names, a time or a frame list included."""
+    return value if value is None or isinstance(value, str) else str(value)
+
+
 def procedure_dict(inst: Instance) -> dict:
-    b, session = inst.bindings, inst.session
+    b, session = {k: _named(v) for k, v in inst.bindings.items()}, inst.session
     from_system = b.get("from_system", b.get("system"))
     seen = [s.event for s in inst.steps if s.event is not None]
     return {
@@ -175,9 +181,10 @@ def exit_code(doc: dict) -> ExitCode:
     return ExitCode.OK
 
 
-def _fit(text: str, width: int) -> str:
+def _fit(text: str | None, width: int) -> str:
     """Cut to ``width`` with an ellipsis, so a procedure stays on one 80-column line; a ``sip:`` scheme
-    is dropped first (the JSON report keeps full URIs)."""
+    is dropped first (the JSON report keeps full URIs). A value a rule did not bind (None) is ``?``."""
+    text = "?" if text is None else text
     text = text[4:] if text.startswith("sip:") else text
     return text if len(text) <= width else text[:width - 1] + "…"
 

@@ -19,7 +19,7 @@ from typing import Any
 from analyzer.errors import InputError
 from analyzer.events import SERVICES, Event
 from analyzer.rules.checks import check_constraint, check_reachable
-from analyzer.yamlfile import Locations, check_mapping, did_you_mean, load_yaml
+from analyzer.yamlfile import Locations, check_mapping, describe, did_you_mean, load_yaml
 
 #: Event fields a pattern may test or a binding may read.
 FIELDS = frozenset(Event.__slots__)
@@ -101,8 +101,9 @@ def _pattern(value: dict, where: Locations, path: tuple) -> Pattern:
 
 def _bindings(value: dict, where: Locations, path: tuple) -> tuple[tuple[str, str], ...]:
     for name, source in value.items():
-        if source not in FIELDS:
-            raise where.error((*path, name), f"'{source}' is not an event field"
+        if not isinstance(source, str) or source not in FIELDS:  # a list or mapping is no field name either
+            what = f"'{source}'" if isinstance(source, str) else describe(source)
+            raise where.error((*path, name), f"{what} is not an event field"
                               + did_you_mean(str(source), FIELDS))
     return tuple(value.items())
 

@@ -77,8 +77,8 @@ def check_constraint(field: str, expected: Any, where: Locations, path: tuple) -
 
 def check_reachable(raw: dict, where: Locations, path: tuple) -> None:
     """Refuse a pattern that no event kind it names can ever fit (direction, outcome, subject fields)."""
-    kinds = raw.get("kind", list(KINDS))
-    kinds = [kinds] if isinstance(kinds, str) else kinds
+    # A kind given as a variable or an operator may be any kind: only literal kinds can be judged here.
+    kinds = _literals(raw.get("kind", list(KINDS))) or list(KINDS)
     reasons: list[str] = []
     possible = []
     for kind in kinds:

@@ -24,9 +24,11 @@ def explain(rule: Rule) -> str:
     lines = [f"{rule.id}: {rule.title} ({rule.spec})", f"  file: {rule.path}",
              f"  services: {', '.join(rule.services)}", "",
              f"An instance starts at each {_pattern(rule.anchor)} of a UE",
-             f"  binding {', '.join(f'{n} = its {s}' for n, s in rule.bind) or 'nothing'},",
-             f"when the same UE later shows {_pattern(rule.migration)}"
-             f" (binding {', '.join(f'{n} = its {s}' for n, s in rule.bind_migration) or 'nothing'})"]
+             f"  binding {', '.join(f'{n} = its {s}' for n, s in rule.bind) or 'nothing'}"
+             + ("." if rule.migration is None else ",")]
+    if rule.migration is not None:  # a building block (no migration) is judged from its anchor on
+        lines.append(f"when the same UE later shows {_pattern(rule.migration)} (binding "
+                     f"{', '.join(f'{n} = its {s}' for n, s in rule.bind_migration) or 'nothing'})")
     if rule.ended_by:
         lines.append(f"  and the call was not ended ({_pattern(rule.ended_by)}) more than {rule.window:g} s "
                      "before that.")

@@ -403,6 +403,11 @@ class _Builder:
                     self.text((*path, key), raw[key])
                     if " " in raw[key]:
                         raise self.error((*path, key), f"a host name has no spaces: {raw[key]!r}")
+                    try:  # a ClientHello names the server (IDNA): every label 1-63 characters
+                        raw[key].encode("idna")
+                    except UnicodeError:
+                        raise self.error((*path, key), f"not a host name: {raw[key]!r} (a label is empty "
+                                         "or longer than 63 characters)") from None
             out[name] = System(
                 name=name, domain=raw["domain"], sip_server=sip, mc_server=mc,
                 primary=raw.get("primary", False), cms=raw.get("cms"),
