@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.transport.connection import TcpConnection
 from analyzer.transport.framing import NEED_DATA
 from analyzer.transport.tcp import ACK, FIN, SYN

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.transport.framing import (
     NEED_DATA,
     FramedMessage,

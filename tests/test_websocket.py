@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.transport.framing import NEED_DATA
 from analyzer.transport.records import Payload
 from analyzer.transport.websocket import WebSocketFramer, WsMessage, unmask

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import DEFAULT as DEFAULT_LIMITS
-from analyzer.limits import Limits
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.base.limits import Limits
 from analyzer.messages.records import Message
 from analyzer.transport.records import TlsHello
 
@@ -96,7 +96,7 @@ class DecodeOptions:
     workers: int = 2  # processes for one capture: 2 runs the transport stage in a worker (Linux)
     progress: Callable[[DecodeStats], None] | None = None  # called now and then while reading
     tls_keylog: str | None = None  # NSS key log (SSLKEYLOGFILE) to decrypt TLS; the tshark engine only
-    limits: Limits = DEFAULT_LIMITS  # caps on every table the decode keeps (``analyzer.limits``)
+    limits: Limits = DEFAULT_LIMITS  # caps on every table the decode keeps (``analyzer.base.limits``)
 
 
 @dataclass(slots=True)

@@ -25,11 +25,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.errors import InputError
 from analyzer.engines import Decoded, DecodeOptions, DecodeStats, ReadStop
 from analyzer.engines.dpkt_engine import _message
 from analyzer.engines.tshark_input import Walk
-from analyzer.errors import InputError
 from analyzer.messages.records import Message
 from analyzer.transport.framing import _DROP_LENGTH_FIELDS
 from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello, endpoint

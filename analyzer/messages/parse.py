@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import NamedTuple
 
-from analyzer.errors import McxaError
+from analyzer.base.errors import McxaError
 from analyzer.messages.records import Headers, Message
 from analyzer.messages.startline import HTTP, SIP, Grammar, LineMatch, looks_like_start_line, search_line
 from analyzer.transport.records import Payload

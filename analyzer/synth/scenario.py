@@ -115,8 +115,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from analyzer.errors import InputError
-from analyzer.yamlfile import Locations, check_mapping, describe, load_yaml, parse_yaml
+from analyzer.base.errors import InputError
+from analyzer.base.yamlfile import Locations, check_mapping, describe, load_yaml, parse_yaml
 
 __all__ = ["RELEASE_REASONS", "STEP_KINDS", "Fault", "Identity", "Noise", "Scenario", "Step", "StepKind",
            "System", "Ue", "load_scenario", "parse_scenario"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.transport.framing import (
     NEED_DATA,
     FramedMessage,

@@ -16,8 +16,8 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import DEFAULT, Limits
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT, Limits
 
 
 class _Sentinel:

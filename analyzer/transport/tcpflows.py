@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import Limits
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import Limits
 from analyzer.messages.parse import looks_like_start_line
 from analyzer.transport.connection import TcpConnection
 from analyzer.transport.framing import FramingLimits

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.transport.framing import NEED_DATA, Lost, StreamBuffer, _Sentinel
 from analyzer.transport.records import TlsHello
 

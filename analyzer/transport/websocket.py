@@ -12,8 +12,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import DEFAULT
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT
 from analyzer.transport.framing import NEED_DATA, Lost, StreamBuffer, _Sentinel
 
 _CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
