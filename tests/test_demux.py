@@ -17,7 +17,7 @@ from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.capture import open_capture
 from analyzer.engines import DecodeOptions, dpkt_engine, parallel
 from analyzer.engines.dpkt_engine import decode
-from analyzer.messages.parse import to_message
+from analyzer.messages.decode import to_message
 from analyzer.messages.records import Message
 from analyzer.transport.demux import Demux
 from analyzer.transport.records import TlsHello

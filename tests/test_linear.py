@@ -37,8 +37,9 @@ from analyzer.meaning.mcfacts import (
 )
 from analyzer.meaning.systems import SystemMap
 from analyzer.meaning.transactions import TransactionTracker
+from analyzer.messages.decode import to_message
 from analyzer.messages.multipart import body_parts
-from analyzer.messages.parse import MalformedBody, MalformedMessage, to_message
+from analyzer.messages.parse import MalformedBody, MalformedMessage
 from analyzer.messages.records import Headers, Message
 from analyzer.messages.select import MessageFilter
 from analyzer.messages.xml import XmlRejected, parse_xml

@@ -14,7 +14,7 @@ from analyzer.cli import main
 from analyzer.engines import DecodeOptions, get_engine
 from analyzer.meaning.analysis import analyse_capture
 from analyzer.meaning.events.extract import extract_events
-from analyzer.messages.parse import to_message
+from analyzer.messages.decode import to_message
 from analyzer.transport.records import Payload
 
 REAL = Path(__file__).resolve().parents[1] / "sample_captures" / "real"

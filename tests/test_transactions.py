@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.meaning.transactions import Dialog, Transaction, TransactionTracker, track
-from analyzer.messages.parse import to_message
+from analyzer.messages.decode import to_message
 from analyzer.messages.records import Headers, Message
 from analyzer.transport.records import Payload
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.errors import InputError
-from analyzer.engines import Decoded, DecodeOptions, DecodeStats, ReadStop
 from analyzer.engines.dpkt_engine import _message
+from analyzer.engines.records import Decoded, DecodeOptions, DecodeStats, ReadStop
 from analyzer.engines.tshark_input import Walk
 from analyzer.messages.records import Message
 from analyzer.transport.framing import _DROP_LENGTH_FIELDS

@@ -29,7 +29,7 @@ from analyzer.base.errors import McxaError, UsageError
 from analyzer.base.exitcodes import ExitCode
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
-from analyzer.run.batch_tables import build_tables, read_completely, write_tables
+from analyzer.run.batch_tables import BatchOutcome, build_tables, read_completely, write_tables
 
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".gz", ".cap")
 #: 2: reports carry ``reading``; results stored by version 1 did not, so they are analysed again.
@@ -181,20 +181,6 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-@dataclass
-class BatchOutcome:
-    analysed: int
-    skipped: int
-    failed: list[dict]  # results of the captures that could not be read at all (not judged)
-    incomplete: list[dict]  # results of the captures read only up to a damage (judged up to it)
-    tables: dict
-    exit_code: int
-
-    @property
-    def nothing_judged(self) -> bool:
-        return self.analysed + self.skipped == 0
 
 
 def batch_exit_code(results: list[dict]) -> ExitCode:

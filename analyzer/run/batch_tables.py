@@ -4,13 +4,11 @@ CSV, via polars) and the summary on stdout, which names every capture not read, 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from analyzer.report.document import stop_text
-
-if TYPE_CHECKING:
-    from analyzer.run.batch import BatchOutcome
 
 PROCEDURE_COLUMNS = ("capture", "rule", "kind", "verdict", "ue", "group", "peer", "from_system", "to_system",
                      "start", "end", "migration_duration", "service_interruption", "deviating_steps")
@@ -18,6 +16,23 @@ DEVIATION_COLUMNS = ("capture", "rule", "ue", "step", "code", "severity", "messa
 CAPTURE_COLUMNS = ("capture", "sha256", "packets", "sip_messages", "http_messages", "decode_errors",
                    "procedures", "status", "error", "seconds", "cached", "read_complete",
                    "stopped_after_frame", "stopped_at_offset", "stop_reason")
+
+
+@dataclass
+class BatchOutcome:
+    """What one ``mcxa batch`` run gives: counts, the captures it could not read (or read only partly),
+    the tables and the exit code."""
+
+    analysed: int
+    skipped: int
+    failed: list[dict]  # results of the captures that could not be read at all (not judged)
+    incomplete: list[dict]  # results of the captures read only up to a damage (judged up to it)
+    tables: dict
+    exit_code: int
+
+    @property
+    def nothing_judged(self) -> bool:
+        return self.analysed + self.skipped == 0
 
 
 def procedure_rows(capture: str, part: dict) -> Iterable[dict]:

@@ -24,10 +24,10 @@ from collections.abc import Iterable, Iterator
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.limits import DEFAULT, Limits
 from analyzer.capture.link import LINK_DECODERS, LINKTYPE_NAMES, BadFrame, CannotFollow, ethernet
-from analyzer.messages.parse import looks_like_start_line
 from analyzer.transport.ip import BadIp, FragmentReassembler, IpPacket, ip_text, parse_ip
 from analyzer.transport.records import DIAGNOSTIC, MEDIA, OTHER, SIGNALLING, Payload, TlsHello, endpoint
 from analyzer.transport.sctp import SctpAssembler
+from analyzer.transport.startline import looks_like_start_line
 from analyzer.transport.tcpflows import TCP_IDLE_TIMEOUT, TcpFlows
 from analyzer.transport.tunnels import GTPU_PORT, gre, gtpu
 

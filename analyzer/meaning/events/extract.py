@@ -1,12 +1,12 @@
 """From transactions, HTTP exchanges and TLS hellos to MC events: the only place that decides meaning.
 
 Two passes. The first (``analyzer.meaning.events.facts``) streams: every SIP transaction, HTTP
-request/response pair and TLS hello becomes a small ``Fact``, so no message body is kept. The second works on the facts of the
-whole capture: it learns which addresses are servers and which systems exist, follows each affiliation and
-service-authorisation publication (``analyzer.meaning.events.publications``: RFC 3903 entity-tags, full-set
-replacement, removal and expiry), gives BYEs the meaning of the call they end, and builds ``Event`` records
-in time order. Events cite the frames that completed their messages (``Event.frames``, as Wireshark) and
-keep every frame that carried their bytes (``Event.all_frames``).
+request/response pair and TLS hello becomes a small ``Fact``, so no message body is kept. The second works
+on the facts of the whole capture: it learns which addresses are servers and which systems exist, follows
+each affiliation and service-authorisation publication (``analyzer.meaning.events.publications``: RFC 3903
+entity-tags, full-set replacement, removal and expiry), gives BYEs the meaning of the call they end, and
+builds ``Event`` records in time order. Events cite the frames that completed their messages
+(``Event.frames``, as Wireshark) and keep every frame that carried their bytes (``Event.all_frames``).
 """
 
 from __future__ import annotations
