@@ -15,9 +15,10 @@ from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
 from analyzer.meaning.analysis import analyse_capture
 from analyzer.messages.records import Message
-from analyzer.report.document import capture_report, judge
+from analyzer.report.document import capture_report
 from analyzer.report.ladder import build_ladder, collect_messages, pick_session, svg, write_text
 from analyzer.rules import load_rules
+from analyzer.rules.judge import judge
 from tests.packets import udp_frame, write_pcap
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_captures"

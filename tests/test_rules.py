@@ -15,8 +15,9 @@ from analyzer.base.errors import InputError
 from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
 from analyzer.meaning.analysis import analyse_capture
-from analyzer.report.document import capture_report, judge, report
+from analyzer.report.document import capture_report, report
 from analyzer.rules import load_rule, load_rules
+from analyzer.rules.judge import judge
 from analyzer.run.replay import summary  # the expect-file shape, shared with `mcxa replay --expect`
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,11 +17,12 @@ from lxml import etree
 
 from analyzer.meaning.analysis import MeaningOptions, analyse_capture
 from analyzer.meaning.systems import SystemMap
-from analyzer.report.document import capture_report, judge, report, step_label, step_tone
+from analyzer.report.document import capture_report, report, step_label, step_tone
 from analyzer.report.html import render_html
 from analyzer.report.junit import junit_tree
 from analyzer.report.ladder import build_ladder, collect_messages
 from analyzer.rules import load_rule, load_rules
+from analyzer.rules.judge import judge
 from analyzer.rules.wording import frames_text
 
 ROOT = Path(__file__).resolve().parents[1]
