@@ -45,8 +45,10 @@ from analyzer.messages.select import MessageFilter
 from analyzer.messages.xml import XmlRejected, parse_xml
 from analyzer.rules import load_rule
 from analyzer.synth.scenario import parse_scenario
-from analyzer.transport.framing import NEED_DATA, MessageFramer, find_start_line, start_line_protocol
+from analyzer.transport.buffer import NEED_DATA
+from analyzer.transport.framing import MessageFramer
 from analyzer.transport.records import Payload
+from analyzer.transport.resync import find_start_line, start_line_protocol
 from analyzer.transport.tls import parse_client_hello
 from analyzer.transport.websocket import WebSocketFramer
 from tests.linear import assert_linear

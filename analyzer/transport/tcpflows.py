@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.limits import Limits
+from analyzer.transport.buffer import FramingLimits
 from analyzer.transport.connection import TcpConnection
-from analyzer.transport.framing import FramingLimits
 from analyzer.transport.records import DIAGNOSTIC, OTHER, SIGNALLING
 from analyzer.transport.startline import looks_like_start_line
 from analyzer.transport.tcp import TcpLimits

@@ -34,13 +34,8 @@ from analyzer.meaning.transactions.records import (
            TrackerStats,
            Transaction,
 )
-from analyzer.meaning.transactions.tracker import (
-           CHALLENGE_WINDOW,
-           TIMER_C,
-           TIMER_F,
-           TransactionTracker,
-           track,
-)
+from analyzer.meaning.transactions.tables import CHALLENGE_WINDOW, TIMER_C, TIMER_F
+from analyzer.meaning.transactions.tracker import TransactionTracker, track
 
 __all__ = ["CHALLENGE_WINDOW", "END_CAUSES", "STATES", "TIMER_C", "TIMER_F", "Dialog", "DialogState",
            "TrackerStats", "Transaction", "TransactionTracker", "track"]
