@@ -78,23 +78,25 @@ class Pipeline:
 
     def run(self, path: str) -> tuple[int, int, int]:
         """Messages, events and procedures found; ``InputError`` (a file that is no capture) gives zeros."""
-        from analyzer import report
+        from analyzer.base.errors import InputError
         from analyzer.engines import DecodeOptions
-        from analyzer.errors import InputError
-        from analyzer.pipeline import MeaningOptions, analyse_capture
-        from analyzer.render import events, junit, ladder, messages, sessions
-        from analyzer.render.accounting import summary_lines
-        from analyzer.render.html import write_html
+        from analyzer.meaning.analysis import MeaningOptions, analyse_capture
+        from analyzer.report import document as report
+        from analyzer.report import events, junit, ladder, messages, sessions
+        from analyzer.report.accounting import summary_lines
+        from analyzer.report.html import write_html
+        from analyzer.report.text import write_text
+        from analyzer.rules.judge import judge
 
         options = DecodeOptions(workers=1)
         try:
             analysis = analyse_capture(path, "dpkt", options, MeaningOptions(keep_messages=True))
         except InputError:
             return 0, 0, 0
-        part = report.capture_report(analysis, report.judge(analysis, self.rules))
+        part = report.capture_report(analysis, judge(analysis, self.rules))
         doc = report.report([part], self.rules)
         sink = io.StringIO()
-        report.write_text(doc, sink)
+        write_text(doc, sink)
         json.dumps(doc, ensure_ascii=False)
         junit.write_junit(doc, sink)
         write_html(doc, sink, ladders={path: ladder.capture_ladders(analysis, part["procedures"], "dpkt",

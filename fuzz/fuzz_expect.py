@@ -7,10 +7,10 @@ from fuzz import harness
 
 
 def load():
-    from analyzer.errors import InputError
-    from analyzer.replay import check_expectations
+    from analyzer.base.errors import InputError
+    from analyzer.base.yamlfile import parse_yaml
     from analyzer.rules import load_rules
-    from analyzer.yamlfile import parse_yaml
+    from analyzer.run.replay import check_expectations
 
     rules = load_rules()
 

@@ -7,7 +7,7 @@ from fuzz import harness
 
 
 def load():
-    from analyzer.diagnostics import Diagnostics
+    from analyzer.base.diagnostics import Diagnostics
     from analyzer.transport.ip import BadIp, FragmentReassembler, parse_ip
 
     def target(data: bytes) -> None:

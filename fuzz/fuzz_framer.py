@@ -11,9 +11,11 @@ from fuzz import harness
 
 
 def load():
-    from analyzer.diagnostics import Diagnostics
-    from analyzer.messages.parse import MalformedMessage, to_message
-    from analyzer.transport.framing import NEED_DATA, MessageFramer
+    from analyzer.base.diagnostics import Diagnostics
+    from analyzer.messages.decode import to_message
+    from analyzer.messages.parse import MalformedMessage
+    from analyzer.transport.buffer import NEED_DATA
+    from analyzer.transport.framing import MessageFramer
     from analyzer.transport.records import Payload
 
     def parse(m) -> None:

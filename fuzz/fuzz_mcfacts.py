@@ -1,4 +1,4 @@
-"""Harness: every MC fact extractor (``analyzer.mcfacts``) on a parsed SIP/HTTP message. They never
+"""Harness: every MC fact extractor (``analyzer.meaning.mcfacts``) on a parsed SIP/HTTP message. They never
 raise on hostile input; ``MalformedMessage`` (no message at all) is the only documented error."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from fuzz import harness
 
 
 def load():
-    from analyzer import mcfacts
-    from analyzer.messages.parse import MalformedMessage, to_message
+    from analyzer.meaning import mcfacts
+    from analyzer.messages.decode import to_message
+    from analyzer.messages.parse import MalformedMessage
     from analyzer.transport.records import Payload
 
     def target(data: bytes) -> None:

@@ -10,9 +10,9 @@ from fuzz import harness
 
 
 def load():
+    from analyzer.base.errors import InputError
     from analyzer.engines import DecodeOptions
     from analyzer.engines.dpkt_engine import decode
-    from analyzer.errors import InputError
 
     fd, path = tempfile.mkstemp(prefix="mcxa-fuzz-", suffix=".pcap", dir=_scratch())
     os.close(fd)

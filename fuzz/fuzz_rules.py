@@ -18,14 +18,16 @@ CAPTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def load():
-    from analyzer import report
+    from analyzer.base.errors import InputError
     from analyzer.engines import DecodeOptions
-    from analyzer.errors import InputError
-    from analyzer.pipeline import analyse_capture
-    from analyzer.render.html import render_html
-    from analyzer.render.junit import write_junit
+    from analyzer.meaning.analysis import analyse_capture
+    from analyzer.report import document as report
+    from analyzer.report.html import render_html
+    from analyzer.report.junit import write_junit
+    from analyzer.report.text import write_text
     from analyzer.rules import load_rule
     from analyzer.rules.explain import explain
+    from analyzer.rules.judge import judge
 
     analysis = analyse_capture(CAPTURE, "dpkt", DecodeOptions(workers=1))
     fd, path = tempfile.mkstemp(prefix="mcxa-fuzz-", suffix=".yaml", dir=_scratch())
@@ -39,9 +41,9 @@ def load():
         except InputError:
             return
         explain(rule)
-        part = report.capture_report(analysis, report.judge(analysis, [rule]))
+        part = report.capture_report(analysis, judge(analysis, [rule]))
         doc = report.report([part], [rule])
-        report.write_text(doc, io.StringIO())
+        write_text(doc, io.StringIO())
         write_junit(doc, io.StringIO())
         render_html(doc)
 

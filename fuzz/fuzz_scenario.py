@@ -12,10 +12,10 @@ SYNTH_EVERY = 8
 
 
 def load():
-    from analyzer.errors import InputError
+    from analyzer.base.errors import InputError
     from analyzer.synth import synthesize
     from analyzer.synth.scenario import parse_scenario
-    from analyzer.synth.wire import pcapng_bytes
+    from analyzer.synth.pcapng import pcapng_bytes
 
     def target(data: bytes) -> None:
         try:

@@ -14,11 +14,12 @@ def load():
 
 def message_target(proto: str):
     """A target for ``proto``'s parser followed by ``to_message`` (shared with the HTTP harness)."""
+    from analyzer.messages.decode import to_message
     from analyzer.messages.http import parse_http
-    from analyzer.messages.parse import MalformedMessage, to_message
+    from analyzer.messages.parse import MalformedMessage
     from analyzer.messages.sip import parse_sip
-    from analyzer.render.messages import message_row
-    from analyzer.render.tables import to_json
+    from analyzer.report.messages import message_row
+    from analyzer.report.tables import to_json
     from analyzer.transport.records import Payload
 
     parser = parse_sip if proto == "sip" else parse_http

@@ -13,8 +13,9 @@ FLAGS = 0x17
 
 
 def load():
-    from analyzer.diagnostics import Diagnostics
-    from analyzer.messages.parse import MalformedMessage, to_message
+    from analyzer.base.diagnostics import Diagnostics
+    from analyzer.messages.decode import to_message
+    from analyzer.messages.parse import MalformedMessage
     from analyzer.transport.connection import TcpConnection
     from analyzer.transport.records import Payload
 

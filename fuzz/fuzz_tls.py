@@ -10,8 +10,8 @@ from fuzz import harness
 
 
 def load():
-    from analyzer.diagnostics import Diagnostics
-    from analyzer.transport.framing import NEED_DATA
+    from analyzer.base.diagnostics import Diagnostics
+    from analyzer.transport.buffer import NEED_DATA
     from analyzer.transport.tls import ClientHelloReader, TlsFormatError, is_tls_record, parse_client_hello
 
     def target(data: bytes) -> None:

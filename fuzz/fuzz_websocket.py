@@ -7,8 +7,8 @@ from fuzz import harness
 
 
 def load():
-    from analyzer.diagnostics import Diagnostics
-    from analyzer.transport.framing import NEED_DATA
+    from analyzer.base.diagnostics import Diagnostics
+    from analyzer.transport.buffer import NEED_DATA
     from analyzer.transport.websocket import WebSocketFramer
 
     def target(data: bytes) -> None:

@@ -42,8 +42,8 @@ class Layers:
 
 def read_capture(path: str) -> list[Frame]:
     """Every frame of a capture file (read with mcxa's own reader, which the seeds are valid for)."""
+    from analyzer.base.diagnostics import Diagnostics
     from analyzer.capture import open_capture
-    from analyzer.diagnostics import Diagnostics
 
     with open_capture(path, Diagnostics()) as reader:
         return [Frame(time, linktype, data, orig_len) for _, time, linktype, data, orig_len in reader]

@@ -46,8 +46,8 @@ def _frames(path: str) -> tuple[Frame, ...]:
 @cache
 def _payloads(path: str) -> tuple:
     """The transport stage's payloads (SIP/HTTP messages, whole) of one capture."""
+    from analyzer.base.diagnostics import Diagnostics
     from analyzer.capture import open_capture
-    from analyzer.diagnostics import Diagnostics
     from analyzer.transport.demux import Demux
     from analyzer.transport.records import Payload
 
@@ -66,7 +66,8 @@ def _messages(proto: str | None = None) -> Iterator[bytes]:
 
 def _bodies() -> Iterator[tuple[str, bytes]]:
     """(Content-Type, body) of every message with a body."""
-    from analyzer.messages.parse import MalformedMessage, to_message
+    from analyzer.messages.decode import to_message
+    from analyzer.messages.parse import MalformedMessage
     from analyzer.transport.records import Payload
 
     for data in _messages():

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.transport.buffer import NEED_DATA
 from analyzer.transport.connection import TcpConnection
-from analyzer.transport.framing import NEED_DATA
 from analyzer.transport.tcp import ACK, FIN, SYN
 
 FRAME, TIME = 7, 1.5

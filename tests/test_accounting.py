@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.exitcodes import ExitCode
 from analyzer.capture import open_capture, source
 from analyzer.cli import main
-from analyzer.diagnostics import Diagnostics
 from analyzer.engines import FATES, DecodeOptions, DecodeStats, ReadStop, dpkt_engine, parallel
 from analyzer.engines.dpkt_engine import decode
-from analyzer.exitcodes import ExitCode
 from analyzer.messages.records import Message
-from analyzer.render.accounting import accounting_dict, accounting_text, summary_lines, tls_text
+from analyzer.report.accounting import accounting_dict, accounting_text, summary_lines, tls_text
 from analyzer.transport.demux import Demux
 from tests.captures import SYN, Flow, gre, pcap_bytes, udp_ip
 from tests.encapsulations import PPP_CCP_DATA, PPP_LCP, enhanced_gre, nflog, ppp

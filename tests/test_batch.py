@@ -14,10 +14,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analyzer.batch import batch_exit_code
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.exitcodes import ExitCode
-from analyzer.render.batch import CAPTURE_COLUMNS, DEVIATION_COLUMNS, PROCEDURE_COLUMNS
+from analyzer.run.batch import batch_exit_code
+from analyzer.run.batch_tables import CAPTURE_COLUMNS, DEVIATION_COLUMNS, PROCEDURE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"

@@ -16,9 +16,9 @@ from pathlib import Path
 import dpkt
 import pytest
 
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.errors import CaptureFormatError, InputError
 from analyzer.capture import Packet, open_capture, source
-from analyzer.diagnostics import Diagnostics
-from analyzer.errors import CaptureFormatError, InputError
 
 PUBLIC = Path("/work/shared/captures/public")
 CAPTURES = sorted(p for p in PUBLIC.glob("*") if p.suffix in (".pcap", ".pcapng")) if PUBLIC.is_dir() else []

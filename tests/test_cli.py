@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 
 from analyzer import __version__
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.exitcodes import ExitCode
 from tests.captures import pcap_bytes
 from tests.packets import sip_request, sip_response, udp_frame, write_pcap
 

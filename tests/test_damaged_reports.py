@@ -11,8 +11,8 @@ import lxml.html
 import pytest
 from lxml import etree
 
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.exitcodes import ExitCode
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_captures"
 COMPLIANT = SAMPLES / "group-migration-compliant.pcapng"

@@ -12,12 +12,12 @@ import random
 import dpkt
 import pytest
 
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.capture import open_capture
-from analyzer.diagnostics import Diagnostics
 from analyzer.engines import DecodeOptions, dpkt_engine, parallel
 from analyzer.engines.dpkt_engine import decode
-from analyzer.limits import DEFAULT as DEFAULT_LIMITS
-from analyzer.messages.parse import to_message
+from analyzer.messages.decode import to_message
 from analyzer.messages.records import Message
 from analyzer.transport.demux import Demux
 from analyzer.transport.records import TlsHello

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.exitcodes import ExitCode
-from analyzer.pipeline import CaptureAnalysis, MeaningOptions, analyse_capture
+from analyzer.meaning.analysis import CaptureAnalysis, MeaningOptions, analyse_capture
+from analyzer.meaning.systems import SystemMap
 from analyzer.synth import parse_scenario, synthesize, write_pcapng
-from analyzer.systems import SystemMap
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_captures"
 SYNTHESISED = sorted(p.name for p in SAMPLES.glob("*.pcapng"))

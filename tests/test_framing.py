@@ -6,16 +6,11 @@ import os
 
 import pytest
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.transport.framing import (
-    NEED_DATA,
-    FramedMessage,
-    FramingLimits,
-    Lost,
-    MessageFramer,
-    find_start_line,
-    start_line_protocol,
-)
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.transport.buffer import NEED_DATA, FramingLimits, Lost
+from analyzer.transport.framing import MessageFramer
+from analyzer.transport.records import FramedMessage
+from analyzer.transport.resync import find_start_line, start_line_protocol
 from tests.feeding import FRAME, TIME, drain, feed_three_ways
 
 SDP = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"

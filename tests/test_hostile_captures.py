@@ -235,7 +235,7 @@ def _shown(name: str, value: int) -> str:
 
 def test_the_readme_lists_every_cap_with_its_default():
     """The Limits table of the README is the user's list of the caps: one row per field, same default."""
-    from analyzer.limits import DEFAULT, Limits
+    from analyzer.base.limits import DEFAULT, Limits
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index('<a id="limits"></a>'):readme.index("**Packet accounting.**")]

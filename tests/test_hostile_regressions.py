@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.exitcodes import ExitCode
 from fuzz import load_target
 
 HOSTILE = Path(__file__).parent / "hostile" / "fuzz"

@@ -11,8 +11,8 @@ from pathlib import Path
 import lxml.html
 import pytest
 
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.exitcodes import ExitCode
 from tests.test_ladder import REJECTED, SAMPLES, SCRIPT, hostile_capture
 
 

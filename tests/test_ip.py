@@ -2,7 +2,7 @@
 
 import pytest
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.transport.ip import BadIp, FragmentReassembler, parse_ip
 from tests.packets import ip, ipv4_fragments, ipv6_fragments, udp
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.exitcodes import ExitCode
-from analyzer.render.junit import junit_tree, write_junit
+from analyzer.report.junit import junit_tree, write_junit
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from lxml import etree
 
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.exitcodes import ExitCode
+from analyzer.meaning.analysis import analyse_capture
 from analyzer.messages.records import Message
-from analyzer.pipeline import analyse_capture
-from analyzer.render.ladder import build_ladder, collect_messages, pick_session, svg, write_text
-from analyzer.report import capture_report, judge
+from analyzer.report.document import capture_report
+from analyzer.report.ladder import build_ladder, collect_messages, pick_session, svg, write_text
 from analyzer.rules import load_rules
+from analyzer.rules.judge import judge
 from tests.packets import udp_frame, write_pcap
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_captures"
@@ -169,8 +170,8 @@ def test_flow_command_text_svg_call_id_and_unknown_ue(tmp_path, capsys):
 
 def test_an_analysis_that_kept_its_messages_draws_without_decoding_again(monkeypatch):
     """flow and --format html read each capture once: the ladder uses the messages the analysis kept."""
-    from analyzer.pipeline import MeaningOptions, analyse_capture
-    from analyzer.render import ladder
+    from analyzer.meaning.analysis import MeaningOptions, analyse_capture
+    from analyzer.report import ladder
 
     path = str(Path(__file__).resolve().parents[1] / "sample_captures" / "group-migration-compliant.pcapng")
     analysis = analyse_capture(path, meaning=MeaningOptions(keep_messages=True))

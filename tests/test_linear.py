@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.errors import InputError
-from analyzer.mcfacts import (
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.errors import InputError
+from analyzer.base.yamlfile import parse_yaml
+from analyzer.meaning.mcfacts import (
     affiliation_set,
     bearer_token_claims,
     contacts,
@@ -34,20 +35,22 @@ from analyzer.mcfacts import (
     warnings,
     xcap_target,
 )
+from analyzer.meaning.systems import SystemMap
+from analyzer.meaning.transactions import TransactionTracker
+from analyzer.messages.decode import to_message
 from analyzer.messages.multipart import body_parts
-from analyzer.messages.parse import MalformedBody, MalformedMessage, to_message
+from analyzer.messages.parse import MalformedBody, MalformedMessage
 from analyzer.messages.records import Headers, Message
 from analyzer.messages.select import MessageFilter
 from analyzer.messages.xml import XmlRejected, parse_xml
 from analyzer.rules import load_rule
 from analyzer.synth.scenario import parse_scenario
-from analyzer.systems import SystemMap
-from analyzer.transactions import TransactionTracker
-from analyzer.transport.framing import NEED_DATA, MessageFramer, find_start_line, start_line_protocol
+from analyzer.transport.buffer import NEED_DATA
+from analyzer.transport.framing import MessageFramer
 from analyzer.transport.records import Payload
+from analyzer.transport.resync import find_start_line, start_line_protocol
 from analyzer.transport.tls import parse_client_hello
 from analyzer.transport.websocket import WebSocketFramer
-from analyzer.yamlfile import parse_yaml
 from tests.linear import assert_linear
 
 FIELDS = {b"Via": b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1", b"From": b"<sip:a@x>;tag=1",

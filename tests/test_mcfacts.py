@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import mcfacts as F
-from analyzer.diagnostics import CODES
+from analyzer.base.diagnostics import CODES
 from analyzer.engines.dpkt_engine import decode
-from analyzer.mcfacts import common
-from analyzer.mcfacts.records import PROBLEM_CODES
+from analyzer.meaning import mcfacts as F
+from analyzer.meaning.mcfacts import common
+from analyzer.meaning.mcfacts.records import PROBLEM_CODES
 from analyzer.messages.http import parse_http
 from analyzer.messages.records import Headers, Message
 from analyzer.messages.sip import parse_sip

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.exitcodes import ExitCode
+from analyzer.base.limits import DEFAULT
 from analyzer.cli import main
-from analyzer.events import MIGRATION_REASON, Event
-from analyzer.events.extract import _Builder, extract_events
-from analyzer.events.facts import Fact, _Collector
-from analyzer.events.publications import Publications
-from analyzer.exitcodes import ExitCode
-from analyzer.limits import DEFAULT
+from analyzer.meaning.events import MIGRATION_REASON, Event
+from analyzer.meaning.events.extract import _Builder, extract_events
+from analyzer.meaning.events.facts import Fact, _Collector
+from analyzer.meaning.events.publications import Publications
+from analyzer.meaning.sessions import build_sessions
+from analyzer.meaning.systems import SystemMap
+from analyzer.meaning.transactions import Dialog, Transaction, TransactionTracker, track
 from analyzer.messages.records import Headers, Message
-from analyzer.sessions import build_sessions
-from analyzer.systems import SystemMap
-from analyzer.transactions import Dialog, Transaction, TransactionTracker, track
 from tests.linear import assert_linear
 from tests.packets import sip_request, sip_response, udp_frame, write_pcap
 from tests.test_publications import Script, pidf

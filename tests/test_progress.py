@@ -10,11 +10,10 @@ import sys
 import pytest
 from rich.console import Console
 
-from analyzer import progress
-from analyzer.cli import main
+from analyzer.base.exitcodes import ExitCode
+from analyzer.cli import main, progress
+from analyzer.cli.progress import DecodeProgress, decode_progress
 from analyzer.engines import DecodeStats
-from analyzer.exitcodes import ExitCode
-from analyzer.progress import DecodeProgress, decode_progress
 from tests.packets import sip_request, udp_frame, write_pcap
 
 

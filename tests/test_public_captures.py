@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.capture import open_capture
 from analyzer.cli import main
-from analyzer.diagnostics import Diagnostics
 from analyzer.engines.dpkt_engine import decode
 from analyzer.messages.records import Message
 

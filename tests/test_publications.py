@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.exitcodes import ExitCode
+from analyzer.base.limits import DEFAULT, Limits
 from analyzer.cli import main
 from analyzer.engines import DecodeOptions, get_engine
-from analyzer.events.extract import extract_events
-from analyzer.exitcodes import ExitCode
-from analyzer.limits import DEFAULT, Limits
-from analyzer.messages.parse import to_message
-from analyzer.pipeline import analyse_capture
+from analyzer.meaning.analysis import analyse_capture
+from analyzer.meaning.events.extract import extract_events
+from analyzer.messages.decode import to_message
 from analyzer.transport.records import Payload
 
 REAL = Path(__file__).resolve().parents[1] / "sample_captures" / "real"

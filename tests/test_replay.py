@@ -13,10 +13,10 @@ import pytest
 import yaml
 from lxml import etree
 
-from analyzer import replay as rp
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.exitcodes import ExitCode
 from analyzer.rules import load_rules
+from analyzer.run import replay as rp
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.events import KINDS, SHAPES, SUBJECT_FIELDS
-from analyzer.exitcodes import ExitCode
-from analyzer.pipeline import analyse_capture
-from analyzer.report import capture_report, judge
+from analyzer.meaning.analysis import analyse_capture
+from analyzer.meaning.events import KINDS, SHAPES, SUBJECT_FIELDS
+from analyzer.report.document import capture_report
 from analyzer.rules import load_rule
+from analyzer.rules.judge import judge
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = ROOT / "tests" / "hostile" / "rules"

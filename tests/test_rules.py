@@ -11,13 +11,14 @@ import jsonschema
 import pytest
 import yaml
 
+from analyzer.base.errors import InputError
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.errors import InputError
-from analyzer.exitcodes import ExitCode
-from analyzer.pipeline import analyse_capture
-from analyzer.replay import summary  # the expect-file shape, shared with `mcxa replay --expect`
-from analyzer.report import capture_report, judge, report
+from analyzer.meaning.analysis import analyse_capture
+from analyzer.report.document import capture_report, report
 from analyzer.rules import load_rule, load_rules
+from analyzer.rules.judge import judge
+from analyzer.run.replay import summary  # the expect-file shape, shared with `mcxa replay --expect`
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"

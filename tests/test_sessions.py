@@ -1,7 +1,7 @@
 """UE sessions: one device across systems and identity changes, linked by evidence with reasons."""
 
-from analyzer.events import Event
-from analyzer.sessions import build_sessions
+from analyzer.meaning.events import Event
+from analyzer.meaning.sessions import build_sessions
 
 INST_1, INST_2 = "urn:gsma:imei:35209900-176148-1", "urn:gsma:imei:35209900-176148-2"
 

@@ -6,11 +6,13 @@ import random
 
 import pytest
 
+from analyzer.messages.decode import to_message
 from analyzer.messages.multipart import body_parts, find_part
-from analyzer.messages.parse import MalformedMessage, looks_like_start_line, to_message
+from analyzer.messages.parse import MalformedMessage
 from analyzer.messages.sip import parse_sip
 from analyzer.messages.xml import parse_xml
 from analyzer.transport.records import Payload
+from analyzer.transport.startline import looks_like_start_line
 
 CRLF = b"\r\n"
 

@@ -17,10 +17,10 @@ import dpkt
 import pytest
 import yaml
 
+from analyzer.base.errors import InputError
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
 from analyzer.engines.dpkt_engine import decode
-from analyzer.errors import InputError
-from analyzer.exitcodes import ExitCode
 from analyzer.messages.multipart import body_parts
 from analyzer.messages.records import Message
 from analyzer.synth import load_scenario, parse_scenario, synthesize, write_pcapng

@@ -2,8 +2,8 @@
 
 import pytest
 
-from analyzer.errors import InputError
-from analyzer.systems import SystemMap
+from analyzer.base.errors import InputError
+from analyzer.meaning.systems import SystemMap
 
 
 def test_inference_groups_subdomains_and_domains_served_by_one_address():

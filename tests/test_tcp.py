@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.transport.records import Payload
 from analyzer.transport.tcp import ACK, FIN, RST, SYN, Chunk, Gap, TcpLimits, TcpStream
 from tests.feeding import Wire

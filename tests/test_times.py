@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from analyzer.times import clock
+from analyzer.base.times import clock
 
 
 def test_a_capture_time_reads_as_utc_clock_time_with_milliseconds():

@@ -7,7 +7,7 @@ import ssl
 
 import pytest
 
-from analyzer.transport.framing import NEED_DATA
+from analyzer.transport.buffer import NEED_DATA
 from analyzer.transport.records import TlsHello
 from analyzer.transport.tls import (
     ClientHello,

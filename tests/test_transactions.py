@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.messages.parse import to_message
+from analyzer.meaning.transactions import Dialog, Transaction, TransactionTracker, track
+from analyzer.messages.decode import to_message
 from analyzer.messages.records import Headers, Message
-from analyzer.transactions import Dialog, Transaction, TransactionTracker, track
 from analyzer.transport.records import Payload
 
 UE, SERVER, PEER = "10.0.0.1:5060", "10.0.0.2:5060", "10.0.0.3:5060"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import struct
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import DEFAULT
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT
+from analyzer.transport.buffer import FramingLimits
 from analyzer.transport.connection import TcpConnection
-from analyzer.transport.framing import FramingLimits
 from analyzer.transport.ip import FragmentReassembler, parse_ip
 from analyzer.transport.sctp import SctpAssembler
 from analyzer.transport.tcp import ACK, SYN, TcpLimits, TcpStream

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
 from analyzer.engines import FATES, DecodeOptions, get_engine
 from analyzer.engines.tshark_engine import UNSHOWN
-from analyzer.exitcodes import ExitCode
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_captures" / "group-migration-compliant.pcapng"  # synthesised, SIP over UDP

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
 from analyzer.engines import DecodeOptions, get_engine, resolve_engine
 from analyzer.engines.tshark_engine import UNSHOWN
-from analyzer.exitcodes import ExitCode
 from analyzer.messages.records import Message
 from analyzer.transport.records import TlsHello
 

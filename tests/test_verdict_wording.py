@@ -15,14 +15,15 @@ import lxml.html
 import pytest
 from lxml import etree
 
-from analyzer.pipeline import MeaningOptions, analyse_capture
-from analyzer.render.html import render_html
-from analyzer.render.junit import junit_tree
-from analyzer.render.ladder import build_ladder, collect_messages
-from analyzer.report import capture_report, judge, report, step_label, step_tone
+from analyzer.meaning.analysis import MeaningOptions, analyse_capture
+from analyzer.meaning.systems import SystemMap
+from analyzer.report.document import capture_report, report, step_label, step_tone
+from analyzer.report.html import render_html
+from analyzer.report.junit import junit_tree
+from analyzer.report.ladder import build_ladder, collect_messages
 from analyzer.rules import load_rule, load_rules
+from analyzer.rules.judge import judge
 from analyzer.rules.wording import frames_text
-from analyzer.systems import SystemMap
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"
@@ -137,8 +138,8 @@ def test_kpis_of_a_completed_migration_follow_their_definitions():
 
 def test_a_capture_cut_after_a_401_cannot_judge_the_registration(tmp_path):
     """The authenticated retry may simply be after the cut: not a deviation (exit 3, not 1)."""
+    from analyzer.base.diagnostics import Diagnostics
     from analyzer.capture import open_capture
-    from analyzer.diagnostics import Diagnostics
     from tests.captures import write_records
 
     with open_capture(str(COMPLIANT), Diagnostics()) as reader:

@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.transport.framing import NEED_DATA
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.transport.buffer import NEED_DATA
 from analyzer.transport.records import Payload
 from analyzer.transport.websocket import WebSocketFramer, WsMessage, unmask
 from tests.feeding import FRAME, TIME, Wire, feed_three_ways

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from analyzer.errors import InputError
-from analyzer.yamlfile import check_choice, check_mapping, load_yaml, parse_yaml
+from analyzer.base.errors import InputError
+from analyzer.base.yamlfile import check_choice, check_mapping, load_yaml, parse_yaml
 
 
 def error(text: str) -> str:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.errors import CaptureFormatError
 from analyzer.capture import pcap, pcapng
 from analyzer.capture.source import STDIN, ByteSource, CaptureReader, CompressedStreamError, Packet, hexstart
-from analyzer.diagnostics import Diagnostics
-from analyzer.errors import CaptureFormatError
 
 __all__ = ["STDIN", "CaptureReader", "Packet", "open_capture"]
 

@@ -32,8 +32,8 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.capture.source import ByteSource, CaptureReader, fill
-from analyzer.diagnostics import Diagnostics
 
 #: Layouts after the byte-order prefix. File header: (magic skipped) major, minor, thiszone, sigfigs,
 #: snaplen, link type. Record header: seconds, fraction, caplen, orig_len (+ 8 bytes in the modified variant).

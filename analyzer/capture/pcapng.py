@@ -27,8 +27,8 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.capture.source import FIRST_TIME, LAST_TIME, ByteSource, CaptureReader, fill, hexstart
-from analyzer.diagnostics import Diagnostics
 
 MAGIC = b"\x0a\x0d\x0d\x0a"  # SHB block type: a palindrome, so readable before the byte order is known
 

@@ -15,8 +15,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.errors import CaptureFormatError, InputError
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.errors import CaptureFormatError, InputError
 
 #: Bytes asked of the source per read. 256 KiB to 4 MiB walk equally fast (measured on the 200 MB bench
 #: capture); with 1 MiB peak RSS stays about 5 MiB above the bare interpreter's, whatever the file size.

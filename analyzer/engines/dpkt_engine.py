@@ -11,8 +11,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from analyzer.capture import open_capture
-from analyzer.engines import Decoded, DecodeOptions, ReadStop, parallel
-from analyzer.messages.parse import MalformedMessage, to_message
+from analyzer.engines import parallel
+from analyzer.engines.records import Decoded, DecodeOptions, ReadStop
+from analyzer.messages.decode import to_message
+from analyzer.messages.parse import MalformedMessage
 from analyzer.messages.records import Message
 from analyzer.transport.demux import Demux
 from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello

@@ -18,8 +18,8 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.errors import McxaError
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.errors import McxaError
 from analyzer.transport.records import Payload, TlsHello
 
 _BATCH = 256

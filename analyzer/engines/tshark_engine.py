@@ -25,13 +25,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.engines import Decoded, DecodeOptions, DecodeStats, ReadStop
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.errors import InputError
 from analyzer.engines.dpkt_engine import _message
+from analyzer.engines.records import Decoded, DecodeOptions, DecodeStats, ReadStop
 from analyzer.engines.tshark_input import Walk
-from analyzer.errors import InputError
 from analyzer.messages.records import Message
-from analyzer.transport.framing import _DROP_LENGTH_FIELDS
+from analyzer.transport.bodies import plain_message
 from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello, endpoint
 
 DISPLAY_FILTER = "sip || http || tls.handshake.type == 1"
@@ -310,8 +310,7 @@ def _http_with_body(head: bytes, tree: dict, layers: dict, count: int) -> bytes:
         body = bytes.fromhex(body)
         end = head.find(b"\r\n\r\n")
         head = head[:end + 2] if end >= 0 else head.rstrip(b"\r\n") + b"\r\n"
-        head = _DROP_LENGTH_FIELDS.sub(b"", head)
-        return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        return plain_message(head, body)
     reassembled = layers.get("tcp_tcp_reassembled_data_raw")
     if count == 1 and isinstance(reassembled, str):
         whole = bytes.fromhex(reassembled)

@@ -14,10 +14,10 @@ import subprocess
 import sys
 import threading
 
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.errors import InputError, McxaError
 from analyzer.capture import STDIN, open_capture
 from analyzer.capture.source import CHUNK
-from analyzer.diagnostics import Diagnostics
-from analyzer.errors import InputError, McxaError
 
 
 class Walk:

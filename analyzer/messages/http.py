@@ -12,7 +12,7 @@ from analyzer.messages.parse import (
     split_head,
 )
 from analyzer.messages.records import Headers
-from analyzer.messages.startline import HTTP
+from analyzer.transport.startline import HTTP
 
 #: Methods of RFC 9110 and PATCH (RFC 5789); only used to peel junk glued in front of a method name.
 METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})

@@ -7,15 +7,13 @@ The parsers take bytes and return a ``ParsedMessage``; they do no I/O and know n
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import NamedTuple
 
-from analyzer.errors import McxaError
-from analyzer.messages.records import Headers, Message
-from analyzer.messages.startline import HTTP, SIP, Grammar, LineMatch, looks_like_start_line, search_line
-from analyzer.transport.records import Payload
+from analyzer.base.errors import McxaError
+from analyzer.messages.records import Headers
+from analyzer.transport.startline import Grammar, LineMatch, search_line
 
 _PROTOS = ("sip", "http")
 _KINDS = ("request", "response")
@@ -250,53 +248,3 @@ def cut_body(headers: Headers, data: bytes, body_start: int, problems: list[str]
     if check and len(body) < length:
         problems.append(f"Content-Length {length} but only {len(body)} body bytes")
     return body
-
-
-# --- payload to message -------------------------------------------------------------------------------
-
-@cache
-def _parsers() -> dict[str, Callable[[bytes], ParsedMessage]]:
-    # Imported here because sip.py and http.py import this module for the shared pieces above.
-    from analyzer.messages.http import parse_http
-    from analyzer.messages.sip import parse_sip
-
-    return {"sip": parse_sip, "http": parse_http}
-
-
-def _detect(data: bytes) -> str:
-    proto = looks_like_start_line(data)
-    if proto:
-        return proto
-    # Junk in front: the first line holding either protocol's start line decides.
-    pos, n = 0, len(data)
-    while pos < n:
-        nl = data.find(b"\n", pos)
-        end = n if nl < 0 else nl
-        hits = [(m.start, grammar.proto) for grammar in (SIP, HTTP)
-                if (m := search_line(data, pos, end, grammar))]
-        if hits:
-            return min(hits)[1]
-        if nl < 0:
-            break
-        pos = nl + 1
-    raise MalformedMessage(f"no SIP or HTTP start line in {n} bytes")
-
-
-def to_message(payload: Payload) -> tuple[Message, ParsedMessage]:
-    """Parse a transport payload (protocol told by its start line) into a ``Message`` and the parse detail.
-
-    Raises ``MalformedMessage`` (with ``where`` = the frame) when the bytes hold no SIP/HTTP message.
-    """
-    where = f"frame {payload.frames[-1]}"
-    try:
-        proto = _detect(payload.data)
-        parsed = _parsers()[proto](payload.data)
-    except MalformedMessage as exc:
-        raise MalformedMessage(exc.reason, where, exc.proto) from None
-    message = Message(
-        proto=parsed.proto, kind=parsed.kind, method=parsed.method, uri=parsed.uri, status=parsed.status,
-        reason=parsed.reason, headers=parsed.headers, body=parsed.body, frames=payload.frames,
-        time=payload.time, src=payload.src, dst=payload.dst, transport=payload.transport,
-        framing=payload.framing, reply_to=payload.reply_to,
-    )
-    return message, parsed

@@ -16,7 +16,7 @@ from analyzer.messages.parse import (
     split_head,
 )
 from analyzer.messages.records import Headers
-from analyzer.messages.startline import SIP
+from analyzer.transport.startline import SIP
 
 #: Compact header forms (RFC 3261 §7.3.3 and the RFCs that defined later ones) to their long names.
 COMPACT: dict[str, str] = {

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analyzer.errors import InputError
-from analyzer.events import SERVICES, Event
+from analyzer.base.errors import InputError
+from analyzer.base.yamlfile import Locations, check_mapping, describe, did_you_mean, load_yaml
+from analyzer.meaning.events import SERVICES, Event
 from analyzer.rules.checks import check_constraint, check_reachable
-from analyzer.yamlfile import Locations, check_mapping, describe, did_you_mean, load_yaml
 
 #: Event fields a pattern may test or a binding may read.
 FIELDS = frozenset(Event.__slots__)

@@ -3,7 +3,7 @@
 A rule that names an impossible value (``outcome: sucess``) or asks for an event that cannot exist (a
 registration for a group, an encrypted affiliation) would silently find nothing and report "no migration"
 with exit 0. Both are errors at load time, naming file, line and key, with a "did you mean" where one fits.
-The shapes of the event kinds come from ``analyzer.events.SHAPES``.
+The shapes of the event kinds come from ``analyzer.meaning.events.SHAPES``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from analyzer.events import DIRECTIONS, KINDS, OUTCOMES, SERVICES, SHAPES, SUBJECT_FIELDS, TRANSITIONS
-from analyzer.yamlfile import Locations, describe, did_you_mean
+from analyzer.base.yamlfile import Locations, describe, did_you_mean
+from analyzer.meaning.events import DIRECTIONS, KINDS, OUTCOMES, SERVICES, SHAPES, SUBJECT_FIELDS, TRANSITIONS
 
 #: Fields whose values form a closed set.
 CLOSED: dict[str, tuple[str, ...]] = {"kind": tuple(KINDS), "outcome": OUTCOMES, "direction": DIRECTIONS,

@@ -20,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from analyzer.events import Event
+from analyzer.meaning.events import Event
+from analyzer.meaning.sessions import UeSession
 from analyzer.rules import Pattern, Rule, Step
 from analyzer.rules.checks import OPERATORS, STATUS_CLASS
 from analyzer.rules.results import Deviation, StepResult
 from analyzer.rules.wording import NEAR_SHOWN, describe
-from analyzer.sessions import UeSession
 
 #: An unanswered request counts as failed only when the capture went on this long after it (RFC 3261
 #: Timer F/B, 64·T1); before that the capture simply ended too early to see the answer.

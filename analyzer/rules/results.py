@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.events import Event
+from analyzer.meaning.events import Event
 from analyzer.rules import Step
 
 

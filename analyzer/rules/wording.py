@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.events import Event
+from analyzer.base.times import clock
+from analyzer.meaning.events import Event
 from analyzer.rules import Pattern
 from analyzer.rules.results import StepResult
-from analyzer.times import clock
 
 #: Near misses named in one message.
 NEAR_SHOWN = 2

@@ -10,8 +10,10 @@ what a host stack sends (fragments, TCP handshakes/ACKs/FINs, checksums).
     write_pcapng(result, "migration.pcapng")
     result.declared                                  # the SIP/HTTP messages, with Wireshark frame numbers
 
-Stages: ``scenario`` (model, loader) → ``procedures`` (registry: ``do:`` → timed sends, using ``sip`` and
-``http`` builders, with ``faults`` applied) → ``wire`` (packets, frame numbers, pcapng).
+Stages: ``scenario`` (the format, model, loader) → ``procedures`` (registry: ``do:`` → timed sends, one
+module per family, using the ``sip`` and ``http`` builders, with ``faults`` applied) → ``wire`` (packets,
+frame numbers) → ``pcapng`` (the file). A side tool: it imports only ``analyzer.base`` and
+``analyzer.transport``, nothing of the pipeline it feeds.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import os
 from dataclasses import dataclass
 
 from analyzer.synth.faults import step_times
+from analyzer.synth.pcapng import pcapng_bytes
 from analyzer.synth.procedures import PROCEDURES, Context, add_noise
 from analyzer.synth.scenario import Scenario, load_scenario, parse_scenario
-from analyzer.synth.wire import Declared, Hello, Wire, pcapng_bytes
+from analyzer.synth.wire import Declared, Hello, Wire
 
 __all__ = ["Declared", "Hello", "Scenario", "SynthResult", "load_scenario", "parse_scenario", "synthesize",
            "write_pcapng"]

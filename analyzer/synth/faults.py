@@ -1,7 +1,7 @@
 """How faults bend a scenario: step timing (omit, delay, reorder), SIP retransmission timing, warnings.
 
-What each fault does to the messages of a transaction is applied by ``procedures.Context.transaction``;
-this module holds the rules it follows, so they read in one place.
+What each fault does to the messages of a transaction is applied by ``Context.transaction``
+(``procedures.context``); this module holds the rules it follows, so they read in one place.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Messages to packets: Ethernet, IPv4/IPv6 (with fragmentation), UDP, TCP connections, and pcapng.
+"""Messages to packets: Ethernet, IPv4/IPv6 (with fragmentation), UDP and TCP connections.
 
 The procedures hand over *sends* (a UDP datagram, or bytes written to one side of a logical TCP link, or
 the close of a link), each with a time. ``Wire`` plays them in time order the way a host stack would:
@@ -391,28 +391,3 @@ class Wire:
         closer.acked = peer.seq
         self._tcp(send.time + HANDSHAKE_RTT * 0.8, closer, peer, ACK)
         conn.closed = True
-
-
-# -- pcapng ---------------------------------------------------------------------------------------------
-
-def _option(code: int, value: bytes) -> bytes:
-    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
-
-
-def _block(kind: int, body: bytes) -> bytes:
-    total = 12 + len(body)
-    return struct.pack("<II", kind, total) + body + struct.pack("<I", total)
-
-
-def pcapng_bytes(packets: Iterable[tuple[float, bytes]], application: str = "mcxa synth") -> bytes:
-    """One section, one Ethernet interface (microsecond timestamps), one Enhanced Packet Block per packet."""
-    shb = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + _option(4, application.encode()) + _option(0, b"")
-    idb = (struct.pack("<HHI", 1, 0, 262144) + _option(2, b"synth0") + _option(9, b"\x06")
-           + _option(0, b""))
-    out = [_block(0x0A0D0D0A, shb), _block(1, idb)]
-    for time, frame in packets:
-        micros = round(time * 1_000_000)
-        body = (struct.pack("<IIIII", 0, micros >> 32, micros & 0xFFFFFFFF, len(frame), len(frame))
-                + frame + b"\0" * (-len(frame) % 4))
-        out.append(_block(6, body))
-    return b"".join(out)

@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import re
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.transport.framing import (
-    NEED_DATA,
-    FramedMessage,
-    FramingLimits,
-    Lost,
-    MessageFramer,
-    start_line_protocol,
-)
-from analyzer.transport.records import Payload, TlsHello
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.transport.buffer import NEED_DATA, FramingLimits, Lost
+from analyzer.transport.framing import MessageFramer
+from analyzer.transport.records import FramedMessage, Payload, TlsHello
+from analyzer.transport.resync import start_line_protocol
 from analyzer.transport.tcp import ACK, FIN, RST, SYN, Chunk, Gap, TcpLimits, TcpStream
 from analyzer.transport.tls import ClientHelloReader, is_tls_record
 from analyzer.transport.websocket import WebSocketFramer, WsMessage

@@ -21,13 +21,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT, Limits
 from analyzer.capture.link import LINK_DECODERS, LINKTYPE_NAMES, BadFrame, CannotFollow, ethernet
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import DEFAULT, Limits
-from analyzer.messages.parse import looks_like_start_line
 from analyzer.transport.ip import BadIp, FragmentReassembler, IpPacket, ip_text, parse_ip
 from analyzer.transport.records import DIAGNOSTIC, MEDIA, OTHER, SIGNALLING, Payload, TlsHello, endpoint
 from analyzer.transport.sctp import SctpAssembler
+from analyzer.transport.startline import looks_like_start_line
 from analyzer.transport.tcpflows import TCP_IDLE_TIMEOUT, TcpFlows
 from analyzer.transport.tunnels import GTPU_PORT, gre, gtpu
 
@@ -51,7 +51,7 @@ def _is_keepalive(payload: bytes) -> bool:
 class Demux:
     """Holds one capture's fragment, TCP and SCTP state; turns packets into ``Payload``/``TlsHello``.
 
-    Every table it keeps is capped by ``limits`` (``analyzer.limits``)."""
+    Every table it keeps is capped by ``limits`` (``analyzer.base.limits``)."""
 
     def __init__(self, diagnostics: Diagnostics, sip_ports: Iterable[int] = SIP_PORTS,
                  tcp_idle_timeout: float = TCP_IDLE_TIMEOUT, limits: Limits = DEFAULT):

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from analyzer.diagnostics import Diagnostics
+from analyzer.base.diagnostics import Diagnostics
 
 # IPv6 extension headers that can precede the upper-layer header (RFC 8200 §4), and how to size them.
 _HOP_BY_HOP, _ROUTING, _FRAGMENT, _DEST_OPTS, _AUTH = 0, 43, 44, 60, 51

@@ -1,4 +1,5 @@
-"""Records the transport stage hands to the message parsers."""
+"""Records of the transport stage: what it hands to the message parsers (``Payload``, ``TlsHello``), and
+the ``FramedMessage`` its SIP/HTTP framer hands to the TCP connection."""
 
 from __future__ import annotations
 
@@ -28,6 +29,31 @@ class Payload:
     def __post_init__(self):
         if not self.frames:
             raise ValueError("a payload needs at least one frame")
+
+
+@dataclass(frozen=True, slots=True)
+class FramedMessage:
+    """One complete SIP or HTTP message as it appeared on the stream.
+
+    ``frames``: every frame that contributed bytes, in capture order, de-duplicated; ``time``: capture time
+    of the frame holding the last byte. For a chunked HTTP message ``data`` is rewritten to carry the
+    de-chunked body with a Content-Length (and trailer fields appended to the header section).
+    """
+
+    data: bytes
+    frames: tuple[int, ...]
+    time: float
+    protocol: str  # "sip" | "http"
+    method: str | None = None  # requests
+    status: int | None = None  # responses
+    reply_to: int | None = None  # HTTP response: last frame of the request it answers
+    upgrade: str | None = None  # HTTP: lower-cased Upgrade value (request, or 101 response)
+    close: bool = False  # HTTP: Connection: close
+
+    def __post_init__(self):
+        if not self.frames:
+            raise ValueError("a framed message needs at least one frame")
+
 
 
 @dataclass(frozen=True, slots=True)

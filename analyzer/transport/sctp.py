@@ -11,8 +11,8 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import DEFAULT, Limits
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT, Limits
 
 _DATA = 0
 _BEGIN, _END = 0x02, 0x01

@@ -18,8 +18,8 @@ from bisect import bisect_right, insort
 from dataclasses import dataclass
 from operator import itemgetter
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import DEFAULT, Limits
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT, Limits
 
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 _MOD = 1 << 32

@@ -23,12 +23,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import Limits
-from analyzer.messages.parse import looks_like_start_line
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import Limits
+from analyzer.transport.buffer import FramingLimits
 from analyzer.transport.connection import TcpConnection
-from analyzer.transport.framing import FramingLimits
 from analyzer.transport.records import DIAGNOSTIC, OTHER, SIGNALLING
+from analyzer.transport.startline import looks_like_start_line
 from analyzer.transport.tcp import TcpLimits
 
 #: TCP connections idle this long (capture time) are flushed and forgotten, so memory does not grow with

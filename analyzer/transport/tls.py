@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.transport.framing import NEED_DATA, Lost, StreamBuffer, _Sentinel
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.transport.buffer import NEED_DATA, Lost, Sentinel, StreamBuffer
 from analyzer.transport.records import TlsHello
 
 _HANDSHAKE = 22
@@ -39,7 +39,7 @@ def is_tls_record(head: bytes | bytearray) -> bool:
     return len(head) >= 3 and 20 <= head[0] <= 23 and head[1] == 3 and head[2] <= 4
 
 
-def parse_client_hello(data: bytes | bytearray) -> ClientHello | _Sentinel:
+def parse_client_hello(data: bytes | bytearray) -> ClientHello | Sentinel:
     """Read the ClientHello at the start of ``data``; ``NEED_DATA`` if it is not all there yet."""
     return HelloParser().feed(data)
 
@@ -60,7 +60,7 @@ class HelloParser:
         self.pos = 0  # start of the next record
         self.need = 5
 
-    def feed(self, data: bytes | bytearray) -> ClientHello | _Sentinel:
+    def feed(self, data: bytes | bytearray) -> ClientHello | Sentinel:
         """The ClientHello once ``data`` (the same stream as before, grown) holds it all, else
         ``NEED_DATA``; raises ``TlsFormatError`` as soon as the bytes cannot be one."""
         hs = self.hs
@@ -100,7 +100,7 @@ class HelloParser:
         return NEED_DATA
 
 
-def client_hello_sni(data: bytes | bytearray) -> str | _Sentinel | None:
+def client_hello_sni(data: bytes | bytearray) -> str | Sentinel | None:
     """The SNI host name of the ClientHello at the start of ``data`` (None without one), or NEED_DATA."""
     hello = parse_client_hello(data)
     return hello if hello is NEED_DATA else hello.sni
@@ -202,7 +202,7 @@ class ClientHelloReader:
     def buffered(self) -> int:
         return len(self._buf)
 
-    def next_message(self) -> TlsHello | _Sentinel:
+    def next_message(self) -> TlsHello | Sentinel:
         if self._result is None and not self._done and len(self._buf):
             try:
                 hello = self._parser.feed(self._buf.data)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from analyzer.diagnostics import Diagnostics
-from analyzer.limits import DEFAULT
-from analyzer.transport.framing import NEED_DATA, Lost, StreamBuffer, _Sentinel
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT
+from analyzer.transport.buffer import NEED_DATA, Lost, Sentinel, StreamBuffer
 
 _CONTINUATION, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _DATA_OPCODES = (_TEXT, _BINARY)
@@ -97,7 +97,7 @@ class WebSocketFramer:
         """Bytes held: the undecoded stream and the parts of the message being assembled."""
         return len(self._buf) + self._size
 
-    def next_message(self) -> WsMessage | _Sentinel:
+    def next_message(self) -> WsMessage | Sentinel:
         """The next complete data message, or ``NEED_DATA``."""
         while not (self._broken or self._closed):
             buf = self._buf.data

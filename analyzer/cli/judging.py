@@ -1,0 +1,181 @@
+"""The commands that judge: ``analyze`` (one report over the captures given), ``batch`` (many captures in
+parallel, resumable) and ``replay`` (a live feed and expected-verdict drift checks for CI)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from analyzer.base.exitcodes import ExitCode
+from analyzer.cli.options import (
+    analyse,
+    analysis_options,
+    current_limits,
+    output_path,
+    report_diagnostics,
+    rules_options,
+    write,
+)
+from analyzer.engines import DecodeOptions
+
+ANALYZE_FORMATS = ("text", "json", "junit", "html")
+
+
+@click.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(ANALYZE_FORMATS), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
+              help="Write to this file instead of stdout.")
+@rules_options
+@analysis_options
+def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason, engine,
+            sip_ports, quiet):
+    """Judge the TS 23.280 §10.16 migrations in each CAPTURE against the rules: per UE and per group or
+    private call, every step's status and every deviation with its frames. Exit code 0 compliant, 1
+    deviation, 3 incomplete only."""
+    from analyzer.report import document as report
+    from analyzer.report.text import write_text
+    from analyzer.rules import load_rules
+    from analyzer.rules.judge import judge
+
+    rules = load_rules(rules_dir)
+    parts = []
+    ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
+    for capture in captures:
+        analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
+                            quiet, keep_messages=fmt == "html")
+        parts.append(report.capture_report(analysis, judge(analysis, rules, window)))
+        if fmt == "html":
+            from analyzer.report.ladder import capture_ladders
+            ladders[capture] = capture_ladders(analysis, parts[-1]["procedures"], engine,
+                                               DecodeOptions(sip_ports=sip_ports, limits=current_limits()))
+        if not quiet and fmt == "text":
+            report_diagnostics(capture, analysis.diagnostics)
+    doc = report.report(parts, rules)
+    writer = write_text if fmt == "text" else \
+        (lambda d, out: out.write(json.dumps(d, indent=2, ensure_ascii=False) + "\n"))
+    if fmt == "junit":
+        from analyzer.report.junit import write_junit as writer
+    if fmt == "html":
+        from functools import partial
+
+        from analyzer.report.html import write_html
+        writer = partial(write_html, ladders=ladders)
+    write(writer, False, output, doc)
+    raise click.exceptions.Exit(report.exit_code(doc))
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for reports/, state.json and the procedures/deviations/captures tables.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Captures analysed at once (default: one per "
+                                                               "core).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: a process pool on this machine; dask: a dask.distributed cluster.")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786 (default with "
+                                                     "--executor dask: a local cluster).")
+@click.option("--force", is_flag=True, help="Analyse again even captures whose content and rule set are "
+                                            "unchanged since the last run into --out.")
+@rules_options
+@analysis_options
+def batch(paths, out_dir, jobs, executor, scheduler, force, rules_dir, window, systems_file, identities_file,
+          migration_reason, engine, sip_ports, quiet):
+    """Judge every capture in PATHS (files, directories searched recursively, globs) in parallel: one JSON
+    report per capture and Parquet/CSV tables in --out; unchanged captures are skipped on a re-run; the
+    summary names every capture that could not be read, or was read only partly.
+
+    \b
+    Exit code over all captures:
+      1  a deviation in any capture judged
+      2  else, any capture could not be read at all (or none could be)
+      3  else, any procedure incomplete or any capture read only partly
+      0  otherwise"""
+    from analyzer.run.batch import run_batch
+    from analyzer.run.batch_tables import error_lines, write_summary
+
+    outcome = run_batch(paths, out_dir, jobs=jobs, executor=executor, scheduler=scheduler, force=force,
+                        rules_dir=rules_dir, window=window, engine=engine, sip_ports=sip_ports,
+                        systems_file=systems_file, identities_file=identities_file,
+                        migration_reason=migration_reason, limits=current_limits())
+    write_summary(outcome, click.get_text_stream("stdout"))
+    for line in error_lines(outcome):
+        click.echo(f"mcxa: {line}", err=True)
+    raise click.exceptions.Exit(outcome.exit_code)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--expect", "expect_file", type=click.Path(dir_okay=False),
+              help="YAML of the expected migration procedures per capture (the shape of "
+                   "sample_captures/expected.yaml); any drift exits 1.")
+@click.option("--speed", default="max", show_default=True, metavar="N|max",
+              help="Print at N× capture time (sleeps capped at 5 s); max: no sleeping.")
+@click.option("--format", "fmt", type=click.Choice(["text", "junit"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
+              help="Write to this file instead of stdout.")
+@rules_options
+@analysis_options
+def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_file, identities_file,
+           migration_reason, engine, sip_ports, quiet):
+    """Replay each capture in PATHS (files, or directories searched for *.pcap, *.pcapng, *.gz) as a live
+    feed: its events in time order and each verdict when its last step is seen; a capture whose reading
+    stopped early says so first. With --expect, list every drift from the expected procedures (a capture
+    not read to its end is one unless its entry says 'reading: incomplete') and exit 1 on any, else 0; a
+    bad expect file is one FILE:LINE line and exit 2 before any output. Without --expect, exit codes as
+    analyze (3 for a capture read only partly when nothing deviates)."""
+    from analyzer.report import document as report
+    from analyzer.rules import load_rules
+    from analyzer.rules.judge import judge
+    from analyzer.run import replay as rp
+
+    try:
+        pace = rp.parse_speed(speed)
+    except ValueError:
+        raise click.BadParameter(f"{speed!r} is not a positive number or 'max'",
+                                 param_hint="--speed") from None
+    captures, directories = rp.expand_paths(paths)
+    rules = load_rules(rules_dir)
+    expectations = rp.Expectations.load(expect_file, rules) if expect_file else None
+    out = open(output, "w", encoding="utf-8") if output else click.get_text_stream("stdout")  # noqa: SIM115
+    # junit goes to OUTPUT; the feed then goes to stdout when OUTPUT is a file, nowhere when it is stdout
+    feed = (click.get_text_stream("stdout") if output else None) if fmt == "junit" else out
+    try:
+        parts, results, replayed = [], {}, set()
+        for capture in captures:
+            analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
+                                quiet)
+            parts.append(report.capture_report(analysis, judge(analysis, rules, window)))
+            if feed is not None:
+                feed.write("".join(line + "\n" for line in rp.feed_header(capture, parts[-1])))
+                rp.Pacer(pace).play(rp.timeline(analysis, parts[-1]["procedures"]), feed)
+            if expectations is not None:
+                key = expectations.key_of(capture)
+                replayed.add(key)
+                found = rp.capture_drifts(expectations, key, parts[-1])
+                label = expectations.label(capture)
+                results.setdefault(label, []).extend(found)
+                for line in rp.drift_lines({label: found}):
+                    if feed is not None:
+                        feed.write(line + "\n")
+            if not quiet and fmt == "text":
+                report_diagnostics(capture, analysis.diagnostics)
+        if expectations is None:
+            if fmt == "junit":
+                from analyzer.report.junit import write_junit
+                write_junit(report.report(parts, rules), out)
+            raise click.exceptions.Exit(report.exit_code(report.report(parts, rules)))
+        for key in expectations.not_replayed(replayed, directories):
+            results[key] = ["not replayed (listed in the expect file, not found under the given paths)"]
+            if feed is not None:
+                feed.write(f"DRIFT {key}: {results[key][0]}\n")
+        total = sum(map(len, results.values()))
+        if fmt == "junit":
+            rp.write_junit(results, out)
+        if feed is not None:
+            feed.write(f"{len(captures)} captures, {total} drifts\n")
+    finally:
+        if output:
+            out.close()
+    raise click.exceptions.Exit(ExitCode.DEVIATION if total else ExitCode.OK)

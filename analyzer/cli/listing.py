@@ -1,0 +1,144 @@
+"""The commands that list what one capture holds: ``messages``, ``events``, ``sessions`` and the ladder
+diagram of one UE (``flow``). Each exits 0, or 3 when the capture could not be read to its end."""
+
+from __future__ import annotations
+
+import click
+
+from analyzer.cli.options import (
+    analyse,
+    analysis_options,
+    check_output,
+    current_limits,
+    engine_option,
+    finish,
+    limit_option,
+    output_path,
+    progress_bar,
+    quiet_option,
+    sip_ports_option,
+    write,
+)
+from analyzer.engines import DecodeOptions, get_engine
+from analyzer.meaning.events import KINDS
+from analyzer.messages.records import Message
+from analyzer.messages.select import MessageFilter
+from analyzer.report.messages import WRITERS
+
+EVENT_FORMATS = ("table", "jsonl", "csv", "parquet")
+SESSION_FORMATS = ("text", "json")
+
+
+@click.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(list(WRITERS)), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
+              help="Write to this file instead of stdout (required for parquet).")
+@click.option("--method", "methods", multiple=True, metavar="METHOD",
+              help="Only this SIP/HTTP method (repeatable); responses match by their CSeq method.")
+@click.option("--call-id", help="Only messages with this SIP Call-ID.")
+@click.option("--user", help="Only messages naming this user (substring of Request-URI, From, To, "
+                              "P-Asserted-Identity, Contact).")
+@engine_option
+@sip_ports_option
+@limit_option
+@quiet_option
+def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, quiet):
+    """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed); then, on
+    stderr, where every packet went and the diagnostics. Exit code 0, or 3 (incomplete) when reading
+    stopped before the end of a damaged file: the messages before the damage are listed."""
+    writer, needs_path = WRITERS[fmt]
+    check_output(fmt, needs_path, output)
+    with progress_bar(capture, quiet, streams_to_stdout=not output) as progress:
+        options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits())
+        decoded = get_engine(engine)(capture, options)
+        keep = MessageFilter(frozenset(m.upper() for m in methods), call_id, user)
+        selected = (item for item in decoded.items if isinstance(item, Message) and keep(item))
+        write(writer, needs_path, output, selected)
+    finish(capture, decoded.diagnostics, decoded.stats, quiet)
+
+
+@click.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(EVENT_FORMATS), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
+              help="Write to this file instead of stdout (required for parquet).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)),
+              help="Only events of this kind (repeatable).")
+@click.option("--ue", help="Only events of this UE: its session id (ue1...) or a substring of an identity.")
+@analysis_options
+def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migration_reason, engine,
+           sip_ports, quiet):
+    """List the MC events in CAPTURE: registrations, affiliations, profile retrievals, calls... with
+    the UE session each belongs to."""
+    from analyzer.report.events import WRITERS as EVENT_WRITERS
+
+    writer, needs_path = EVENT_WRITERS[fmt]
+    check_output(fmt, needs_path, output)
+    analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+
+    def keep(row: dict) -> bool:
+        if kinds and row["kind"] not in kinds:
+            return False
+        return not ue or row["ue"] == ue or any(
+            ue.lower() in (row[f] or "").lower() for f in ("identity", "impu", "instance", "client_id"))
+
+    write(writer, needs_path, output, analysis, keep)
+    finish(capture, analysis.diagnostics, analysis.stats, quiet)
+
+
+@click.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(SESSION_FORMATS), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
+              help="Write to this file instead of stdout.")
+@analysis_options
+def sessions(capture, fmt, output, systems_file, identities_file, migration_reason, engine, sip_ports, quiet):
+    """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
+    registration/affiliation timeline and calls."""
+    analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+    from analyzer.report.sessions import WRITERS as SESSION_WRITERS
+
+    write(SESSION_WRITERS[fmt], False, output, analysis)
+    finish(capture, analysis.diagnostics, analysis.stats, quiet)
+
+
+@click.command()
+@click.argument("capture", type=click.Path(dir_okay=False))
+@click.option("--ue", help="The UE session: its id (ue1...) or a substring of an identity (default: the "
+                           "first with a procedure instance).")
+@click.option("--call-id", help="Only the messages of this SIP Call-ID.")
+@click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
+              help="Write to this file instead of stdout.")
+@analysis_options
+def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migration_reason, engine,
+         sip_ports, quiet):
+    """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
+    messages in time order, and the migration steps they are evidence of (deviations in red)."""
+    from analyzer.report import document as report
+    from analyzer.report import ladder as ladders
+    from analyzer.rules import load_rules
+    from analyzer.rules.judge import judge
+
+    analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet,
+                        keep_messages=True)
+    procedures = report.capture_report(analysis, judge(analysis, load_rules()))["procedures"]
+    session = ladders.pick_session(analysis, procedures, ue, call_id)
+    if session is None:
+        from analyzer.base.errors import UsageError
+
+        if ue or call_id:
+            wanted = f"--ue {ue}" if ue else f"--call-id {call_id}"
+            raise UsageError(f"no UE session matches {wanted} (see 'mcxa sessions {capture}')", capture)
+        raise UsageError("no UE session: no MC signalling (registration, affiliation, MC calls...) was "
+                         f"recognised (see 'mcxa messages {capture}')", capture)
+    options = DecodeOptions(sip_ports=sip_ports, limits=current_limits())
+    messages = ladders.collect_messages(analysis, engine, options)
+    diagram = ladders.build_ladder(analysis, session, messages, procedures, call_id)
+    if analysis.stats.stopped is not None and not quiet:  # said before the drawing, not after it
+        from analyzer.report.accounting import stopped_text
+
+        click.echo(f"mcxa: {capture}: {stopped_text(analysis.stats)}", err=True)
+    write(ladders.WRITERS[fmt], False, output, diagram)
+    finish(capture, analysis.diagnostics, analysis.stats, quiet)

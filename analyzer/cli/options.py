@@ -1,0 +1,195 @@
+"""What the ``mcxa`` commands share: option decorators and their checks, running one capture through the
+pipeline with them, and the summary a command leaves on stderr."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import click
+
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.exitcodes import ExitCode
+from analyzer.engines import DecodeOptions, DecodeStats
+from analyzer.meaning.events import MIGRATION_REASON
+
+_DIAGNOSTICS_SHOWN = 20
+
+
+def output_path(ctx, param, value: str | None) -> str | None:
+    """Fail before decoding, not after, when the output file cannot be created."""
+    if value and value != "-":
+        parent = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(parent):
+            raise click.BadParameter(f"directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise click.BadParameter(f"directory {parent} is not writable")
+    return value
+
+
+def _ports(ctx, param, value: str | None) -> frozenset[int]:
+    ports = {5060, 5061}
+    for text in (value or "").split(","):
+        if not text.strip():
+            continue
+        if not text.strip().isdigit() or not 0 < int(text) < 65536:
+            raise click.BadParameter(f"{text.strip()!r} is not a port number")
+        ports.add(int(text))
+    return frozenset(ports)
+
+
+def _keylog(ctx, param, value: str | None) -> None:
+    ctx.meta["mcxa.tls_keylog"] = value
+
+
+def _engine(ctx, param, value: str) -> str:
+    from analyzer.engines import resolve_engine
+
+    return resolve_engine(value, ctx.meta.get("mcxa.tls_keylog"), lambda line: click.echo(line, err=True))
+
+
+def engine_option(command):
+    """``--engine auto|dpkt|tshark`` and ``--tls-keylog``; the value is the name ``get_engine`` takes."""
+    command = click.option("--engine", type=click.Choice(["auto", "dpkt", "tshark"]), default="auto",
+                           show_default=True, callback=_engine,
+                           help="Decoding engine: auto is dpkt, or tshark with --tls-keylog.")(command)
+    return click.option("--tls-keylog", type=click.Path(exists=True, dir_okay=False), is_eager=True,
+                        expose_value=False, callback=_keylog, metavar="FILE",
+                        help="TLS key log (SSLKEYLOGFILE format): tshark decrypts HTTPS into HTTP "
+                             "messages (implies --engine tshark).")(command)
+
+
+sip_ports_option = click.option("--sip-ports", callback=_ports, metavar="PORT[,PORT...]",
+                                help="Extra UDP ports whose non-SIP datagrams are reported as malformed SIP "
+                                     "(SIP is recognised by its start line on any port regardless).")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No diagnostics summary on stderr.")
+
+
+def _limit(ctx, param, values: tuple[str, ...]) -> None:
+    from analyzer.base.errors import UsageError
+    from analyzer.base.limits import DEFAULT
+
+    try:
+        ctx.meta["mcxa.limits"] = DEFAULT.with_overrides(values)
+    except UsageError as exc:
+        raise click.BadParameter(exc.reason.removeprefix("--limit ")) from None
+
+
+def current_limits():
+    """The caps this command runs with (``--limit``), as ``analyzer.base.limits.Limits``."""
+    from analyzer.base.limits import DEFAULT
+
+    return click.get_current_context().meta.get("mcxa.limits", DEFAULT)
+
+
+limit_option = click.option("--limit", multiple=True, metavar="NAME=N", expose_value=False, callback=_limit,
+                            help="Raise or lower one of the caps on what is kept in memory (repeatable), "
+                                 "e.g. --limit tcp_streams=200000; the README lists them all.")
+
+
+def progress_bar(capture: str, quiet: bool, streams_to_stdout: bool = False):
+    """``with progress_bar(...) as progress``: a transient bar on stderr while CAPTURE is read, on a terminal
+    only and after 1 s; ``progress`` is None (no cost) otherwise. See ``analyzer.cli.progress``."""
+    from analyzer.cli.progress import decode_progress
+
+    return decode_progress(capture, quiet, streams_to_stdout)
+
+
+def check_output(fmt: str, needs_path: bool, output: str | None) -> None:
+    if needs_path and not output:
+        raise click.UsageError(f"--format {fmt} writes a binary file: give it with --output/-o")
+
+
+def write(writer, needs_path: bool, output: str | None, *args) -> None:
+    """Run a renderer towards a path (binary formats), a text file, or stdout."""
+    if needs_path:
+        writer(*args[:1], output, *args[1:])
+    elif output:
+        with open(output, "w", encoding="utf-8") as out:
+            writer(*args[:1], out, *args[1:])
+    else:
+        writer(*args[:1], click.get_text_stream("stdout"), *args[1:])
+
+
+def meaning_options(command):
+    """Options of every command that interprets traffic (events, sessions, analyze)."""
+    options = [
+        click.option("--systems", "systems_file", type=click.Path(dir_okay=False),
+                     help="YAML naming MC systems and their domains, hosts, address ranges (default: "
+                          "inferred from SIP domains and server addresses)."),
+        click.option("--identities", "identities_file", type=click.Path(dir_okay=False),
+                     help="YAML 'same: [[id, id...], ...]': identities of one user the wire does not link."),
+        click.option("--migration-reason", default=MIGRATION_REASON.pattern, show_default=True,
+                     help="Regular expression a BYE's Reason text must match to indicate release due to "
+                          "migration (no stage-3 encoding is confirmed; adjust to your vendor)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def analysis_options(command):
+    """The options of every command that judges or interprets a capture: meaning, engine, ports, quiet."""
+    for option in (quiet_option, limit_option, sip_ports_option, engine_option, meaning_options):
+        command = option(command)
+    return command
+
+
+def rules_options(command):
+    """The options of every command that judges: which rules, and a window overriding theirs."""
+    window = click.option("--window", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                          help="Time window for every step, overriding the rules' own (default 30 s).")
+    rules = click.option("--rules", "rules_dir", type=click.Path(),
+                         help="Rule directory or file (default: the shipped rules/).")
+    return rules(window(command))
+
+
+def analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet=False,
+             keep_messages=False):
+    try:
+        pattern = re.compile(migration_reason, re.I)
+    except re.error as exc:
+        raise click.BadParameter(f"not a regular expression: {exc}",
+                                 param_hint="--migration-reason") from None
+    from analyzer.meaning.analysis import MeaningOptions, analyse_capture
+    from analyzer.meaning.sessions import load_identity_map
+    from analyzer.meaning.systems import SystemMap
+
+    meaning = MeaningOptions(
+        systems=SystemMap.from_file(systems_file) if systems_file else None,
+        identity_map=load_identity_map(identities_file) if identities_file else [],
+        migration_reason=pattern, keep_messages=keep_messages, limits=current_limits())
+    with progress_bar(capture, quiet) as progress:
+        options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits())
+        return analyse_capture(capture, engine, options, meaning)
+
+
+def report_diagnostics(capture: str, diagnostics: Diagnostics, stats: DecodeStats | None = None) -> None:
+    """A short human summary on stderr. With the decode's ``stats``: where reading stopped (first), where
+    every packet went, the TLS flows not read; then diagnostic counts per code, and the first few with
+    their frames."""
+    err = click.get_text_stream("stderr")
+    if stats is not None:
+        from analyzer.report.accounting import summary_lines
+
+        for line in summary_lines(stats):
+            err.write(f"mcxa: {capture}: {line}\n")
+    if not diagnostics.total:
+        return
+    counts = ", ".join(f"{code} ×{n}" for code, n in diagnostics.summary().items())
+    err.write(f"mcxa: {capture}: {diagnostics.total} diagnostic(s): {counts}\n")
+    for d in diagnostics.records[:_DIAGNOSTICS_SHOWN]:
+        frames = ",".join(map(str, d.frames[:8])) + ("…" if len(d.frames) > 8 else "")
+        where = f" frame{'s' if len(d.frames) > 1 else ''} {frames}:" if d.frames else ""
+        err.write(f"  [{d.code}]{where} {d.message}\n")
+    if len(diagnostics.records) > _DIAGNOSTICS_SHOWN:
+        err.write(f"  … {diagnostics.total - _DIAGNOSTICS_SHOWN} more\n")
+
+
+def finish(capture: str, diagnostics: Diagnostics, stats: DecodeStats, quiet: bool) -> None:
+    """End of a command that lists what one capture holds: the summary on stderr (unless ``quiet``), and
+    exit 3 (incomplete) when reading stopped before the end of the file."""
+    if not quiet:
+        report_diagnostics(capture, diagnostics, stats)
+    if stats.stopped is not None:
+        raise click.exceptions.Exit(ExitCode.INCOMPLETE)

@@ -1,0 +1,79 @@
+"""One capture through every stage up to UE sessions: decode → transactions/events → systems → sessions.
+
+Commands that need meaning (``events``, ``sessions``, later ``analyze``) call ``analyse_capture``; each
+stage stays a module of its own and this is the only place that chains them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from analyzer.base.diagnostics import Diagnostics
+from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.base.limits import Limits
+from analyzer.engines import DecodeOptions, DecodeStats, get_engine
+from analyzer.meaning.events import MIGRATION_REASON, Event
+from analyzer.meaning.events.extract import extract_events
+from analyzer.meaning.sessions import ADDRESS_WINDOW, UeSession, build_sessions
+from analyzer.meaning.systems import SystemMap
+
+
+@dataclass(slots=True)
+class MeaningOptions:
+    """What the user can tell the meaning stages (``--systems``, ``--identities``, ...)."""
+
+    systems: SystemMap | None = None
+    identity_map: list[tuple[str, str]] = field(default_factory=list)
+    migration_reason: re.Pattern = MIGRATION_REASON
+    address_window: float = ADDRESS_WINDOW
+    keep_messages: bool = False  # keep the decoded messages (ladder diagrams draw them)
+    limits: Limits = DEFAULT_LIMITS  # caps on the meaning stages' tables (``analyzer.base.limits``)
+
+
+@dataclass(slots=True)
+class CaptureAnalysis:
+    path: str
+    stats: DecodeStats
+    diagnostics: Diagnostics
+    events: list[Event]
+    systems: SystemMap
+    sessions: list[UeSession]
+    messages: list | None = None  # the decoded Messages and TlsHellos, when MeaningOptions.keep_messages
+
+    def session_of(self) -> dict[int, str]:
+        """id(event) → the UE session it belongs to."""
+        return {id(e): s.id for s in self.sessions for e in s.events}
+
+
+def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptions | None = None,
+                    meaning: MeaningOptions | None = None) -> CaptureAnalysis:
+    meaning = meaning or MeaningOptions()
+    decoded = get_engine(engine)(path, decode_options or DecodeOptions())
+    problems = _Problems()
+    messages: list | None = [] if meaning.keep_messages else None
+    items = decoded.items if messages is None else _keeping(decoded.items, messages)
+    events, systems = extract_events(items, meaning.systems, meaning.migration_reason, problems,
+                                     capture_end=lambda: decoded.stats.last_time, limits=meaning.limits)
+    sessions = build_sessions(events, meaning.identity_map, meaning.address_window, meaning.limits.identities,
+                              problems)
+    decoded.diagnostics.merge(problems.found.counts, problems.found.records)
+    return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions, messages)
+
+
+class _Problems:
+    """Where the meaning stages append their problems: counted and capped per code like diagnostics (a
+    list would grow with the capture), and added after the decoding's own."""
+
+    def __init__(self):
+        self.found = Diagnostics()
+
+    def append(self, problem) -> None:
+        self.found.add(problem.code, problem.message, problem.frames)
+
+
+def _keeping(items, kept: list):
+    """Pass items through, keeping each (one decode serves both the events and the drawings)."""
+    for item in items:
+        kept.append(item)
+        yield item

@@ -1,0 +1,293 @@
+"""Pass 1 of the events stage: every exchange becomes a small ``Fact``, with no message body kept.
+
+A SIP transaction (a 401/407 challenge and its authenticated retry together), an HTTP request/response pair
+or a TLS ClientHello says, through ``analyzer.meaning.mcfacts``, what the events stage needs; the capture
+streams through here once and only the facts stay in memory.
+
+Frames: ``Fact.frames`` are the frames that completed each message (``Message.frame``, as Wireshark and
+``mcxa messages`` number them); ``Fact.all_frames`` every frame that carried bytes of them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.base.limits import Limits
+from analyzer.meaning import mcfacts
+from analyzer.meaning.transactions import Transaction, TransactionTracker
+from analyzer.messages.records import Message
+from analyzer.transport.records import TlsHello
+
+#: SIP methods that never make an event on their own.
+_QUIET = frozenset(("ACK", "CANCEL", "PRACK", "UPDATE", "INFO"))
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """What one exchange said, without the message bodies."""
+
+    method: str  # SIP method, HTTP-GET/HTTP-POST/..., or TLS
+    time: float
+    end: float | None
+    frames: tuple[int, ...]  # the completing frame of each message
+    client: str
+    server: str
+    status: int | None
+    call_id: str | None = None
+    domain: str | None = None  # Request-URI / HTTP host
+    from_uri: str | None = None
+    to_uri: str | None = None
+    service: str | None = None
+    instance: str | None = None
+    client_id: str | None = None
+    mc_uri: str | None = None  # MC info request-uri (own MC ID for PUBLISH; target for INVITE)
+    calling_user: str | None = None
+    calling_group: str | None = None
+    called_party: str | None = None
+    session_type: str | None = None
+    recipients: tuple[str, ...] = ()
+    affiliation: mcfacts.AffiliationSet | None = None
+    event_package: str | None = None
+    expires: int | None = None  # REGISTER: the binding's expiry; PUBLISH: the Expires header
+    reason: str | None = None  # Reason text (BYE) or Warning text (errors)
+    xcap: mcfacts.XcapTarget | None = None
+    token: mcfacts.TokenRequest | None = None
+    claims_mc_id: str | None = None
+    challenged: bool = False
+    mc_body: bool = False  # carries an MC info body (REGISTER service authorisation)
+    contact: str | None = None  # Contact URI of a 3xx
+    all_frames: tuple[int, ...] = ()  # every frame that carried bytes of the exchange
+    has_body: bool = False  # the request carried a body (PUBLISH: an initial or modifying publication)
+    if_match: str | None = None  # PUBLISH: SIP-If-Match, the entity-tag of the publication it refreshes
+    etag: str | None = None  # PUBLISH: SIP-ETag of the 2xx, the publication's entity-tag from now on
+    granted: int | None = None  # PUBLISH: Expires of the 2xx, the lifetime the server granted
+
+
+def _uri(value: str | None) -> str | None:
+    """The address of record of a From/To/Contact value: URI parameters and tags dropped."""
+    parsed = mcfacts.name_addr(value) if value else None
+    return parsed.uri.aor if parsed and parsed.uri else None
+
+
+def _int(text: str | None) -> int | None:
+    """A non-negative header number; None for anything else (hostile digits included)."""
+    text = text.strip() if text else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
+
+
+def _header(message: Message | None, name: str) -> str | None:
+    value = message.headers.get(name) if message is not None else None
+    return value.strip() or None if value else None
+
+
+def uri_host(uri: str | None) -> str | None:
+    parsed = mcfacts.uri_parts(uri) if uri else None
+    return parsed.host if parsed else None
+
+
+def sent_to_ue(fact: Fact) -> bool:
+    """Requests the network sends to the UE: NOTIFY, and INVITEs naming who calls (group or user)."""
+    if fact.method == "NOTIFY":
+        return True
+    return fact.method == "INVITE" and bool(fact.calling_group or fact.calling_user)
+
+
+def observations(fact: Fact) -> tuple[tuple[str | None, str | None], ...]:
+    """The (domain, server address) pairs an exchange shows, which MC systems are inferred from."""
+    if sent_to_ue(fact):  # the server is the sender; the caller's domain is its system's too
+        return (fact.domain, fact.client), (uri_host(fact.from_uri), fact.client)
+    return ((fact.domain, fact.server),)
+
+
+def _status_note(final: Message | None) -> str | None:
+    if final is None:
+        return None
+    warns = mcfacts.warnings(final)
+    text = f"{final.status} {final.reason or ''}".strip()
+    return f"{text} (Warning: {warns[0].code} {warns[0].text})" if warns else text
+
+
+def _publication(req: Message, final: Message | None) -> dict:
+    """RFC 3903 fields of a PUBLISH and its answer (only a 2xx names and times a publication)."""
+    ok = final if final is not None and 200 <= (final.status or 0) < 300 else None
+    return {"if_match": _header(req, "sip-if-match"), "etag": _header(ok, "sip-etag"),
+            "granted": _int(_header(ok, "expires")), "expires": _int(_header(req, "expires")),
+            "has_body": bool(req.body.strip())}
+
+
+def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
+    req = tx.request
+    if req is None or tx.method in _QUIET:
+        return None
+    method = tx.method or ""
+    info = mcfacts.mc_info(req, problems)
+    contact = mcfacts.contact_facts(req) if method == "REGISTER" else None  # instance, expiry
+    extra: dict = {}
+    if method == "REGISTER":
+        extra["expires"] = contact.expires if contact and contact.expires is not None \
+            else _int(req.headers.get("expires"))
+    elif method == "PUBLISH":
+        extra = _publication(req, tx.final)
+    reason = None
+    if method == "BYE":
+        r = mcfacts.reason(req)
+        reason = r.text if r and r.text else (req.headers.get("reason") or None)
+    elif tx.final is not None and (tx.final.status or 0) >= 300:
+        reason = _status_note(tx.final)
+    affiliation = mcfacts.affiliation_set(req, problems) if method in ("PUBLISH", "NOTIFY") else None
+    redirect = None
+    if tx.final is not None and 300 <= (tx.final.status or 0) < 400:
+        redirect = _uri(tx.final.headers.get("contact"))
+    ruri = mcfacts.uri_parts(req.uri or "")
+    return Fact(
+        method, tx.time, tx.answered, tx.frames, tx.client or req.src, tx.server or req.dst, tx.status,
+        call_id=tx.call_id, domain=ruri.host if ruri else None, from_uri=_uri(req.headers.get("from")),
+        to_uri=_uri(req.headers.get("to")),
+        service=(info.service if info else None) or (affiliation.service if affiliation else None)
+        or mcfacts.mc_service(req),
+        instance=contact.instance if contact else None, client_id=info.client_id if info else None,
+        mc_uri=info.request_uri if info else None, calling_user=info.calling_user_id if info else None,
+        calling_group=info.calling_group_id if info else None,
+        called_party=info.called_party_id if info else None,
+        session_type=info.session_type if info else None,
+        recipients=mcfacts.recipients(req, problems) if method == "INVITE" else (),
+        affiliation=affiliation, event_package=(req.headers.get("event") or "").split(";")[0].strip().lower()
+        or None, reason=reason, challenged=tx.challenge_of is not None,
+        mc_body=info is not None, contact=redirect,
+        claims_mc_id=info.token_claims.mc_id if info and info.token_claims else None,
+        all_frames=tx.all_frames or tx.frames, **extra)
+
+
+def _http_fact(request: Message, response: Message | None) -> Fact:
+    target = mcfacts.xcap_target(request)
+    claims = mcfacts.bearer_token_claims(request)
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower() or None
+    return Fact(f"HTTP-{request.method}", request.time, response.time if response else None,
+                tuple(sorted({request.frame, *((response.frame,) if response else ())})),
+                request.src, request.dst, response.status if response else None, domain=host,
+                service=target.service if target else None, xcap=target,
+                token=mcfacts.token_request(request),
+                claims_mc_id=claims.mc_id if claims else None,
+                reason=_status_note(response) if response and (response.status or 0) >= 400 else None,
+                all_frames=tuple(sorted({*request.frames, *(response.frames if response else ())})))
+
+
+def _tls_fact(hello: TlsHello) -> Fact:
+    return Fact("TLS", hello.time, None, (hello.frame,), hello.src, hello.dst, None, domain=hello.sni,
+                all_frames=(hello.frame,))
+
+
+def _merged(earlier: Fact, retry: Fact) -> Fact:
+    """A 401/407-challenged request and its authenticated retry: one exchange, from the first request."""
+    return replace(retry, time=earlier.time, frames=tuple(sorted({*earlier.frames, *retry.frames})),
+                   all_frames=tuple(sorted({*earlier.all_frames, *retry.all_frames})))
+
+
+class _Collector:
+    """Pass 1's state: the facts so far, and the exchanges waiting for their other half (bounded).
+
+    Only ``meaningful`` facts are kept (None: all); of the others (an OPTIONS flood, say) only the distinct
+    (domain, server) pairs systems are inferred from, at most twice ``Limits.domains`` of them."""
+
+    def __init__(self, problems: list, limits: Limits, meaningful: Callable[[Fact], bool] | None = None):
+        self.problems, self.limits, self.meaningful = problems, limits, meaningful
+        self.tracker = TransactionTracker(limits=limits, dialogs=False)  # dialogs mean nothing here
+        self.facts: list[Fact | None] = []
+        self.observed: dict[tuple, None] = {}  # (domain, server) of the facts not kept
+        self.unobserved = 0  # pairs beyond the cap
+        self.challenged: dict[int, int] = {}  # a 401/407 transaction's first frame → the index of its fact
+        self.http_pending: OrderedDict[int, Message] = OrderedDict()  # request frame → request, oldest first
+        self.unanswered = 0  # HTTP requests given up early: more than the cap waited for responses
+        self.first_unanswered: int | None = None
+
+    def feed(self, item) -> None:
+        for record in self.tracker.feed(item):
+            if isinstance(record, Transaction):
+                self.transaction(record)
+        if len(self.challenged) > 2 * self.tracker.holding + 64:  # forget what no retry can name any more
+            linkable = self.tracker.linkable_challenges()
+            self.challenged = {k: v for k, v in self.challenged.items() if k in linkable}
+        if isinstance(item, Message) and item.proto == "http":
+            self.http(item)
+        elif isinstance(item, TlsHello):
+            self.add(_tls_fact(item))
+
+    def transaction(self, tx: Transaction) -> None:
+        found: list = []
+        fact = _sip_fact(tx, found)
+        for problem in found:  # a body that could not be read: say which request carried it
+            self.problems.append(replace(problem, frames=problem.frames or (tx.request.frame,)))
+        if fact is None or not self.kept(fact):
+            return
+        first = self.challenged.pop(tx.challenge_of.first_frame, None) if tx.challenge_of else None
+        if first is not None:  # the challenge and its authenticated retry are one exchange
+            earlier, self.facts[first] = self.facts[first], None
+            fact = _merged(earlier, fact)
+        if tx.status in (401, 407):
+            self.challenged[tx.first_frame] = len(self.facts)
+        self.facts.append(fact)
+
+    def kept(self, fact: Fact) -> bool:
+        """Keep ``fact`` if it can mean something; else only note where it went."""
+        if self.meaningful is None or self.meaningful(fact):
+            return True
+        for pair in observations(fact):
+            if pair not in self.observed:
+                if len(self.observed) < 2 * self.limits.domains:
+                    self.observed[pair] = None
+                else:
+                    self.unobserved += 1
+        return False
+
+    def http(self, msg: Message) -> None:
+        if msg.kind == "request":
+            self.http_pending[msg.frame] = msg
+            if len(self.http_pending) > self.limits.transactions:  # the oldest is read as unanswered
+                _, request = self.http_pending.popitem(last=False)
+                self.add(_http_fact(request, None))
+                self.unanswered += 1
+                if self.first_unanswered is None:
+                    self.first_unanswered = msg.frame
+        elif msg.reply_to in self.http_pending:
+            self.add(_http_fact(self.http_pending.pop(msg.reply_to), msg))
+
+    def add(self, fact: Fact) -> None:
+        if self.kept(fact):
+            self.facts.append(fact)
+
+    def close(self) -> list[Fact]:
+        for record in self.tracker.close():
+            if isinstance(record, Transaction):
+                self.transaction(record)
+        for request in self.http_pending.values():
+            self.add(_http_fact(request, None))
+        for message, frames in self.tracker.overflows():
+            self.problems.append(mcfacts.Problem("table-full", message, frames))
+        if self.unanswered:
+            self.problems.append(mcfacts.Problem(
+                "table-full", f"more than {self.limits.transactions} HTTP requests awaited their response at "
+                f"once from frame {self.first_unanswered} on: the oldest were read as unanswered "
+                f"({self.unanswered} in all); raise the cap with --limit transactions=N",
+                (self.first_unanswered,)))
+        if self.unobserved:
+            self.problems.append(mcfacts.Problem(
+                "table-full", f"more than {2 * self.limits.domains} distinct domain and server pairs in "
+                f"requests that make no event: later ones do not count in inferring systems "
+                f"({self.unobserved} in all); raise the cap with --limit domains=N"))
+        kept = [f for f in self.facts if f is not None]
+        kept.sort(key=lambda f: (f.time, f.frames[0]))
+        return kept
+
+
+def collect_facts(items: Iterable, problems: list | None = None, limits: Limits = DEFAULT_LIMITS,
+                  meaningful: Callable[[Fact], bool] | None = None) -> tuple[list[Fact], list[tuple]]:
+    """Pass 1 over decoded items (capture order): one fact per ``meaningful`` exchange (None: every one),
+    sorted by time; and the distinct (domain, server) pairs of the others."""
+    collector = _Collector([] if problems is None else problems, limits, meaningful)
+    for item in items:
+        collector.feed(item)
+    facts = collector.close()
+    return facts, list(collector.observed)

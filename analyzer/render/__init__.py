@@ -1,1 +1,0 @@
-"""Renderers: records in, text/bytes out. One registry per command, keyed by ``--format``."""

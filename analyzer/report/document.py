@@ -1,0 +1,160 @@
+"""The report: judged procedure instances in the shape of ../shared/contract (JSON), and as text.
+
+``judge`` applies the rules to an analysed capture; ``capture_report`` and ``report`` build the contract's
+JSON document (schema ``mcxa-report/1``; fields are only ever added); ``exit_code`` and ``write_text``
+say it to programs and to people.
+"""
+
+from __future__ import annotations
+
+from analyzer import __version__
+from analyzer.base.exitcodes import ExitCode
+from analyzer.engines import ReadStop
+from analyzer.meaning.analysis import CaptureAnalysis
+from analyzer.report.accounting import accounting_dict
+from analyzer.rules import Rule
+from analyzer.rules.matcher import Instance
+from analyzer.rules.results import StepResult
+
+SCHEMA = "mcxa-report/1"
+
+
+def _kpis(inst: Instance) -> dict:
+    """The KPIs of one instance, each only where it means something (definitions in the README).
+
+    ``step_seconds``: per step seen, seconds from what it was due after (the previous step's event, or the
+    migration point for a first step) to its event — the figure its window is judged on. For a migration,
+    when every step was seen and succeeded (nothing missing or failed): ``migration_duration``, from the
+    first step's request to the last step's final answer, and ``service_interruption``, from the end of
+    the call in the old system (its release or leave when the capture shows it, else the first step's
+    request) to the last step's final answer (back in the call in the new system).
+    """
+    kpis: dict = {"step_seconds": {s.step.id: round(s.event.time - s.reference, 3)
+                                   for s in inst.steps if s.event is not None and s.reference is not None}}
+    required = [s for s in inst.steps if not s.step.optional]
+    done = required and all(s.event is not None and s.status != "failed" for s in required)
+    if inst.rule.migration is None or not done:
+        return kpis
+    seen = [s.event for s in inst.steps if s.event is not None]
+    first = min(e.time for e in seen)
+    back = inst.steps[-1].event
+    back_at = back.end or back.time
+    kpis["migration_duration"] = round(max(e.end or e.time for e in seen) - first, 3)
+    left = inst.ended.time if inst.ended is not None and inst.ended.time <= back.time else first
+    kpis["service_interruption"] = round(back_at - min(left, first), 3)
+    return kpis
+
+
+#: Severity of a step's deviation → the tone every format colours the step with.
+_TONES = {"error": "bad", "warning": "warn", None: "ok"}
+#: Reports written before steps carried a severity: the severity their status had then.
+_LEGACY = {"matched": None, "unverifiable": "warning"}
+
+
+def step_tone(step: dict) -> str:
+    """``ok`` | ``info`` | ``warn`` | ``bad``: one colour per step, the same in text, HTML, JUnit and the
+    ladder. A matched step with an informational note stays ``ok``; an optional step not seen is ``info``."""
+    severity = step["severity"] if "severity" in step else _LEGACY.get(step["status"], "error")
+    if severity == "info":
+        return "ok" if step["status"] == "matched" else "info"
+    return _TONES[severity]
+
+
+def step_label(step: dict) -> str:
+    """The status with the few words that qualify it: ``missing (capture ended before it was due)``."""
+    return f"{step['status']} ({step['why']})" if step.get("why") else step["status"]
+
+
+def step_dict(s: StepResult) -> dict:
+    return {"id": s.step.id, "title": s.step.title, "status": s.status,
+            "severity": s.severity, "why": s.why,
+            "frames": list(s.event.frames) if s.event else [],
+            "time": s.event.time if s.event else None,
+            "event": s.event.kind if s.event else None,
+            "spec": s.step.spec}
+
+
+def _named(value) -> str | None:
+    """A binding that names something (system, group, peer, service) as the contract's string or null: a
+    rule may bind any event field to these names, a time or a frame list included."""
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def procedure_dict(inst: Instance) -> dict:
+    b, session = {k: _named(v) for k, v in inst.bindings.items()}, inst.session
+    from_system = b.get("from_system", b.get("system"))
+    seen = [s.event for s in inst.steps if s.event is not None]
+    return {
+        "rule": inst.rule.id,
+        "title": inst.rule.title,
+        "kind": "migration" if inst.rule.migration is not None else "building-block",
+        "spec": inst.rule.spec,
+        "verdict": inst.verdict,
+        "ue": session.mc_id(from_system) or session.id,
+        "ue_aliases": [a for a in dict.fromkeys(session.aliases(from_system))],
+        "session": session.id,
+        "service": b.get("service"),
+        "group": b.get("group"),
+        "peer": b.get("peer"),
+        "from_system": from_system,
+        "to_system": b.get("to_system"),
+        "start": min((e.time for e in seen), default=inst.migration.time),
+        "end": max((e.end or e.time for e in seen), default=inst.migration.time),
+        "anchor": {"kind": inst.anchor.kind, "time": inst.anchor.time, "frames": list(inst.anchor.frames)},
+        "steps": [step_dict(s) for s in inst.steps],
+        "deviations": [{"code": d.code, "step": d.step, "severity": d.severity, "message": d.message,
+                        "spec": d.spec, "frames": list(d.frames)} for d in inst.deviations],
+        "kpis": _kpis(inst),
+    }
+
+
+def capture_report(analysis: CaptureAnalysis, judged: list[Instance]) -> dict:
+    d, stats = analysis.diagnostics, analysis.stats
+    stopped = stats.stopped
+    return {
+        "file": analysis.path,
+        # Reading that stopped before the end of the file makes the whole capture at least incomplete.
+        "reading": {"complete": True} if stopped is None else {"complete": False, **stopped.as_dict()},
+        "stats": {"packets": stats.packets, "sip_messages": stats.sip_messages,
+                  "http_messages": stats.http_messages, "decode_errors": d.total,
+                  "events": len(analysis.events), "ue_sessions": len(analysis.sessions)},
+        # where every packet went, so that "no migration found" is never ambiguous
+        "accounting": accounting_dict(stats),
+        "procedures": [procedure_dict(i) for i in judged],
+        "diagnostics": [x.as_dict() for x in d.records],
+    }
+
+
+def report(captures: list[dict], rules: list[Rule]) -> dict:
+    return {"schema": SCHEMA,
+            "tool": {"name": "mcxa", "version": __version__, "rules": [r.id for r in rules]},
+            "captures": captures}
+
+
+def stop_text(cap: dict) -> str | None:
+    """``reading stopped after frame N at byte offset X: reason``, or None when the capture was read to its
+    end."""
+    reading = cap.get("reading", {})
+    return None if reading.get("complete", True) else ReadStop.from_dict(reading).text()
+
+
+def unread_text(cap: dict) -> str | None:
+    """What every format says first about a capture not read to its end; None when it was."""
+    stop = stop_text(cap)
+    return f"{stop}; only what came before was judged, so the capture is incomplete" if stop else None
+
+
+def read_completely(cap: dict) -> bool:
+    """Whether the whole capture file was read (reports written before this field existed were)."""
+    return cap.get("reading", {}).get("complete", True)
+
+
+def exit_code(doc: dict) -> ExitCode:
+    """1 on any deviation; else 3 when a procedure is incomplete or a capture was not read to its end;
+    else 0."""
+    verdicts = {p["verdict"] for c in doc["captures"] for p in c["procedures"]}
+    if "deviation" in verdicts:
+        return ExitCode.DEVIATION
+    if "incomplete" in verdicts or not all(read_completely(c) for c in doc["captures"]):
+        return ExitCode.INCOMPLETE
+    return ExitCode.OK

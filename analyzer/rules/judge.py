@@ -1,0 +1,25 @@
+"""The rules applied to one analysed capture: every procedure instance of every UE session, judged."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from analyzer.meaning.analysis import CaptureAnalysis
+from analyzer.rules import Rule
+from analyzer.rules.matcher import Instance, instances
+
+
+def capture_end(analysis: CaptureAnalysis) -> float:
+    """The last moment the capture shows (its last packet, or event); steps due later cannot be judged."""
+    last_event = max((e.end or e.time for e in analysis.events), default=0.0)
+    return max(analysis.stats.last_time or 0.0, last_event)
+
+
+def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None) -> list[Instance]:
+    end = capture_end(analysis)
+    found = []
+    for session in analysis.sessions:
+        for rule in rules:
+            found += instances(replace(rule, window=window) if window else rule, session, end)
+    found.sort(key=lambda i: (i.anchor.time, i.rule.id))
+    return found

@@ -1,0 +1,165 @@
+"""Calls: group calls and late entry, private calls, and their end (release with its Reason, leave). A
+call is UE-originated (INVITE to a PSI) or server-initiated (INVITE to the UE); either way its dialog and
+downlink media stay in the context until a BYE.
+"""
+
+from __future__ import annotations
+
+from analyzer.synth.procedures.context import Answer, Context, Dialog, MediaSpan, to_tag_of
+from analyzer.synth.procedures.topology import ACCESS_NETWORK, Leg, host
+from analyzer.synth.scenario import RELEASE_REASONS, Step
+from analyzer.synth.sip import ALLOW, info_xml, multipart, request, resource_lists_xml, sdp
+from analyzer.synth.wire import Endpoint
+
+
+def _session_contact(leg: Leg, uri: str) -> str:
+    return f"<{uri}>;isfocus{leg.service.contact_params}"
+
+
+def _ue_invite(ctx: Context, step: Step, t: float, leg: Leg, psi: str, parts: list, answer_mode: str | None,
+               ringing: bool) -> None:
+    """A UE-originated call: INVITE to ``psi`` / 100 / (180) / 200 / ACK."""
+    s = leg.service
+    port = ctx.port()
+    offer = sdp(s, leg.ue_ep.ip, ctx.rng.randrange(10**9, 4 * 10**9), port, port + 2, offer=True)
+    ctype, body = multipart([((("Content-Type", "application/sdp"),), offer), *parts], ctx.boundary())
+    tag, call_id = ctx.tag(), ctx.call_id(host(leg.ue_ep.ip))
+    extra = [*ctx.mc_headers(leg)]
+    if answer_mode:
+        extra.append(("Answer-Mode", answer_mode))
+    extra += [("P-Access-Network-Info", ACCESS_NETWORK), ("Allow", ALLOW), ("Supported", "timer")]
+    req = ctx.ue_request(leg, "INVITE", psi, f"<{psi}>", call_id, extra, body, ctype, tag=tag)
+    prefix = "pc" if step.do == "private-call" else "gc"
+    session = f"sip:{prefix}-{ctx.token(6)}@{leg.mc_hostport}"
+    rr = ctx.record_route(leg)
+    srv_port = ctx.port()
+    answer_sdp = sdp(s, leg.system.mc_server, ctx.rng.randrange(10**9, 4 * 10**9), srv_port, srv_port + 2,
+                     offer=False, origin="mc-server")
+    dialog_headers = (*(("Record-Route", r) for r in rr), ("Contact", _session_contact(leg, session)))
+    answers = [Answer(100, ctx.net())]
+    if ringing:
+        answers.append(Answer(180, ctx.net() + ctx.server() * 2, dialog_headers))
+    answers.append(Answer(200, ctx.rng.uniform(0.6, 1.5) if ringing else ctx.net() + ctx.server() * 2,
+                          (*dialog_headers, ("P-Asserted-Service", s.icsi), ("Allow", ALLOW)),
+                          answer_sdp, "application/sdp"))
+    out = ctx.transaction(t, leg, req, True, answers, main=True)
+    if out is None or out[1].status >= 300:
+        return
+    dialog = Dialog(step.id or "", step.do, leg, call_id, f"<{leg.impu}>", tag, f"<{psi}>",
+                    to_tag_of(out[1]), leg.contact_uri, session, 1, 0, rr)
+    ack = ctx.in_dialog(dialog, "ACK", True, cseq=1)
+    t_ack = out[0] + ctx.client()
+    ctx.send_sip(t_ack, leg, ack, True)
+    dialog.media = MediaSpan(t_ack, Endpoint(leg.system.mc_server, srv_port), Endpoint(leg.ue_ep.ip, port))
+    ctx.media.append(dialog.media)
+    ctx.dialogs[dialog.name] = dialog
+
+
+def _server_invite(ctx: Context, step: Step, t: float, leg: Leg, function: str, info: list, answer_mode: str,
+                   ringing: bool) -> None:
+    """A server-initiated call towards the UE: INVITE / (180) / 200 from the UE / ACK."""
+    s = leg.service
+    psi = leg.psi(function)
+    prefix = "pc" if step.do == "private-call" else "gc"
+    session = f"sip:{prefix}-{ctx.token(6)}@{leg.mc_hostport}"
+    srv_port = ctx.port()
+    offer = sdp(s, leg.system.mc_server, ctx.rng.randrange(10**9, 4 * 10**9), srv_port, srv_port + 2,
+                offer=True, origin="mc-server")
+    ctype, body = multipart([((("Content-Type", "application/sdp"),), offer),
+                             ((("Content-Type", s.info_type),), info_xml(s, info))], ctx.boundary())
+    tag, call_id = ctx.tag(), ctx.call_id(host(leg.system.mc_server))
+    rr = ctx.record_route(leg)
+    headers = [("Via", v) for v in ctx.server_vias(leg)]
+    headers += [("Max-Forwards", "69" if leg.system.separate_mc_server else "70"),
+                *(("Record-Route", r) for r in rr), ("From", f"<{psi}>;tag={tag}"), ("To", f"<{leg.impu}>"),
+                ("Call-ID", call_id), ("CSeq", "1 INVITE"), ("Contact", _session_contact(leg, session)),
+                ("P-Asserted-Identity", f"<{psi}>"), ("P-Asserted-Service", s.icsi), *s.accept_contact,
+                ("Answer-Mode", answer_mode), ("Allow", ALLOW), ("Supported", "timer")]
+    req = request("INVITE", leg.contact_uri, headers, body, ctype)
+    port = ctx.port()
+    answer_sdp = sdp(s, leg.ue_ep.ip, ctx.rng.randrange(10**9, 4 * 10**9), port, port + 2, offer=False)
+    dialog_headers = (*(("Record-Route", r) for r in rr), ("Contact", leg.contact()))
+    answers = []
+    if ringing:
+        answers.append(Answer(180, ctx.client() * 4, dialog_headers))
+    answers.append(Answer(200, ctx.rng.uniform(0.8, 2.0) if ringing else ctx.client() * 4,
+                          (*dialog_headers, ("Allow", ALLOW)), answer_sdp, "application/sdp"))
+    out = ctx.transaction(t, leg, req, False, answers, main=True)
+    if out is None or out[1].status >= 300:
+        return
+    dialog = Dialog(step.id or "", step.do, leg, call_id, f"<{leg.impu}>", to_tag_of(out[1]), f"<{psi}>",
+                    tag, leg.contact_uri, session, 0, 1, rr)
+    ack = ctx.in_dialog(dialog, "ACK", False, cseq=1)
+    t_ack = out[0] + ctx.net()
+    ctx.send_sip(t_ack, leg, ack, False)
+    dialog.media = MediaSpan(t_ack, Endpoint(leg.system.mc_server, srv_port), Endpoint(leg.ue_ep.ip, port))
+    ctx.media.append(dialog.media)
+    ctx.dialogs[dialog.name] = dialog
+
+
+def group_call(ctx: Context, step: Step, t: float) -> None:
+    leg = ctx.leg(step.ue, step.system)
+    assert step.group is not None
+    if step.role == "originate":
+        info = info_xml(leg.service, [("session-type", "plain", step.type),
+                                      ("{s}-request-uri", "uri", step.group),
+                                      ("{s}-client-id", "string", leg.ue.client_id)])
+        _ue_invite(ctx, step, t, leg, leg.psi("participating"),
+                   [((("Content-Type", leg.service.info_type),), info)], "Auto", ringing=False)
+    else:
+        _server_invite(ctx, step, t, leg, "participating", [
+            ("session-type", "plain", step.type), ("{s}-request-uri", "uri", leg.mc_id),
+            ("{s}-calling-group-id", "uri", step.group)], "Auto", ringing=False)
+
+
+def late_entry(ctx: Context, step: Step, t: float) -> None:
+    leg = ctx.leg(step.ue, step.system)
+    assert step.group is not None
+    _server_invite(ctx, step, t, leg, "participating", [
+        ("session-type", "plain", "prearranged"), ("{s}-request-uri", "uri", leg.mc_id),
+        ("{s}-calling-group-id", "uri", step.group)], "Auto", ringing=False)
+
+
+def private_call(ctx: Context, step: Step, t: float) -> None:
+    leg = ctx.leg(step.ue, step.system)
+    assert step.peer is not None
+    mode = step.answer.capitalize()
+    if step.role == "originate":
+        info = info_xml(leg.service, [("session-type", "plain", "private"),
+                                      ("{s}-client-id", "string", leg.ue.client_id)])
+        parts = [((("Content-Type", "application/resource-lists+xml"),
+                   ("Content-Disposition", "recipient-list")), resource_lists_xml([step.peer])),
+                 ((("Content-Type", leg.service.info_type),), info)]
+        _ue_invite(ctx, step, t, leg, leg.psi("private-call"), parts, mode, ringing=step.answer == "manual")
+    else:
+        _server_invite(ctx, step, t, leg, "private-call", [
+            ("session-type", "plain", "private"), ("{s}-request-uri", "uri", leg.mc_id),
+            ("{s}-calling-user-id", "uri", step.peer), ("{s}-called-party-id", "uri", leg.mc_id)],
+            mode, ringing=step.answer == "manual")
+
+
+def _bye(ctx: Context, step: Step, t: float, reason: str | None) -> None:
+    dialog = ctx.dialogs.pop(step.call or "", None)
+    if dialog is None:
+        ctx.note(f"call '{step.call}' was never established: nothing to release")
+        return
+    extra = [("Reason", reason)] if reason else []
+    from_ue = step.by == "ue"
+    req = ctx.in_dialog(dialog, "BYE", from_ue, extra)
+    delay = ctx.net() * 2 + (ctx.server() if from_ue else ctx.client())
+    ctx.transaction(t, dialog.leg, req, from_ue, [Answer(200, delay)], main=True)
+    if dialog.media is not None:
+        dialog.media.end = t
+
+
+def release(ctx: Context, step: Step, t: float) -> None:
+    reason = None
+    if step.reason or step.reason_text:
+        protocol, cause, text = RELEASE_REASONS[step.reason or "migration"]
+        text = (step.reason_text or text).replace("\\", "\\\\").replace('"', '\\"')
+        reason = f'{protocol};cause={cause};text="{text}"'
+    _bye(ctx, step, t, reason)
+
+
+def leave(ctx: Context, step: Step, t: float) -> None:
+    _bye(ctx, step, t, None)
