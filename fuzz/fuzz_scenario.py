@@ -14,8 +14,8 @@ SYNTH_EVERY = 8
 def load():
     from analyzer.base.errors import InputError
     from analyzer.synth import synthesize
-    from analyzer.synth.scenario import parse_scenario
     from analyzer.synth.pcapng import pcapng_bytes
+    from analyzer.synth.scenario import parse_scenario
 
     def target(data: bytes) -> None:
         try:
