@@ -12,8 +12,9 @@ limit, so a passing test usually runs the large input once.
 
 A failing test must fail, not hang: a quadratic path that takes 0.5 s on 10 KB takes hours on 1 MB. So an
 input 10x the small one is timed first, against the same slope (30x for a 300x limit at 100x), and every
-run is stopped by a timer (``SIGALRM``; Python's regex engine checks for signals too) once it has used the
-time that already means failure.
+run is stopped by a CPU-time timer (``SIGPROF``; Python's regex engine checks for signals too) once it has
+used the time that already means failure. All times are CPU times of this process, so a loaded machine
+does not skew them.
 
 ``make_input(n)`` builds an input of about ``n`` bytes or characters of the worst shape for the path under
 test (a run of spaces, a header folded thousands of times, ...); only ``func`` is timed, never the building.
@@ -42,14 +43,15 @@ class _Overtime(Exception):
 
 
 def time_call(func: Callable[[Any], Any], arg: Any, loops: int = 1) -> float:
-    """Seconds per call of ``func(arg)``, averaged over ``loops`` calls, the collector paused."""
+    """CPU seconds per call of ``func(arg)``, averaged over ``loops`` calls, the collector paused. CPU
+    time, not wall time: other processes on a shared machine (a fuzzer, a parallel test) leave it alone."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(loops):
             func(arg)
-        return (time.perf_counter() - start) / loops
+        return (time.process_time() - start) / loops
     finally:
         if enabled:
             gc.enable()
@@ -65,16 +67,17 @@ def _bounded_call(func: Callable[[Any], Any], arg: Any, budget: float) -> float:
         if armed:
             raise _Overtime
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, budget)
+    # ITIMER_PROF counts this process's CPU time, as time_call measures it (SIGPROF)
+    previous = signal.signal(signal.SIGPROF, on_alarm)
+    signal.setitimer(signal.ITIMER_PROF, budget)
     try:
         return time_call(func, arg)
     except _Overtime:
         return math.inf
     finally:
         armed = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def _small_time(func: Callable[[Any], Any], arg: Any) -> float:

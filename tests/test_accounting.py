@@ -51,8 +51,8 @@ def mcxa(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-def full_decode(path, workers: int = 1):
-    result = decode(str(path), DecodeOptions(workers=workers))
+def full_decode(path, workers: int = 1, parse_in_worker: bool = False):
+    result = decode(str(path), DecodeOptions(workers=workers, parse_in_worker=parse_in_worker))
     return list(result.items), result.stats, result.diagnostics
 
 
@@ -80,8 +80,9 @@ def test_fates_add_up_to_the_packets_in_one_process_and_forked(path, monkeypatch
         assert stats.accounting["signalling"] > 0
     if parallel.available():
         monkeypatch.setattr(dpkt_engine, "PARALLEL_MIN_BYTES", 0)
-        forked = full_decode(path, workers=2)
-        assert forked[1] == stats and forked[0] == items
+        for parse_in_worker in (False, True):  # the worker parses the messages, or the parent does
+            forked = full_decode(path, workers=2, parse_in_worker=parse_in_worker)
+            assert forked[1] == stats and forked[0] == items
 
 
 @pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)

@@ -712,9 +712,9 @@ def test_billion_laughs_in_the_pidf_part_is_refused_with_a_problem():
                  ("Content-Type: application/pidf+xml", bomb))
     message = sip(PUBLISH_HEAD + "\nContent-Type: multipart/mixed;boundary=b", body)
     problems: list = []
-    started = time.perf_counter()
+    started = time.process_time()
     assert F.affiliation_set(message, problems) is None
-    assert time.perf_counter() - started < 0.1
+    assert time.process_time() - started < 1.0  # CPU seconds: the bomb is refused, not expanded
     assert [p.code for p in problems] == ["xml-rejected"] and "pidf+xml" in problems[0].message
     assert F.affiliation_set(message) is None  # without a sink: None all the same
     assert F.mc_info(message).client_id == "client-1"  # the other part is still readable

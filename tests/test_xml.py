@@ -53,11 +53,11 @@ def test_hostile_folder_holds_the_known_attacks():
 @pytest.mark.parametrize("path", HOSTILE, ids=[p.name for p in HOSTILE])
 def test_hostile_xml_is_rejected_fast_with_one_line(path):
     data = path.read_bytes()
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(XmlRejected) as caught:
         parse_xml(data)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.05
+    elapsed = time.process_time() - started
+    assert elapsed < 1.0  # CPU seconds: refused before any expansion (an expanding parse takes minutes)
     reason = str(caught.value)
     assert reason and "\n" not in reason
     assert caught.value.code == "xml-rejected"
@@ -69,10 +69,10 @@ def test_parser_settings_refuse_bombs_even_without_the_byte_scan(monkeypatch, na
     # Defence in depth: with the DOCTYPE pre-scan disabled, lxml's settings and the doctype check still
     # refuse the document, quickly and without expanding anything.
     monkeypatch.setattr(xml, "_scan", lambda data: None)
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(XmlRejected):
         parse_xml((Path(__file__).parent / "hostile" / name).read_bytes())
-    assert time.perf_counter() - started < 0.05
+    assert time.process_time() - started < 1.0  # CPU seconds: nothing expanded
 
 
 def test_external_entity_is_never_read():

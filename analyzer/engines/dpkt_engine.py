@@ -1,8 +1,8 @@
 """The default engine: our record walker, link/IP/transport decoders (dpkt for SCTP), our parsers.
 
-With ``workers=2`` on a big capture, the transport stage runs in a forked worker process while this
-process parses and renders messages (see ``parallel``). Its packet accounting and where reading stopped
-come back with the worker's last word.
+With ``workers=2`` on a big capture, the transport stage and message parsing run in a forked worker process
+while this process gives the messages their meaning (see ``parallel``). Its packet accounting and where
+reading stopped come back with the worker's last word.
 """
 
 from __future__ import annotations
@@ -31,9 +31,25 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
     demux = Demux(decoded.diagnostics, options.sip_ports, limits=options.limits)
     reader.prefilter = demux.prefilter
 
-    def transport() -> Iterator[Payload | TlsHello]:
+    unread = _UnreadFrames()  # the frames of messages that did not parse, wherever parsing runs
+
+    def parsed(items: Iterator[Payload | TlsHello]) -> Iterator[Message | TlsHello]:
+        for item in items:
+            if isinstance(item, Payload):
+                message = _message(item, decoded.diagnostics)
+                if message is None:
+                    unread.add(item.frames)
+                    continue
+                item = message
+            yield item
+
+    # Two cores split the work where both halves weigh about the same: listing messages leaves the parent
+    # little to do, so it parses; meaning is heavy, so the worker parses too (measured on the bench capture).
+    in_worker = options.parse_in_worker
+
+    def transport() -> Iterator:
         with reader:
-            yield from demux.run(reader)
+            yield from parsed(demux.run(reader)) if in_worker else demux.run(reader)
 
     def counters(packets: int, bytes_read: int, last_time: float | None) -> None:
         stats = decoded.stats
@@ -43,16 +59,24 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
 
     def summary() -> tuple:
         """What the transport stage knows at its end (runs where it ran: maybe in the worker)."""
-        return demux.accounting(reader.packets), reader.stopped
+        return demux.accounting(reader.packets), reader.stopped, unread.count
 
     def take(result: tuple) -> None:
-        accounting, stopped = result
+        accounting, stopped, unread_there = result
         decoded.stats.accounting = accounting
         decoded.stats.stopped = ReadStop(*stopped) if stopped is not None else None
+        unread.count = max(unread.count, unread_there)  # counted where parsing ran: here, or the worker
+
+    def settle() -> None:
+        """The packets of a message that did not parse were counted as signalling: a diagnostic names them."""
+        accounting = decoded.stats.accounting
+        if accounting and unread.count:
+            accounting[SIGNALLING] -= unread.count
+            accounting[DIAGNOSTIC] += unread.count
 
     if options.workers > 1 and parallel.available() and (reader.size or 0) >= PARALLEL_MIN_BYTES:
-        payloads = parallel.payloads_in_worker(transport, reader, decoded.diagnostics, counters, summary,
-                                               take)
+        records = parallel.records_in_worker(transport, reader, decoded.diagnostics, counters, summary,
+                                             take)
     else:
         reader.on_chunk = lambda r: counters(r.packets, r.bytes_read, r.last_time)
 
@@ -60,8 +84,10 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
             counters(reader.packets, reader.bytes_read, reader.last_time)
             take(summary())
 
-        payloads = _then(transport(), done)
-    decoded.items = _messages(payloads, decoded)
+        records = _then(transport(), done)
+    if not in_worker:
+        records = parsed(records)
+    decoded.items = _then(_counted(records, decoded.stats), settle)
     return decoded
 
 
@@ -70,22 +96,10 @@ def _then(items: Iterator, done) -> Iterator:
     done()
 
 
-def _messages(payloads: Iterator[Payload | TlsHello], decoded: Decoded) -> Iterator[Message | TlsHello]:
-    stats, diag = decoded.stats, decoded.diagnostics
-    unread = _UnreadFrames()
-    for item in payloads:
-        if isinstance(item, Payload):
-            message = _message(item, diag)
-            if message is None:
-                unread.add(item.frames)
-                continue
-            item = message
+def _counted(items: Iterator[Message | TlsHello], stats) -> Iterator[Message | TlsHello]:
+    for item in items:
         stats.count(item)
         yield item
-    # The packets of a message that did not parse were counted as signalling: a diagnostic names them.
-    if stats.accounting and unread.count:
-        stats.accounting[SIGNALLING] -= unread.count
-        stats.accounting[DIAGNOSTIC] += unread.count
 
 
 class _UnreadFrames:

@@ -1,8 +1,8 @@
-"""Run the transport stage in a forked worker and stream its payloads back.
+"""Run the decoding in a forked worker and stream its records back.
 
-Two cores, two halves of the work: the worker walks the capture, prefilters and reassembles (the
-packet-rate part), the calling process parses and renders messages (the message-rate part). Data still
-flows one way: payloads go from the worker to the parent in batches, then the worker's diagnostics,
+Two cores, two halves of the work: the worker walks the capture, prefilters, reassembles and parses the
+messages; the calling process gives them their meaning (transactions, events) or renders them. Data
+flows one way: records go from the worker to the parent in batches, then the worker's diagnostics,
 counts and summary (e.g. the packet accounting). Used only where ``fork`` exists; elsewhere the engine
 runs both halves in one process.
 """
@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.errors import McxaError
+from analyzer.messages.records import Headers, Message
 from analyzer.transport.records import Payload, TlsHello
 
 _BATCH = 256
@@ -30,16 +31,24 @@ def available() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def _to_wire(item: Payload | TlsHello) -> tuple:
-    """Plain tuples pickle several times faster than slotted dataclasses."""
+def _to_wire(item: Message | Payload | TlsHello) -> tuple:
+    """Plain tuples pickle several times faster than slotted dataclasses; a message's headers travel as
+    their (name, value) pairs and are indexed again on arrival."""
+    if isinstance(item, Message):
+        return (2, item.body, item.proto, item.kind, item.method, item.uri, item.status, item.reason,
+                tuple(item.headers), item.frames, item.time, item.src, item.dst, item.transport, item.framing,
+                item.reply_to)
     if isinstance(item, Payload):
         return (0, item.data, item.frames, item.time, item.src, item.dst, item.transport, item.framing,
                 item.reply_to)
     return (1, item.frame, item.time, item.src, item.dst, item.sni)
 
 
-def _from_wire(t: tuple) -> Payload | TlsHello:
-    return Payload(*t[1:]) if t[0] == 0 else TlsHello(*t[1:])
+def _from_wire(t: tuple) -> Message | Payload | TlsHello:
+    kind = t[0]
+    if kind == 2:
+        return Message(t[2], t[3], t[4], t[5], t[6], t[7], Headers(t[8], lowered=True), t[1], *t[9:])
+    return Payload(*t[1:]) if kind == 0 else TlsHello(*t[1:])
 
 
 def _batch(items: list[tuple], reader) -> bytes:
@@ -60,7 +69,7 @@ def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, b
         for item in produce():
             wire = _to_wire(item)
             batch.append(wire)
-            size += len(wire[1]) if wire[0] == 0 else 0
+            size += len(wire[1]) if wire[0] != 1 else 0
             if len(batch) >= _BATCH or size >= _BATCH_BYTES:
                 conn.send_bytes(_batch(batch, reader))
                 batch, size = [], 0
@@ -79,9 +88,9 @@ def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, b
         os._exit(0)
 
 
-def payloads_in_worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics,
-                       on_batch: Callable[..., None], summary: Callable[[], object] | None = None,
-                       on_summary: Callable[[object], None] | None = None) -> Iterator[Payload | TlsHello]:
+def records_in_worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics,
+                      on_batch: Callable[..., None], summary: Callable[[], object] | None = None,
+                      on_summary: Callable[[object], None] | None = None) -> Iterator:
     """Yield what ``produce()`` yields, computed in a forked child.
 
     ``reader`` is the capture reader ``produce`` consumes (its counters travel with each batch and reach

@@ -95,6 +95,7 @@ class DecodeOptions:
     progress: Callable[[DecodeStats], None] | None = None  # called now and then while reading
     tls_keylog: str | None = None  # NSS key log (SSLKEYLOGFILE) to decrypt TLS; the tshark engine only
     limits: Limits = DEFAULT_LIMITS  # caps on every table the decode keeps (``analyzer.base.limits``)
+    parse_in_worker: bool = False  # with a worker: it parses the messages too (the consumer's work is heavy)
 
 
 @dataclass(slots=True)

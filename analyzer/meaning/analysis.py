@@ -7,7 +7,7 @@ stage stays a module of its own and this is the only place that chains them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
@@ -49,7 +49,9 @@ class CaptureAnalysis:
 def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptions | None = None,
                     meaning: MeaningOptions | None = None) -> CaptureAnalysis:
     meaning = meaning or MeaningOptions()
-    decoded = get_engine(engine)(path, decode_options or DecodeOptions())
+    # meaning weighs as much as decoding: on two cores the worker parses the messages as well
+    options = replace(decode_options or DecodeOptions(), parse_in_worker=True)
+    decoded = get_engine(engine)(path, options)
     problems = _Problems()
     messages: list | None = [] if meaning.keep_messages else None
     items = decoded.items if messages is None else _keeping(decoded.items, messages)
