@@ -3,8 +3,6 @@ parallel, resumable) and ``replay`` (a live feed and expected-verdict drift chec
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from analyzer.base.exitcodes import ExitCode
@@ -12,6 +10,8 @@ from analyzer.cli.options import (
     analyse,
     analysis_options,
     current_limits,
+    current_workers,
+    jobs_option,
     output_path,
     report_diagnostics,
     rules_options,
@@ -29,6 +29,7 @@ ANALYZE_FORMATS = ("text", "json", "junit", "html")
               help="Write to this file instead of stdout.")
 @rules_options
 @analysis_options
+@jobs_option
 def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason, engine,
             sip_ports, quiet):
     """Judge the TS 23.280 §10.16 migrations in each CAPTURE against the rules: per UE and per group or
@@ -49,12 +50,12 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
         if fmt == "html":
             from analyzer.report.ladder import capture_ladders
             ladders[capture] = capture_ladders(analysis, parts[-1]["procedures"], engine,
-                                               DecodeOptions(sip_ports=sip_ports, limits=current_limits()))
+                                               DecodeOptions(sip_ports=sip_ports, limits=current_limits(),
+                                                             workers=current_workers()))
         if not quiet and fmt == "text":
             report_diagnostics(capture, analysis.diagnostics)
     doc = report.report(parts, rules)
-    writer = write_text if fmt == "text" else \
-        (lambda d, out: out.write(json.dumps(d, indent=2, ensure_ascii=False) + "\n"))
+    writer = write_text if fmt == "text" else report.write_json
     if fmt == "junit":
         from analyzer.report.junit import write_junit as writer
     if fmt == "html":

@@ -10,8 +10,10 @@ from analyzer.cli.options import (
     analysis_options,
     check_output,
     current_limits,
+    current_workers,
     engine_option,
     finish,
+    jobs_option,
     limit_option,
     output_path,
     progress_bar,
@@ -42,6 +44,7 @@ SESSION_FORMATS = ("text", "json")
 @engine_option
 @sip_ports_option
 @limit_option
+@jobs_option
 @quiet_option
 def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, quiet):
     """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed); then, on
@@ -50,7 +53,8 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
     writer, needs_path = WRITERS[fmt]
     check_output(fmt, needs_path, output)
     with progress_bar(capture, quiet, streams_to_stdout=not output) as progress:
-        options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits())
+        options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits(),
+                                workers=current_workers())
         decoded = get_engine(engine)(capture, options)
         keep = MessageFilter(frozenset(m.upper() for m in methods), call_id, user)
         selected = (item for item in decoded.items if isinstance(item, Message) and keep(item))
@@ -67,6 +71,7 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
               help="Only events of this kind (repeatable).")
 @click.option("--ue", help="Only events of this UE: its session id (ue1...) or a substring of an identity.")
 @analysis_options
+@jobs_option
 def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migration_reason, engine,
            sip_ports, quiet):
     """List the MC events in CAPTURE: registrations, affiliations, profile retrievals, calls... with
@@ -93,6 +98,7 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
 @analysis_options
+@jobs_option
 def sessions(capture, fmt, output, systems_file, identities_file, migration_reason, engine, sip_ports, quiet):
     """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
     registration/affiliation timeline and calls."""
@@ -112,6 +118,7 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
 @analysis_options
+@jobs_option
 def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migration_reason, engine,
          sip_ports, quiet):
     """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
@@ -133,7 +140,7 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
             raise UsageError(f"no UE session matches {wanted} (see 'mcxa sessions {capture}')", capture)
         raise UsageError("no UE session: no MC signalling (registration, affiliation, MC calls...) was "
                          f"recognised (see 'mcxa messages {capture}')", capture)
-    options = DecodeOptions(sip_ports=sip_ports, limits=current_limits())
+    options = DecodeOptions(sip_ports=sip_ports, limits=current_limits(), workers=current_workers())
     messages = ladders.collect_messages(analysis, engine, options)
     diagram = ladders.build_ladder(analysis, session, messages, procedures, call_id)
     if analysis.stats.stopped is not None and not quiet:  # said before the drawing, not after it

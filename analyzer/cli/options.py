@@ -87,6 +87,22 @@ limit_option = click.option("--limit", multiple=True, metavar="NAME=N", expose_v
                                  "e.g. --limit tcp_streams=200000; the README lists them all.")
 
 
+def _jobs(ctx, param, value: int | None) -> None:
+    ctx.meta["mcxa.workers"] = value
+
+
+def current_workers() -> int:
+    """The processes this command decodes its capture with (``--jobs``; default: ``DecodeOptions``')."""
+    value = click.get_current_context().meta.get("mcxa.workers")
+    return DecodeOptions().workers if value is None else value
+
+
+jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), expose_value=False, callback=_jobs,
+                           help="Processes for this capture: 1 does everything in this one; 2 (the default) "
+                                "moves part of the decoding to a second one (Linux, dpkt engine, captures of "
+                                "8 MiB or more; README 'Speed' says which part). More are not used yet.")
+
+
 def progress_bar(capture: str, quiet: bool, streams_to_stdout: bool = False):
     """``with progress_bar(...) as progress``: a transient bar on stderr while CAPTURE is read, on a terminal
     only and after 1 s; ``progress`` is None (no cost) otherwise. See ``analyzer.cli.progress``."""
@@ -160,7 +176,8 @@ def analyse(capture, engine, sip_ports, systems_file, identities_file, migration
         identity_map=load_identity_map(identities_file) if identities_file else [],
         migration_reason=pattern, keep_messages=keep_messages, limits=current_limits())
     with progress_bar(capture, quiet) as progress:
-        options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits())
+        options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits(),
+                                workers=current_workers())
         return analyse_capture(capture, engine, options, meaning)
 
 
