@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
+import orjson
+
 from analyzer import __version__
 from analyzer.base.exitcodes import ExitCode
 from analyzer.engines import ReadStop
@@ -20,9 +22,6 @@ from analyzer.rules.matcher import Instance
 from analyzer.rules.results import StepResult
 
 SCHEMA = "mcxa-report/1"
-#: The JSON form: two-space indents, text as it is (the same as ``json.dumps(indent=2, ensure_ascii=False)``).
-_ENCODER = json.JSONEncoder(indent=2, ensure_ascii=False)
-_PIECES = 8192  # encoder pieces per write
 
 
 def _kpis(inst: Instance) -> dict:
@@ -138,16 +137,40 @@ def report(captures: list[dict], rules: list[Rule]) -> dict:
 
 
 def write_json(doc: dict, out: TextIO) -> None:
-    """Write the document as it is encoded, a few thousand pieces at a time: ``json.dumps`` would hold
-    every piece and then the whole text besides (+235 MB of peak on a 2 000-UE capture). Same bytes."""
-    pieces: list[str] = []
-    for piece in _ENCODER.iterencode(doc):
-        pieces.append(piece)
-        if len(pieces) >= _PIECES:
-            out.write("".join(pieces))
-            pieces.clear()
-    pieces.append("\n")
-    out.write("".join(pieces))
+    """Write the document with two-space indents, text as it is, one procedure (or other list item) at a
+    time: orjson encodes ~20x faster than ``json`` with indents, and no second copy of a 60 MB report
+    is ever held. The same document as ``json.dumps(doc, indent=2, ensure_ascii=False)``; only very small
+    numbers read differently (``0.000025`` for ``2.5e-05``)."""
+    _write(doc, out, "", _STREAMED_LEVELS)
+    out.write("\n")
+
+
+_STREAMED_LEVELS = 4  # document → captures → capture → its lists (procedures, sessions...) → one item
+
+
+def _write(value, out: TextIO, pad: str, levels: int) -> None:
+    if not levels or not isinstance(value, dict | list) or not value:
+        text = _encoded(value)
+        out.write(text.replace("\n", "\n" + pad) if pad and "\n" in text else text)
+        return
+    inner = pad + "  "
+    out.write("{" if isinstance(value, dict) else "[")
+    pairs = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+    for index, (key, item) in enumerate(pairs):
+        out.write(("," if index else "") + "\n" + inner)
+        if key is not None:
+            out.write(_encoded(str(key)) + ": ")
+        _write(item, out, inner, levels - 1)
+    out.write("\n" + pad + ("}" if isinstance(value, dict) else "]"))
+
+
+def _encoded(value) -> str:
+    """JSON text of ``value`` (newlines only between items: JSON strings escape theirs). ``json`` takes the
+    rare text orjson refuses (lone surrogates)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def stop_text(cap: dict) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -272,7 +273,9 @@ def run_batch(paths: Sequence[str], out: str, *, jobs: int | None = None, execut
         if result["status"] == "ok":
             name = _report_name(capture, hashes[capture])
             doc = report.report([result["part"]], rules)
-            _atomic_write(out_dir / "reports" / name, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+            text = io.StringIO()
+            report.write_json(doc, text)
+            _atomic_write(out_dir / "reports" / name, text.getvalue())
             entry["report"] = name
         state["captures"][capture] = entry
         results[capture] = result
