@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from urllib.parse import unquote
 
 from analyzer.meaning.mcfacts.common import parse_params, split_unquoted, unquote_value
 from analyzer.meaning.mcfacts.records import NameAddr, Uri
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*+):")
+#: The same identities come back in every request of a dialog and every refresh: the last few thousand
+#: answers are kept (results are immutable; long texts, rare and maybe hostile, are never kept).
+_REMEMBERED, _REMEMBER_UP_TO = 4096, 256
 
 
+def _remembered(parse):
+    cached = lru_cache(maxsize=_REMEMBERED)(parse)
+
+    def lookup(text):
+        return cached(text) if text and len(text) <= _REMEMBER_UP_TO else parse(text)
+
+    lookup.__doc__, lookup.__wrapped__ = parse.__doc__, parse
+    return lookup
+
+
+@_remembered
 def uri_parts(text: str | None) -> Uri | None:
     """Take a URI apart: ``sip:alice@[fd00::1]:5060;transport=tcp`` → scheme, user, host, port, params.
 
@@ -67,6 +82,7 @@ def _hostport(text: str) -> tuple[str | None, int | None]:
     return host.strip().lower() or None, port_number
 
 
+@_remembered
 def name_addr(value: str | None) -> NameAddr | None:
     """``"Alice" <sip:alice@x;transport=tcp>;tag=1`` → display ``Alice``, the URI, header params ``tag``.
 
