@@ -106,6 +106,10 @@ Noise: ``rtp_streams: N`` adds N one-way RTP streams (v2, PCMU, 160-byte payload
 first the downlink media of established calls, for as long as they last; then random UE ↔ MC server
 pairs for the whole capture. ``options_interval: S`` makes every registered UE send an OPTIONS keep-alive
 every S seconds while registered. Both are SIP/RTP on the wire like everything else.
+
+Bounds (a scenario always makes a capture a machine can write and read): ``start`` from 1970 to 2100;
+``at``, ``delay`` and ``truncate_at`` at most 30 days; ``rtp_streams`` at most 1000; ``options_interval``
+at least 0.001 s.
 """
 
 from analyzer.synth.scenario.loader import load_scenario, parse_scenario

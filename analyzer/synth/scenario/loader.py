@@ -12,6 +12,8 @@ from analyzer.base.yamlfile import check_mapping, load_yaml, parse_yaml
 from analyzer.synth.scenario.checks import Checker, family
 from analyzer.synth.scenario.model import (
     DEFAULT_START,
+    LATEST_START,
+    LONGEST,
     NUMBER,
     SERVICE_NAMES,
     TRANSPORTS,
@@ -38,6 +40,8 @@ _UE_KEYS: dict[str, type | tuple[type, ...]] = {
 _IDENTITY_KEYS: dict[str, type | tuple[type, ...]] = {
     "mc_id": str, "impu": str, "impi": str, "address": str, "port": int,
 }
+MAX_RTP_STREAMS = 1000  # each a packet every 20 ms: more would build a capture no machine holds
+MIN_OPTIONS_INTERVAL = 0.001
 _NOISE_KEYS: dict[str, type | tuple[type, ...]] = {"rtp_streams": int, "options_interval": NUMBER}
 
 
@@ -65,15 +69,16 @@ class _Builder(Checker):
         noise = Noise()
         if "noise" in data:
             n = check_mapping(data["noise"], self.loc, ("noise",), _NOISE_KEYS)
-            if n.get("rtp_streams", 0) < 0:
-                raise self.error(("noise", "rtp_streams"), "must be 0 or more")
-            if "options_interval" in n and not n["options_interval"] > 0:
-                raise self.error(("noise", "options_interval"), "must be more than 0 seconds")
+            if not 0 <= n.get("rtp_streams", 0) <= MAX_RTP_STREAMS:
+                raise self.error(("noise", "rtp_streams"), f"must be from 0 to {MAX_RTP_STREAMS}")
+            if "options_interval" in n and not n["options_interval"] >= MIN_OPTIONS_INTERVAL:
+                raise self.error(("noise", "options_interval"),
+                                 f"must be {MIN_OPTIONS_INTERVAL} seconds or more")
             noise = Noise(n.get("rtp_streams", 0), float(n["options_interval"]) if "options_interval" in n
                           else None)
         truncate = data.get("truncate_at")
-        if truncate is not None and not truncate > 0:
-            raise self.error(("truncate_at",), "must be more than 0 seconds")
+        if truncate is not None and not 0 < truncate <= LONGEST:
+            raise self.error(("truncate_at",), f"must be more than 0 and at most {LONGEST} seconds")
         timeline = check_timeline(self, data["timeline"], systems, ues)
         return Scenario(name=data.get("name", default_name), seed=data.get("seed", 0),
                         start=self.start(data.get("start", DEFAULT_START)), systems=systems, ues=ues,
@@ -81,6 +86,7 @@ class _Builder(Checker):
                         truncate_at=float(truncate) if truncate is not None else None, source=self.loc.source)
 
     def start(self, value: Any) -> float:
+        """Epoch seconds of the capture's start, refused where capture timestamps cannot go."""
         if isinstance(value, str):
             try:
                 value = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -90,6 +96,9 @@ class _Builder(Checker):
             value = datetime(value.year, value.month, value.day)
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
+        if not 0 <= value.timestamp() <= LATEST_START:
+            raise self.error(("start",), f"{value.isoformat()} is outside 1970-01-01 to 2100-01-01 (what "
+                                         "capture timestamps hold)")
         return value.timestamp()
 
     # -- systems and UEs ----------------------------------------------------------------------------

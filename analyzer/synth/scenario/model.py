@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(2100, 1, 1, tzinfo=UTC).timestamp()  # (capture timestamps: seconds since 1970)
+LONGEST = 30 * 86400  # seconds a scenario may last
 URI_SCHEMES = ("sip:", "sips:", "tel:")
 TRANSPORTS = ("udp", "tcp")
 SERVICE_NAMES = ("mcptt", "mcvideo")

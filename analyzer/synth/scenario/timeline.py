@@ -14,6 +14,7 @@ from analyzer.synth.scenario.model import (
     CHOICES,
     COMMON_KEYS,
     FAULT_KEYS,
+    LONGEST,
     NO_FAULT,
     STEP_KINDS,
     Fault,
@@ -44,8 +45,8 @@ def check_timeline(check: Checker, data: list, systems: dict[str, System],
         check_mapping(raw, check.loc, path, {**COMMON_KEYS, **kind.keys},
                       required=("at", "ue", *kind.required), what=f"step {i + 1} ({do})")
         at = float(raw["at"])
-        if at < 0:
-            raise check.error((*path, "at"), "must be 0 or more")
+        if not 0 <= at <= LONGEST:  # (NaN too)
+            raise check.error((*path, "at"), f"must be from 0 to {LONGEST} seconds (30 days)")
         if at < previous_at:
             raise check.error((*path, "at"), f"{raw['at']} is before the previous step's {previous_at:g} "
                                              "(steps are in time order; to swap two steps use "
@@ -128,8 +129,8 @@ def _fault(check: Checker, raw: Any, path, kind: StepKind, ue: Ue, index: int) -
         check.choice((*path, "reorder"), raw["reorder"], ("before-previous",))
         if index == 0:
             raise check.error((*path, "reorder"), "the first step has no previous step")
-    if raw.get("delay", 0) < 0:
-        raise check.error((*path, "delay"), "must be 0 or more")
+    if not 0 <= raw.get("delay", 0) <= LONGEST:  # (NaN too)
+        raise check.error((*path, "delay"), f"must be from 0 to {LONGEST} seconds (30 days)")
     if "error" in raw:
         top = 599 if kind.proto == "http" else 699
         if not 300 <= raw["error"] <= top:
