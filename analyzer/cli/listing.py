@@ -18,6 +18,7 @@ from analyzer.cli.options import (
     output_path,
     progress_bar,
     quiet_option,
+    rules_options,
     sip_ports_option,
     write,
 )
@@ -117,20 +118,23 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
 @click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
+@rules_options
 @analysis_options
 @jobs_option
-def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migration_reason, engine,
-         sip_ports, quiet):
+def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason,
+         engine, sip_ports, quiet):
     """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
-    messages in time order, and the migration steps they are evidence of (deviations in red)."""
+    messages in time order, and the migration steps they are evidence of as judged by the rules (--rules,
+    --window as for analyze; deviations in red)."""
     from analyzer.report import document as report
     from analyzer.report import ladder as ladders
     from analyzer.rules import load_rules
     from analyzer.rules.judge import judge
 
+    rules = load_rules(rules_dir)  # a bad rule file fails before the capture is read
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet,
                         keep_messages=True)
-    procedures = report.capture_report(analysis, judge(analysis, load_rules()))["procedures"]
+    procedures = report.capture_report(analysis, judge(analysis, rules, window))["procedures"]
     session = ladders.pick_session(analysis, procedures, ue, call_id)
     if session is None:
         from analyzer.base.errors import UsageError

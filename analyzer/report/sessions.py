@@ -10,7 +10,7 @@ from typing import IO
 from analyzer.base.times import clock
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.meaning.sessions import UeSession
-from analyzer.report import tables
+from analyzer.report.document import write_json
 
 #: Event kinds shown in the timeline of ``mcxa sessions`` (calls and state changes, not every status).
 TIMELINE = ("registration", "deregistration", "service-authorisation", "affiliation", "deaffiliation",
@@ -62,6 +62,7 @@ def write_text(analysis: CaptureAnalysis, out: IO[str]) -> None:
 
 WRITERS: dict[str, Callable] = {
     "text": write_text,
-    "json": lambda analysis, out: out.write(tables.to_json(
-        {"file": analysis.path, "sessions": [session_dict(s) for s in analysis.sessions]}) + "\n"),
+    # indented like ``analyze --format json``: a document people read, not rows a program streams
+    "json": lambda analysis, out: write_json(
+        {"file": analysis.path, "sessions": [session_dict(s) for s in analysis.sessions]}, out),
 }
