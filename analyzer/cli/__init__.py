@@ -14,6 +14,7 @@ import sys
 import click
 
 from analyzer import __version__
+from analyzer.base import times
 from analyzer.base.errors import McxaError
 from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import judging, listing, tools
@@ -35,6 +36,11 @@ def main(argv=None) -> int:
     """Entry point: click handles usage errors (exit 2); our input errors print one line (exit 2)."""
     # Millions of short-lived, acyclic records: collecting every 700 allocations wastes ~10 % of the run.
     gc.set_threshold(20_000, 20, 20)
+    with times.use(times.UTC_DATE):  # what a command's --time-format selects ends with the command
+        return _run(argv)
+
+
+def _run(argv) -> int:
     try:
         # Without standalone mode click returns a command's Exit code instead of raising it.
         code = cli.main(args=argv, prog_name="mcxa", standalone_mode=False)

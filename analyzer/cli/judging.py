@@ -15,6 +15,7 @@ from analyzer.cli.options import (
     output_path,
     report_diagnostics,
     rules_options,
+    time_format_option,
     write,
 )
 from analyzer.engines import DecodeOptions
@@ -30,6 +31,7 @@ ANALYZE_FORMATS = ("text", "json", "junit", "html")
 @rules_options
 @analysis_options
 @jobs_option
+@time_format_option
 def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason, engine,
             sip_ports, quiet):
     """Judge the TS 23.280 §10.16 migrations in each CAPTURE against the rules: per UE and per group or
@@ -41,6 +43,8 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
     from analyzer.rules.judge import judge
 
     rules = load_rules(rules_dir)
+    if fmt != "text":  # documents read alike on every machine: UTC dates (times.UTC_DATE)
+        click.get_current_context().meta.pop("mcxa.time_format", None)
     parts = []
     ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
     for capture in captures:
@@ -118,6 +122,7 @@ def batch(paths, out_dir, jobs, executor, scheduler, force, rules_dir, window, s
               help="Write to this file instead of stdout.")
 @rules_options
 @analysis_options
+@time_format_option
 def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_file, identities_file,
            migration_reason, engine, sip_ports, quiet):
     """Replay each capture in PATHS (files, or directories searched for *.pcap, *.pcapng, *.gz) as a live
@@ -137,6 +142,8 @@ def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_fi
         raise click.BadParameter(f"{speed!r} is not a positive number or 'max'",
                                  param_hint="--speed") from None
     captures, directories = rp.expand_paths(paths)
+    if fmt != "text":  # the test report reads alike on every machine: UTC dates (times.UTC_DATE)
+        click.get_current_context().meta.pop("mcxa.time_format", None)
     rules = load_rules(rules_dir)
     expectations = rp.Expectations.load(expect_file, rules) if expect_file else None
     out = open(output, "w", encoding="utf-8") if output else click.get_text_stream("stdout")  # noqa: SIM115

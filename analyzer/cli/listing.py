@@ -8,6 +8,7 @@ import click
 from analyzer.cli.options import (
     analyse,
     analysis_options,
+    bind_times,
     check_output,
     current_limits,
     current_workers,
@@ -20,6 +21,7 @@ from analyzer.cli.options import (
     quiet_option,
     rules_options,
     sip_ports_option,
+    time_format_option,
     write,
 )
 from analyzer.engines import DecodeOptions, get_engine
@@ -47,12 +49,14 @@ SESSION_FORMATS = ("text", "json")
 @limit_option
 @jobs_option
 @quiet_option
+@time_format_option
 def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, quiet):
     """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed); then, on
     stderr, where every packet went and the diagnostics. Exit code 0, or 3 (incomplete) when reading
     stopped before the end of a damaged file: the messages before the damage are listed."""
     writer, needs_path = WRITERS[fmt]
     check_output(fmt, needs_path, output)
+    bind_times(capture)
     with progress_bar(capture, quiet, streams_to_stdout=not output) as progress:
         options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits(),
                                 workers=current_workers())
@@ -73,6 +77,7 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
 @click.option("--ue", help="Only events of this UE: its session id (ue1...) or a substring of an identity.")
 @analysis_options
 @jobs_option
+@time_format_option
 def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migration_reason, engine,
            sip_ports, quiet):
     """List the MC events in CAPTURE: registrations, affiliations, profile retrievals, calls... with
@@ -100,6 +105,7 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
               help="Write to this file instead of stdout.")
 @analysis_options
 @jobs_option
+@time_format_option
 def sessions(capture, fmt, output, systems_file, identities_file, migration_reason, engine, sip_ports, quiet):
     """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
     registration/affiliation timeline and calls."""
@@ -121,8 +127,9 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
 @rules_options
 @analysis_options
 @jobs_option
-def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason,
-         engine, sip_ports, quiet):
+@time_format_option
+def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, identities_file,
+         migration_reason, engine, sip_ports, quiet):
     """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
     messages in time order, and the migration steps they are evidence of as judged by the rules (--rules,
     --window as for analyze; deviations in red)."""

@@ -10,6 +10,7 @@ import click
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.exitcodes import ExitCode
+from analyzer.base.times import FORMATS
 from analyzer.engines import DecodeOptions, DecodeStats
 from analyzer.meaning.events import MIGRATION_REASON
 
@@ -103,6 +104,39 @@ jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), expose_va
                                 "8 MiB or more; README 'Speed' says which part). More are not used yet.")
 
 
+def _time_format(ctx, param, value: str) -> None:
+    ctx.meta["mcxa.time_format"] = value
+
+
+time_format_option = click.option(
+    "--time-format", type=click.Choice(list(FORMATS)), default="ad", show_default=True, expose_value=False,
+    callback=_time_format,
+    help="Times as tshark -t shows them, to the microsecond: ad local date and time (with the zone; TZ is "
+         "honoured), a local time, adoy year/day-of-year, u/ud/udoy the same in UTC, r seconds since the "
+         "first frame, d since the previous frame, dd since the previous row shown, e epoch seconds.")
+
+
+def bind_times(capture: str) -> None:
+    """Put ``--time-format`` in force for CAPTURE: ``r`` and ``d`` read its frame times (a second pass over
+    its records, ``d`` only once a row asks). Commands without the option keep ``times.UTC_DATE``."""
+    from analyzer.base import times
+
+    kind = click.get_current_context().meta.get("mcxa.time_format")
+    if kind is None:
+        return
+    origin = frame_time = None
+    if kind in ("r", "d"):
+        from analyzer.capture import STDIN
+        from analyzer.capture.frametimes import FrameTimes, first_time
+
+        if capture == STDIN:
+            raise click.BadParameter(f"{kind} needs the capture's own frame times: give a file, not standard "
+                                     "input", param_hint="--time-format")
+        origin = first_time(capture)
+        frame_time = FrameTimes(capture) if kind == "d" else None
+    times.select(times.TimeFormat(kind, origin, frame_time))
+
+
 def progress_bar(capture: str, quiet: bool, streams_to_stdout: bool = False):
     """``with progress_bar(...) as progress``: a transient bar on stderr while CAPTURE is read, on a terminal
     only and after 1 s; ``progress`` is None (no cost) otherwise. See ``analyzer.cli.progress``."""
@@ -175,6 +209,7 @@ def analyse(capture, engine, sip_ports, systems_file, identities_file, migration
         systems=SystemMap.from_file(systems_file) if systems_file else None,
         identity_map=load_identity_map(identities_file) if identities_file else [],
         migration_reason=pattern, keep_messages=keep_messages, limits=current_limits())
+    bind_times(capture)
     with progress_bar(capture, quiet) as progress:
         options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits(),
                                 workers=current_workers())
