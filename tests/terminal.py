@@ -21,7 +21,8 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 def run_on_terminal(args: list[str], columns: int, env: dict | None = None, lines: int = 50,
                     stderr_too: bool = True) -> tuple[int, str]:
     """``mcxa ARGS`` with stdout (and stderr) on a pty ``columns`` wide; its exit code and raw output
-    (ANSI sequences kept, ``\\r\\n`` made ``\\n``). COLUMNS and NO_COLOR are unset unless ``env`` sets them."""
+    (ANSI sequences kept, ``\\r\\n`` made ``\\n``). COLUMNS and NO_COLOR are unset unless ``env`` sets
+    them."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR")}

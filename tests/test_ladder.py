@@ -4,6 +4,7 @@ terminal and SVG output that fit and escape."""
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from dataclasses import replace
 from functools import cache
@@ -117,10 +118,12 @@ def test_terminal_ladder_fits_80_columns_and_colours_deviations_only_when_asked(
     assert max(len(line) for line in lines) <= 80
     assert "\x1b[" not in plain.getvalue()
     # at 80 columns the step notes go under their rows, so the five lanes stay readable
-    assert any("PUBLISH" in line and "affiliation: failed" in after for line, after in zip(lines, lines[1:]))
+    assert any("PUBLISH" in line and "affiliation: failed" in after
+               for line, after in itertools.pairwise(lines))
     coloured = io.StringIO()
     write_text(ladder, coloured, width=120, color=True)
-    assert any("PUBLISH" in line and "affiliation: failed" in line for line in coloured.getvalue().splitlines())
+    assert any("PUBLISH" in line and "affiliation: failed" in line
+               for line in coloured.getvalue().splitlines())
     red = [line for line in coloured.getvalue().splitlines() if re.search(r"\x1b\[[0-9;]*31m", line)]
     assert any("403 Forbidden" in line for line in red)
 

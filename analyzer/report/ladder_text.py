@@ -77,10 +77,13 @@ def _layout(total: int, left: int, n: int, lane_natural: int, notes_natural: int
     if natural <= total:  # everything fits: the lanes take the width the notes leave
         lane = max(lane_natural, (room - notes_natural) // n)
         return lane, total - left - n * lane - gap, False
-    lane = max(MIN_LANE, min(lane_natural, (room - min(notes_natural, room // _NOTES_SHARE)) // n))
-    if notes_natural and lane < min(lane_natural, _READABLE):
-        lane = max(MIN_LANE, min(lane_natural, (total - left) // n))
-        return lane, total - left - 2, True
+    readable = min(lane_natural, _READABLE)
+    lane = (room - notes_natural) // n  # the notes whole, the lanes narrower than they would like
+    if lane < readable:  # the notes cut to a share of the room
+        lane = min(lane_natural, (room - min(notes_natural, room // _NOTES_SHARE)) // n)
+    if lane < readable and notes_natural:  # the notes under their rows, the lanes the whole width
+        return max(MIN_LANE, min(lane_natural, (total - left) // n)), total - left - 2, True
+    lane = max(MIN_LANE, lane)
     return lane, max(total - left - n * lane - gap, 0), False
 
 
