@@ -19,14 +19,16 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
 def run_on_terminal(args: list[str], columns: int, env: dict | None = None, lines: int = 50,
-                    stderr_too: bool = True) -> tuple[int, str]:
+                    stderr_too: bool = True, prelude: str | None = None) -> tuple[int, str]:
     """``mcxa ARGS`` with stdout (and stderr) on a pty ``columns`` wide; its exit code and raw output
     (ANSI sequences kept, ``\\r\\n`` made ``\\n``). COLUMNS and NO_COLOR are unset unless ``env`` sets
-    them."""
+    them. ``prelude``: Python run first in the same process (e.g. to show the progress line at once)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     base = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR")}
-    proc = subprocess.Popen([sys.executable, "-m", "analyzer", *args], cwd=ROOT, stdin=slave, stdout=slave,
+    program = f"{prelude}\nimport sys\nfrom analyzer.cli import main\nsys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-m", "analyzer"] if prelude is None else [sys.executable, "-c", program]
+    proc = subprocess.Popen([*command, *args], cwd=ROOT, stdin=slave, stdout=slave,
                             stderr=slave if stderr_too else subprocess.DEVNULL,
                             env={**base, "TERM": "xterm-256color", **(env or {})}, close_fds=True)
     os.close(slave)

@@ -3,16 +3,22 @@ parallel, resumable) and ``replay`` (a live feed and expected-verdict drift chec
 
 from __future__ import annotations
 
+from functools import partial
+
 import click
 
 from analyzer.base.exitcodes import ExitCode
 from analyzer.cli.options import (
     analyse,
     analysis_options,
+    color_option,
+    colour_wanted,
     current_limits,
     current_workers,
+    end_progress,
     jobs_option,
     output_path,
+    phase,
     report_diagnostics,
     rules_options,
     time_format_option,
@@ -32,6 +38,7 @@ ANALYZE_FORMATS = ("text", "json", "junit", "html")
 @analysis_options
 @jobs_option
 @time_format_option
+@color_option
 def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason, engine,
             sip_ports, quiet):
     """Judge the TS 23.280 §10.16 migrations in each CAPTURE against the rules: per UE and per group or
@@ -50,7 +57,10 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
     for capture in captures:
         analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
                             quiet, keep_messages=fmt == "html")
-        parts.append(report.capture_report(analysis, judge(analysis, rules, window)))
+        phase("rules")
+        judged = judge(analysis, rules, window)
+        phase("report")
+        parts.append(report.capture_report(analysis, judged))
         if fmt == "html":
             from analyzer.report.ladder import capture_ladders
             ladders[capture] = capture_ladders(analysis, parts[-1]["procedures"], engine,
@@ -59,12 +69,10 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
         if not quiet and fmt == "text":
             report_diagnostics(capture, analysis.diagnostics)
     doc = report.report(parts, rules)
-    writer = write_text if fmt == "text" else report.write_json
+    writer = partial(write_text, color=colour_wanted(output)) if fmt == "text" else report.write_json
     if fmt == "junit":
         from analyzer.report.junit import write_junit as writer
     if fmt == "html":
-        from functools import partial
-
         from analyzer.report.html import write_html
         writer = partial(write_html, ladders=ladders)
     write(writer, False, output, doc)
@@ -154,7 +162,9 @@ def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_fi
         for capture in captures:
             analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
                                 quiet)
+            phase("rules")
             parts.append(report.capture_report(analysis, judge(analysis, rules, window)))
+            end_progress()
             if feed is not None:
                 feed.write("".join(line + "\n" for line in rp.feed_header(capture, parts[-1])))
                 rp.Pacer(pace).play(rp.timeline(analysis, parts[-1]["procedures"]), feed)

@@ -10,13 +10,17 @@ from analyzer.cli.options import (
     analysis_options,
     bind_times,
     check_output,
+    color_option,
+    colour_wanted,
     current_limits,
     current_workers,
+    end_progress,
     engine_option,
     finish,
     jobs_option,
     limit_option,
     output_path,
+    phase,
     progress_bar,
     quiet_option,
     rules_options,
@@ -57,7 +61,7 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
     writer, needs_path = WRITERS[fmt]
     check_output(fmt, needs_path, output)
     bind_times(capture)
-    with progress_bar(capture, quiet, streams_to_stdout=not output) as progress:
+    with progress_bar(capture, quiet, streams_to_stdout=not output, engine=engine) as progress:
         options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits(),
                                 workers=current_workers())
         decoded = get_engine(engine)(capture, options)
@@ -87,6 +91,7 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
     writer, needs_path = EVENT_WRITERS[fmt]
     check_output(fmt, needs_path, output)
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+    phase("report")
 
     def keep(row: dict) -> bool:
         if kinds and row["kind"] not in kinds:
@@ -110,6 +115,7 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
     """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
     registration/affiliation timeline and calls."""
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+    phase("report")
     from analyzer.report.sessions import WRITERS as SESSION_WRITERS
 
     write(SESSION_WRITERS[fmt], False, output, analysis)
@@ -128,6 +134,7 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
 @analysis_options
 @jobs_option
 @time_format_option
+@color_option
 def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, identities_file,
          migration_reason, engine, sip_ports, quiet):
     """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
@@ -141,7 +148,10 @@ def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, ide
     rules = load_rules(rules_dir)  # a bad rule file fails before the capture is read
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet,
                         keep_messages=True)
-    procedures = report.capture_report(analysis, judge(analysis, rules, window))["procedures"]
+    phase("rules")
+    judged = judge(analysis, rules, window)
+    phase("report")
+    procedures = report.capture_report(analysis, judged)["procedures"]
     session = ladders.pick_session(analysis, procedures, ue, call_id)
     if session is None:
         from analyzer.base.errors import UsageError
@@ -154,9 +164,15 @@ def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, ide
     options = DecodeOptions(sip_ports=sip_ports, limits=current_limits(), workers=current_workers())
     messages = ladders.collect_messages(analysis, engine, options)
     diagram = ladders.build_ladder(analysis, session, messages, procedures, call_id)
+    end_progress()
     if analysis.stats.stopped is not None and not quiet:  # said before the drawing, not after it
         from analyzer.report.accounting import stopped_text
 
         click.echo(f"mcxa: {capture}: {stopped_text(analysis.stats)}", err=True)
-    write(ladders.WRITERS[fmt], False, output, diagram)
+    writer = ladders.WRITERS[fmt]
+    if fmt == "text":
+        from functools import partial
+
+        writer = partial(writer, color=colour_wanted(output))
+    write(writer, False, output, diagram)
     finish(capture, analysis.diagnostics, analysis.stats, quiet)
