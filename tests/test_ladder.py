@@ -17,7 +17,8 @@ from analyzer.cli import main
 from analyzer.meaning.analysis import analyse_capture
 from analyzer.messages.records import Message
 from analyzer.report.document import capture_report
-from analyzer.report.ladder import build_ladder, collect_messages, pick_session, svg, write_text
+from analyzer.report.ladder import build_ladder, collect_messages, pick_session, svg
+from analyzer.report.ladder_text import write_text
 from analyzer.rules import load_rules
 from analyzer.rules.judge import judge
 from tests.packets import udp_frame, write_pcap

@@ -169,7 +169,9 @@ def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, ide
         from analyzer.report.accounting import stopped_text
 
         click.echo(f"mcxa: {capture}: {stopped_text(analysis.stats)}", err=True)
-    writer = ladders.WRITERS[fmt]
+    from analyzer.report.ladder_text import WRITERS as LADDER_WRITERS
+
+    writer = LADDER_WRITERS[fmt]
     if fmt == "text":
         from functools import partial
 

@@ -6,8 +6,8 @@ session in time order — the messages whose frames are the evidence of its even
 the Call-ID of one of its events, and the HTTP answers to selected requests. Steps of the judged
 procedures (the report's procedure dicts) are attached to the frames of each step's event; a step with an
 error deviation is marked deviating; each step is coloured and labelled as in every other report format
-(``report.step_tone``/``step_label``). ``write_text`` draws it for a terminal (rich), ``svg`` as standalone
-SVG text (every string XML-escaped; no fonts, scripts or other resources loaded).
+(``report.step_tone``/``step_label``). ``ladder_text.write_text`` draws it for a terminal (rich), ``svg``
+as standalone SVG text (every string XML-escaped; no fonts, scripts or other resources loaded).
 """
 
 from __future__ import annotations
@@ -234,15 +234,6 @@ def pick_session(analysis: CaptureAnalysis, procedures: Iterable[dict], ue: str 
     return next((s for s in sessions if s.id in with_procedure), sessions[0] if sessions else None)
 
 
-# -- terminal ------------------------------------------------------------------------------------------------
-
-def write_text(ladder: Ladder, out: IO[str], width: int | None = None, color: bool | None = None) -> None:
-    """Draw the ladder for a terminal (``analyzer.report.ladder_text``)."""
-    from analyzer.report.ladder_text import write_text as draw
-
-    draw(ladder, out, width, color)
-
-
 # -- SVG -----------------------------------------------------------------------------------------------------
 
 _FILL = {"ok": "#1a7f37", "info": "#57606a", "warn": "#9a6700", "bad": "#cf222e"}
@@ -355,5 +346,3 @@ def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False) -> str:
 def write_svg(ladder: Ladder, out: IO[str]) -> None:
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n' + svg(ladder))
 
-
-WRITERS = {"text": write_text, "svg": write_svg}

@@ -15,7 +15,7 @@ import os
 from typing import IO
 
 from analyzer.base import times
-from analyzer.report.ladder import Ladder, Row, cut
+from analyzer.report.ladder import Ladder, Row, cut, write_svg
 
 #: Narrowest width drawn (a terminal narrower still gets lines this wide).
 MIN_WIDTH = 80
@@ -163,3 +163,7 @@ def _lanes(row: Row, centres: list[int], lane: int, n: int) -> str:
         if start + k < len(line):
             line[start + k] = ch
     return "".join(line)
+
+
+#: ``mcxa flow --format`` → writer(ladder, out)
+WRITERS = {"text": write_text, "svg": write_svg}
