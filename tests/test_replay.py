@@ -21,7 +21,7 @@ from analyzer.run import replay as rp
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"
 EXPECT = SAMPLES / "expected.yaml"
-CLOCK = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3})  ")
+CLOCK = re.compile(r"^\d{4}-\d\d-\d\d (\d\d):(\d\d):(\d\d)\.(\d{6}) UTC  ")  # the default: date, time, zone
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -31,8 +31,8 @@ def run(capsys, *args) -> tuple[int, str, str]:
 
 
 def seconds(line: str) -> float:
-    h, m, s, ms = map(int, CLOCK.match(line).groups())
-    return h * 3600 + m * 60 + s + ms / 1000
+    h, m, s, us = map(int, CLOCK.match(line).groups())
+    return h * 3600 + m * 60 + s + us / 1_000_000
 
 
 def test_samples_replay_without_drift(capsys):

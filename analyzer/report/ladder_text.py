@@ -105,6 +105,8 @@ def write_text(ladder: Ladder, out: IO[str], width: int | None = None, color: bo
     unplaced = [f"{m.rule} / {m.text} (no frames)" for m in ladder.unplaced]
     notes_natural = max([len(t) for t in notes] or [0])
     lane_natural = _natural_lane(ladder, headings)
+    if shared is None and not fmt.absolute:  # say what the numbers count
+        shared = f"in {times.FORMATS[fmt.kind].split(' (')[0]}"
     title = f"{ladder.title}  ({len(ladder.rows)} messages{', times ' + shared if shared else ''})"
     natural = max(left + n * lane_natural + (2 + notes_natural if notes_natural else 0), len(title),
                   *(left + len(t) for t in unplaced))
