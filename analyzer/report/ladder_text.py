@@ -1,12 +1,13 @@
 """The ladder for a terminal: every line fits the width, columns headed by role, system and address.
 
 The width is, in this order: the one asked for, ``COLUMNS``, the terminal's, else (a pipe or a file) the
-content's natural width — every label, heading and step note whole — never under ``MIN_WIDTH``. A line is
-``frame time │lanes│  step notes``: the lanes (one per column, the lifeline in the middle) share what the
-frame and time leave with the notes, the notes taking the rest; labels and headings are cut to their lane
-with ``…``, notes to what remains, so no line is wider than the width (unless a capture has so many servers
-that even ``MIN_LANE``-wide lanes do not fit: then the lanes win). Times come from ``analyzer.base.times``: a
-date and zone every row shares go to the title, and the rows show the time of day.
+content's natural width — every label, heading (up to ``MAX_NATURAL_LANE``) and step note whole — never
+under ``MIN_WIDTH``. A line is ``frame time │lanes│  step notes``: the lanes (one per column, the lifeline
+in the middle) share what the frame and time leave with the notes, the notes taking the rest; labels and
+headings are cut to their lane with ``…``, notes to what remains, so no line is wider than the width
+(unless a capture has so many servers that even ``MIN_LANE``-wide lanes do not fit: then the lanes win).
+Times come from ``analyzer.base.times``: a date and zone every row shares go to the title, and the rows
+show the time of day.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from analyzer.report.ladder import Ladder, Row, cut, write_svg
 MIN_WIDTH = 80
 #: Narrowest lane: a lifeline, an arrow and a few characters of label.
 MIN_LANE = 6
+#: Widest lane the content may ask for (a UE seen at many addresses would ask for more): beyond, cut.
+MAX_NATURAL_LANE = 48
 #: When not everything fits, the step notes keep at most 1/3 of the room beside frame and time...
 _NOTES_SHARE = 3
 #: ...unless that leaves lanes narrower than this: then the notes go under their rows.
@@ -50,7 +53,7 @@ def _natural_lane(ladder: Ladder, headings) -> int:
         span = abs(row.dst - row.src)
         if span <= 1:
             need = max(need, len(row.label) + 3 if span else 2 * (len(row.label) + 2))
-    return max(need, MIN_LANE)
+    return min(max(need, MIN_LANE), MAX_NATURAL_LANE)
 
 
 def target_width(out: IO[str], natural: int, width: int | None = None) -> int:
