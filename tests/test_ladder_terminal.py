@@ -93,3 +93,10 @@ def test_a_server_s_role_is_what_it_did():
     assert server_roles(events, systems) == {"10.0.0.2": "SIP core", "10.0.0.3": "MC server",
                                              "10.0.0.4": "CMS/GMS", "10.0.0.5": "IdMS", "2001:db8::6": "GMS"}
     assert event_role(_event("config-access-encrypted", "10.0.0.7:443", "idm.b.example"), systems) == "IdMS"
+
+
+def test_a_cut_server_address_keeps_its_end_so_columns_stay_apart():
+    code, out = run_on_terminal(["flow", "sample_captures/group-migration-tcp-ipv6.pcapng", "-q"], 80)
+    assert code == ExitCode.OK
+    addresses = plain(out).splitlines()[3].split()
+    assert addresses[1:] == ["…01:db8:a::10", "…01:db8:b::20", "…01:db8:b::10"]

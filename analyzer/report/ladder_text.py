@@ -41,6 +41,13 @@ def _headings(ladder: Ladder) -> list[tuple[str, str, str]]:
     return out
 
 
+def _cut_left(text: str, width: int) -> str:
+    """A server address cut at its start: ``…db8:b::10`` and ``…db8:b::20`` stay apart."""
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1:]
+
+
 def _note(row: Row) -> str:
     return ", ".join(s.text for s in row.steps)
 
@@ -122,7 +129,7 @@ def write_text(ladder: Ladder, out: IO[str], width: int | None = None, color: bo
     for part in range(3):
         line = ""
         for i, h in enumerate(headings):
-            text = cut(h[part], lane - 1)
+            text = cut(h[part], lane - 1) if part < 2 or i == 0 else _cut_left(h[part], lane - 1)
             start = min(max(left + centres[i] - len(text) // 2, left + i * lane),
                         left + (i + 1) * lane - len(text))  # centred on its lifeline, inside its lane
             line += " " * (start - len(line)) + text
