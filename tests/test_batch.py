@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -70,6 +71,9 @@ def test_procedures_equal_single_file_analyze(first, inputs, capsys):
         rows = procedures.filter(pl.col("capture") == str(inputs / name))
         assert rows["rule"].to_list() == [p["rule"] for p in single["procedures"]]
         assert rows["verdict"].to_list() == [p["verdict"] for p in single["procedures"]]
+        start = single["procedures"][0]["start"]  # epoch seconds, and the same instant in ISO 8601 (UTC)
+        assert rows["start"][0] == start and rows["start_iso"][0] == datetime.fromtimestamp(
+            start, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def test_tables_have_the_documented_columns(first):

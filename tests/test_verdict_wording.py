@@ -47,7 +47,8 @@ def _migration(path: Path, systems: str | None = None) -> dict:
 def test_a_missing_deaffiliation_is_wanted_in_the_primary_system():
     [error] = _migration(MISSING)["deviations"]
     assert error["message"].startswith("deaffiliation: no deaffiliation in a.mcx.example for group "
-                                       "sip:G1@a.mcx.example by 10:00:40.300, nor later in the capture")
+                                       "sip:G1@a.mcx.example by 2026-05-01 10:00:40.300000 UTC, nor later in "
+                                       "the capture")
     assert "b.mcx.example" not in error["message"]
 
 
@@ -73,9 +74,10 @@ def test_a_fitting_event_in_another_system_is_named_with_where_and_when(tmp_path
     [error] = [d for d in proc["deviations"] if d["step"] == "deaffiliation"]
     [seen] = [e for e in analysis.events if e.kind == "deaffiliation"]
     assert error["message"] == (
-        "deaffiliation: no deaffiliation in b.mcx.example for group sip:G1@a.mcx.example by 10:00:40.300, "
+        "deaffiliation: no deaffiliation in b.mcx.example for group sip:G1@a.mcx.example by "
+        "2026-05-01 10:00:40.300000 UTC, "
         "nor later in the capture; seen instead: deaffiliation (sip:G1@a.mcx.example) in a.mcx.example at "
-        f"10:00:10.000, {frames_text(seen.frames)}")
+        f"2026-05-01 10:00:10.000020 UTC, {frames_text(seen.frames)}")
     assert error["frames"] == list(seen.frames)  # the frames of what was seen instead, to look at
 
 

@@ -14,6 +14,7 @@ import sys
 import click
 
 from analyzer import __version__
+from analyzer.base import times
 from analyzer.base.errors import McxaError
 from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import judging, listing, tools
@@ -35,6 +36,11 @@ def main(argv=None) -> int:
     """Entry point: click handles usage errors (exit 2); our input errors print one line (exit 2)."""
     # Millions of short-lived, acyclic records: collecting every 700 allocations wastes ~10 % of the run.
     gc.set_threshold(20_000, 20, 20)
+    with times.use(times.UTC_DATE):  # what a command's --time-format selects ends with the command
+        return _run(argv)
+
+
+def _run(argv) -> int:
     try:
         # Without standalone mode click returns a command's Exit code instead of raising it.
         code = cli.main(args=argv, prog_name="mcxa", standalone_mode=False)
@@ -46,8 +52,8 @@ def main(argv=None) -> int:
         click.echo(exc.format_message(), err=True)
         return ExitCode.BAD_INPUT
     except click.UsageError as exc:  # one line, with where to look, instead of click's three
-        command = exc.ctx.command_path if exc.ctx else "mcxa"
-        click.echo(f"{command}: {exc.format_message()} (see '{command} --help')", err=True)
+        command = exc.ctx.command_path if exc.ctx else _command_path(sys.argv[1:] if argv is None else argv)
+        click.echo(f"{command}: {_usage_message(exc)} (see '{command} --help')", err=True)
         return ExitCode.BAD_INPUT
     except click.ClickException as exc:
         click.echo(f"mcxa: {exc.format_message()}", err=True)
@@ -71,6 +77,27 @@ def main(argv=None) -> int:
                    "traceback, and please report it with the capture)", err=True)
         return ExitCode.BAD_INPUT
     return ExitCode.OK
+
+
+def _command_path(argv) -> str:
+    """The (sub)command ARGV names, for a usage error click raised without its context (an option missing
+    its value is found while the subcommand's context is still being made)."""
+    path, command = ["mcxa"], cli
+    for token in argv:
+        if not isinstance(command, click.Group):
+            break
+        if token in command.commands:
+            command = command.commands[token]
+            path.append(token)
+        elif not token.startswith("-"):
+            break
+    return " ".join(path)
+
+
+def _usage_message(exc: click.UsageError) -> str:
+    if isinstance(exc, click.BadOptionUsage) and exc.message.endswith("requires an argument."):
+        return f"{exc.option_name} needs a value"
+    return exc.format_message()
 
 
 if __name__ == "__main__":

@@ -3,18 +3,25 @@ parallel, resumable) and ``replay`` (a live feed and expected-verdict drift chec
 
 from __future__ import annotations
 
+from functools import partial
+
 import click
 
 from analyzer.base.exitcodes import ExitCode
 from analyzer.cli.options import (
     analyse,
     analysis_options,
+    color_option,
+    colour_wanted,
     current_limits,
     current_workers,
+    end_progress,
     jobs_option,
     output_path,
+    phase,
     report_diagnostics,
     rules_options,
+    time_format_option,
     write,
 )
 from analyzer.engines import DecodeOptions
@@ -30,6 +37,8 @@ ANALYZE_FORMATS = ("text", "json", "junit", "html")
 @rules_options
 @analysis_options
 @jobs_option
+@time_format_option
+@color_option
 def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason, engine,
             sip_ports, quiet):
     """Judge the TS 23.280 §10.16 migrations in each CAPTURE against the rules: per UE and per group or
@@ -41,12 +50,17 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
     from analyzer.rules.judge import judge
 
     rules = load_rules(rules_dir)
+    if fmt != "text":  # documents read alike on every machine: UTC dates (times.UTC_DATE)
+        click.get_current_context().meta.pop("mcxa.time_format", None)
     parts = []
     ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
     for capture in captures:
         analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
                             quiet, keep_messages=fmt == "html")
-        parts.append(report.capture_report(analysis, judge(analysis, rules, window)))
+        phase("rules")
+        judged = judge(analysis, rules, window)
+        phase("report")
+        parts.append(report.capture_report(analysis, judged))
         if fmt == "html":
             from analyzer.report.ladder import capture_ladders
             ladders[capture] = capture_ladders(analysis, parts[-1]["procedures"], engine,
@@ -55,12 +69,10 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
         if not quiet and fmt == "text":
             report_diagnostics(capture, analysis.diagnostics)
     doc = report.report(parts, rules)
-    writer = write_text if fmt == "text" else report.write_json
+    writer = partial(write_text, color=colour_wanted(output)) if fmt == "text" else report.write_json
     if fmt == "junit":
         from analyzer.report.junit import write_junit as writer
     if fmt == "html":
-        from functools import partial
-
         from analyzer.report.html import write_html
         writer = partial(write_html, ladders=ladders)
     write(writer, False, output, doc)
@@ -118,6 +130,7 @@ def batch(paths, out_dir, jobs, executor, scheduler, force, rules_dir, window, s
               help="Write to this file instead of stdout.")
 @rules_options
 @analysis_options
+@time_format_option
 def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_file, identities_file,
            migration_reason, engine, sip_ports, quiet):
     """Replay each capture in PATHS (files, or directories searched for *.pcap, *.pcapng, *.gz) as a live
@@ -137,17 +150,21 @@ def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_fi
         raise click.BadParameter(f"{speed!r} is not a positive number or 'max'",
                                  param_hint="--speed") from None
     captures, directories = rp.expand_paths(paths)
+    if fmt != "text":  # the test report reads alike on every machine: UTC dates (times.UTC_DATE)
+        click.get_current_context().meta.pop("mcxa.time_format", None)
     rules = load_rules(rules_dir)
     expectations = rp.Expectations.load(expect_file, rules) if expect_file else None
     out = open(output, "w", encoding="utf-8") if output else click.get_text_stream("stdout")  # noqa: SIM115
-    # junit goes to OUTPUT; the feed then goes to stdout when OUTPUT is a file, nowhere when it is stdout
-    feed = (click.get_text_stream("stdout") if output else None) if fmt == "junit" else out
+    # junit is the only output, wherever it goes: a feed beside it would be one more thing to parse away
+    feed = None if fmt == "junit" else out
     try:
         parts, results, replayed = [], {}, set()
         for capture in captures:
             analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
                                 quiet)
+            phase("rules")
             parts.append(report.capture_report(analysis, judge(analysis, rules, window)))
+            end_progress()
             if feed is not None:
                 feed.write("".join(line + "\n" for line in rp.feed_header(capture, parts[-1])))
                 rp.Pacer(pace).play(rp.timeline(analysis, parts[-1]["procedures"]), feed)
@@ -174,6 +191,8 @@ def replay(paths, expect_file, speed, fmt, output, rules_dir, window, systems_fi
         total = sum(map(len, results.values()))
         if fmt == "junit":
             rp.write_junit(results, out)
+            if not quiet:  # the CI log still tells what the test report holds
+                click.echo(f"mcxa: {len(captures)} captures, {total} drifts", err=True)
         if feed is not None:
             feed.write(f"{len(captures)} captures, {total} drifts\n")
     finally:

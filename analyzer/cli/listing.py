@@ -8,17 +8,24 @@ import click
 from analyzer.cli.options import (
     analyse,
     analysis_options,
+    bind_times,
     check_output,
+    color_option,
+    colour_wanted,
     current_limits,
     current_workers,
+    end_progress,
     engine_option,
     finish,
     jobs_option,
     limit_option,
     output_path,
+    phase,
     progress_bar,
     quiet_option,
+    rules_options,
     sip_ports_option,
+    time_format_option,
     write,
 )
 from analyzer.engines import DecodeOptions, get_engine
@@ -46,13 +53,15 @@ SESSION_FORMATS = ("text", "json")
 @limit_option
 @jobs_option
 @quiet_option
+@time_format_option
 def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, quiet):
     """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed); then, on
     stderr, where every packet went and the diagnostics. Exit code 0, or 3 (incomplete) when reading
     stopped before the end of a damaged file: the messages before the damage are listed."""
     writer, needs_path = WRITERS[fmt]
     check_output(fmt, needs_path, output)
-    with progress_bar(capture, quiet, streams_to_stdout=not output) as progress:
+    bind_times(capture)
+    with progress_bar(capture, quiet, streams_to_stdout=not output, engine=engine) as progress:
         options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits(),
                                 workers=current_workers())
         decoded = get_engine(engine)(capture, options)
@@ -72,6 +81,7 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
 @click.option("--ue", help="Only events of this UE: its session id (ue1...) or a substring of an identity.")
 @analysis_options
 @jobs_option
+@time_format_option
 def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migration_reason, engine,
            sip_ports, quiet):
     """List the MC events in CAPTURE: registrations, affiliations, profile retrievals, calls... with
@@ -81,6 +91,7 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
     writer, needs_path = EVENT_WRITERS[fmt]
     check_output(fmt, needs_path, output)
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+    phase("report")
 
     def keep(row: dict) -> bool:
         if kinds and row["kind"] not in kinds:
@@ -99,10 +110,12 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
               help="Write to this file instead of stdout.")
 @analysis_options
 @jobs_option
+@time_format_option
 def sessions(capture, fmt, output, systems_file, identities_file, migration_reason, engine, sip_ports, quiet):
     """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
     registration/affiliation timeline and calls."""
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+    phase("report")
     from analyzer.report.sessions import WRITERS as SESSION_WRITERS
 
     write(SESSION_WRITERS[fmt], False, output, analysis)
@@ -117,20 +130,28 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
 @click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
+@rules_options
 @analysis_options
 @jobs_option
-def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migration_reason, engine,
-         sip_ports, quiet):
+@time_format_option
+@color_option
+def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, identities_file,
+         migration_reason, engine, sip_ports, quiet):
     """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
-    messages in time order, and the migration steps they are evidence of (deviations in red)."""
+    messages in time order, and the migration steps they are evidence of as judged by the rules (--rules,
+    --window as for analyze; deviations in red)."""
     from analyzer.report import document as report
     from analyzer.report import ladder as ladders
     from analyzer.rules import load_rules
     from analyzer.rules.judge import judge
 
+    rules = load_rules(rules_dir)  # a bad rule file fails before the capture is read
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet,
                         keep_messages=True)
-    procedures = report.capture_report(analysis, judge(analysis, load_rules()))["procedures"]
+    phase("rules")
+    judged = judge(analysis, rules, window)
+    phase("report")
+    procedures = report.capture_report(analysis, judged)["procedures"]
     session = ladders.pick_session(analysis, procedures, ue, call_id)
     if session is None:
         from analyzer.base.errors import UsageError
@@ -143,9 +164,17 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
     options = DecodeOptions(sip_ports=sip_ports, limits=current_limits(), workers=current_workers())
     messages = ladders.collect_messages(analysis, engine, options)
     diagram = ladders.build_ladder(analysis, session, messages, procedures, call_id)
+    end_progress()
     if analysis.stats.stopped is not None and not quiet:  # said before the drawing, not after it
         from analyzer.report.accounting import stopped_text
 
         click.echo(f"mcxa: {capture}: {stopped_text(analysis.stats)}", err=True)
-    write(ladders.WRITERS[fmt], False, output, diagram)
+    from analyzer.report.ladder_text import WRITERS as LADDER_WRITERS
+
+    writer = LADDER_WRITERS[fmt]
+    if fmt == "text":
+        from functools import partial
+
+        writer = partial(writer, color=colour_wanted(output))
+    write(writer, False, output, diagram)
     finish(capture, analysis.diagnostics, analysis.stats, quiet)

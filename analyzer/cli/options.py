@@ -10,6 +10,7 @@ import click
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.exitcodes import ExitCode
+from analyzer.base.times import FORMATS
 from analyzer.engines import DecodeOptions, DecodeStats
 from analyzer.meaning.events import MIGRATION_REASON
 
@@ -103,12 +104,96 @@ jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), expose_va
                                 "8 MiB or more; README 'Speed' says which part). More are not used yet.")
 
 
-def progress_bar(capture: str, quiet: bool, streams_to_stdout: bool = False):
+def _color(ctx, param, value: str) -> None:
+    ctx.meta["mcxa.color"] = value
+
+
+color_option = click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+    expose_value=False, callback=_color,
+    help="Colour verdicts, steps and deviations: auto on a terminal unless NO_COLOR is set; always (even "
+         "into a file or with NO_COLOR); never.")
+
+
+def colour_wanted(output: str | None) -> bool:
+    """Whether this command's text output is coloured (``--color``; auto: stdout is a terminal and
+    ``NO_COLOR`` is unset or empty, as https://no-color.org asks)."""
+    choice = click.get_current_context().meta.get("mcxa.color", "auto")
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR") or output:
+        return False
+    try:
+        return click.get_text_stream("stdout").isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _time_format(ctx, param, value: str) -> None:
+    ctx.meta["mcxa.time_format"] = value
+
+
+time_format_option = click.option(
+    "--time-format", type=click.Choice(list(FORMATS)), default="ad", show_default=True, expose_value=False,
+    callback=_time_format,
+    help="Times as tshark -t shows them, to the microsecond: ad local date and time (with the zone; TZ is "
+         "honoured), a local time, adoy year/day-of-year, u/ud/udoy the same in UTC, r seconds since the "
+         "first frame, d since the previous frame, dd since the previous row shown, e epoch seconds.")
+
+
+def bind_times(capture: str) -> None:
+    """Put ``--time-format`` in force for CAPTURE: ``r`` and ``d`` read its frame times (a second pass over
+    its records, ``d`` only once a row asks). Commands without the option keep ``times.UTC_DATE``."""
+    from analyzer.base import times
+
+    kind = click.get_current_context().meta.get("mcxa.time_format")
+    if kind is None:
+        return
+    origin = frame_time = None
+    if kind in ("r", "d"):
+        from analyzer.capture import STDIN
+        from analyzer.capture.frametimes import FrameTimes, first_time
+
+        if capture == STDIN:
+            raise click.BadParameter(f"{kind} needs the capture's own frame times: give a file, not standard "
+                                     "input", param_hint="--time-format")
+        origin = first_time(capture)
+        frame_time = FrameTimes(capture) if kind == "d" else None
+    times.select(times.TimeFormat(kind, origin, frame_time))
+
+
+def progress_bar(capture: str, quiet: bool, streams_to_stdout: bool = False, engine: str = "dpkt"):
     """``with progress_bar(...) as progress``: a transient bar on stderr while CAPTURE is read, on a terminal
     only and after 1 s; ``progress`` is None (no cost) otherwise. See ``analyzer.cli.progress``."""
     from analyzer.cli.progress import decode_progress
 
-    return decode_progress(capture, quiet, streams_to_stdout)
+    choice = click.get_current_context().meta.get("mcxa.color", "auto")
+    return decode_progress(capture, quiet, streams_to_stdout, by_frame=engine == "tshark",
+                           color=None if choice == "auto" else choice == "always")
+
+
+def start_progress(capture: str, quiet: bool, engine: str):
+    """The bar of a command that reads CAPTURE and then judges or reports on it: it stays (with the stage at
+    work, ``phase``) until ``end_progress`` — called before anything is written — or the command ends."""
+    end_progress()
+    ctx = click.get_current_context()
+    progress = ctx.with_resource(progress_bar(capture, quiet, engine=engine))
+    ctx.meta["mcxa.progress"] = progress
+    return progress
+
+
+def phase(label: str) -> None:
+    """Say on the progress line which stage works now (nothing when there is no line)."""
+    progress = click.get_current_context().meta.get("mcxa.progress")
+    if progress is not None:
+        progress.phase(label)
+
+
+def end_progress() -> None:
+    """Remove the progress line, before output is written to the terminal it is on."""
+    progress = click.get_current_context().meta.pop("mcxa.progress", None)
+    if progress is not None:
+        progress.close()
 
 
 def check_output(fmt: str, needs_path: bool, output: str | None) -> None:
@@ -118,6 +203,7 @@ def check_output(fmt: str, needs_path: bool, output: str | None) -> None:
 
 def write(writer, needs_path: bool, output: str | None, *args) -> None:
     """Run a renderer towards a path (binary formats), a text file, or stdout."""
+    end_progress()
     if needs_path:
         writer(*args[:1], output, *args[1:])
     elif output:
@@ -174,17 +260,19 @@ def analyse(capture, engine, sip_ports, systems_file, identities_file, migration
     meaning = MeaningOptions(
         systems=SystemMap.from_file(systems_file) if systems_file else None,
         identity_map=load_identity_map(identities_file) if identities_file else [],
-        migration_reason=pattern, keep_messages=keep_messages, limits=current_limits())
-    with progress_bar(capture, quiet) as progress:
-        options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits(),
-                                workers=current_workers())
-        return analyse_capture(capture, engine, options, meaning)
+        migration_reason=pattern, keep_messages=keep_messages, limits=current_limits(), phase=phase)
+    bind_times(capture)
+    progress = start_progress(capture, quiet, engine)
+    options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits(),
+                            workers=current_workers())
+    return analyse_capture(capture, engine, options, meaning)
 
 
 def report_diagnostics(capture: str, diagnostics: Diagnostics, stats: DecodeStats | None = None) -> None:
     """A short human summary on stderr. With the decode's ``stats``: where reading stopped (first), where
     every packet went, the TLS flows not read; then diagnostic counts per code, and the first few with
     their frames."""
+    end_progress()
     err = click.get_text_stream("stderr")
     if stats is not None:
         from analyzer.report.accounting import summary_lines

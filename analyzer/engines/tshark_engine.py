@@ -113,6 +113,9 @@ def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Messa
                 shown.frames += 1
                 shown.last_frame = int(frame["frame_frame_number"])
                 shown.last_time = float(frame["frame_frame_time_epoch"])
+                if options.progress:  # tshark's position: the last frame it showed (its bytes are its own)
+                    stats.packets = shown.last_frame
+                    options.progress(stats)
                 good = bad = 0
                 for item in _items(packet, decryptable):
                     if isinstance(item, Payload):

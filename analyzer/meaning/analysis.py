@@ -7,6 +7,7 @@ stage stays a module of its own and this is the only place that chains them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from analyzer.base.diagnostics import Diagnostics
@@ -29,6 +30,7 @@ class MeaningOptions:
     address_window: float = ADDRESS_WINDOW
     keep_messages: bool = False  # keep the decoded messages (ladder diagrams draw them)
     limits: Limits = DEFAULT_LIMITS  # caps on the meaning stages' tables (``analyzer.base.limits``)
+    phase: Callable[[str], None] | None = None  # told each stage once reading has ended (a progress line)
 
 
 @dataclass(slots=True)
@@ -55,8 +57,11 @@ def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptio
     problems = _Problems()
     messages: list | None = [] if meaning.keep_messages else None
     items = decoded.items if messages is None else _keeping(decoded.items, messages)
-    events, systems = extract_events(items, meaning.systems, meaning.migration_reason, problems,
+    phase = meaning.phase or (lambda label: None)
+    events, systems = extract_events(_then(items, lambda: phase("events")), meaning.systems,
+                                     meaning.migration_reason, problems,
                                      capture_end=lambda: decoded.stats.last_time, limits=meaning.limits)
+    phase("sessions")
     sessions = build_sessions(events, meaning.identity_map, meaning.address_window, meaning.limits.identities,
                               problems)
     decoded.diagnostics.merge(problems.found.counts, problems.found.records)
@@ -72,6 +77,12 @@ class _Problems:
 
     def append(self, problem) -> None:
         self.found.add(problem.code, problem.message, problem.frames)
+
+
+def _then(items, done: Callable[[], None]):
+    """Pass items through, then call ``done``: reading has ended, the events are being completed."""
+    yield from items
+    done()
 
 
 def _keeping(items, kept: list):

@@ -195,7 +195,7 @@ class SystemMap:
                     continue
                 domains.add(domain)
             find(domain)
-            ip = _server_ip(server)
+            ip = server_ip(server)
             if ip:
                 if ip in by_server:
                     union(domain, by_server[ip])
@@ -236,7 +236,8 @@ class SystemMap:
         return merged
 
 
-def _server_ip(address: str | None) -> str | None:
+def server_ip(address: str | None) -> str | None:
+    """The IP address of an ``ip:port`` (IPv6 in brackets), or the text itself when it has no port."""
     if not address:
         return None
     if address.startswith("["):

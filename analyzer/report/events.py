@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO
 
-from analyzer.base.times import clock
+from analyzer.base import times
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.meaning.events import Event
 from analyzer.report import tables
 
 COLUMNS = ("frame", "time", "ue", "kind", "direction", "outcome", "status", "system", "service", "identity",
            "impu", "group", "peer", "detail", "migration", "call_id", "ue_address", "server", "instance",
-           "client_id", "end", "frames", "all_frames", "transition")
+           "client_id", "end", "frames", "all_frames", "transition", "time_iso")
 
 
 def event_row(e: Event, ue: str | None) -> dict:
@@ -21,7 +21,7 @@ def event_row(e: Event, ue: str | None) -> dict:
             "identity": e.identity, "impu": e.impu, "group": e.group, "peer": e.peer, "detail": e.detail,
             "migration": e.migration, "call_id": e.call_id, "ue_address": e.ue_address, "server": e.server,
             "instance": e.instance, "client_id": e.client_id, "end": e.end, "frames": list(e.frames),
-            "all_frames": list(e.all_frames), "transition": e.transition}
+            "all_frames": list(e.all_frames), "transition": e.transition, "time_iso": times.iso_utc(e.time)}
 
 
 def _rows(analysis: CaptureAnalysis, keep: Callable[[dict], bool]):
@@ -30,14 +30,17 @@ def _rows(analysis: CaptureAnalysis, keep: Callable[[dict], bool]):
 
 
 def write_table(analysis: CaptureAnalysis, out: IO[str], keep) -> None:
-    out.write(f"{'frame':>7}  {'time':<12} {'ue':<4} {'system':<16} {'event':<25} {'outcome':<9} subject\n")
+    fmt = times.current()
+    stamp, width = fmt.rows(), fmt.width
+    out.write(f"{'frame':>7}  {'time':<{width}} {'ue':<4} {'system':<16} {'event':<25} {'outcome':<9} "
+              "subject\n")
     for row in _rows(analysis, keep):
         subject = row["group"] or row["peer"] or row["identity"] or row["impu"] or ""
         note = f"  [{row['detail']}]" if row["detail"] else ""
         arrow = "←" if row["direction"] == "to-ue" else "→"
         outcome = row["outcome"] if row["status"] is None else f"{row['outcome']} {row['status']}"
         system = (row["system"] or "-")[:16]
-        out.write(f"{row['frame']:>7}  {clock(row['time'])[:12]:<12} {row['ue'] or '-':<4} "
+        out.write(f"{row['frame']:>7}  {stamp(row['time'], row['frame']):<{width}} {row['ue'] or '-':<4} "
                   f"{system:<16} {arrow} {row['kind']:<23} {outcome:<9} {subject}{note}\n")
 
 

@@ -6,8 +6,8 @@ session in time order — the messages whose frames are the evidence of its even
 the Call-ID of one of its events, and the HTTP answers to selected requests. Steps of the judged
 procedures (the report's procedure dicts) are attached to the frames of each step's event; a step with an
 error deviation is marked deviating; each step is coloured and labelled as in every other report format
-(``report.step_tone``/``step_label``). ``write_text`` draws it for a terminal (rich), ``svg`` as standalone
-SVG text (every string XML-escaped; no fonts, scripts or other resources loaded).
+(``report.step_tone``/``step_label``). ``ladder_text.write_text`` draws it for a terminal (rich), ``svg``
+as standalone SVG text (every string XML-escaped; no fonts, scripts or other resources loaded).
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import IO
 from xml.sax.saxutils import escape as _xml_escape
 
-from analyzer.base.times import clock
+from analyzer.base import times
 from analyzer.engines import DecodeOptions, get_engine
 from analyzer.meaning.analysis import CaptureAnalysis
+from analyzer.meaning.roles import server_roles
 from analyzer.meaning.sessions import UeSession
+from analyzer.meaning.systems import server_ip
 from analyzer.messages.records import Message
 from analyzer.report.document import step_label, step_tone
 from analyzer.transport.records import TlsHello
@@ -33,11 +35,12 @@ class Column:
     key: str  # "ue" or the server's IP address
     system: str | None
     address: str  # the IP (or the UE's addresses, comma-separated)
-    name: str  # first label line: the UE's identity, or the server's system
+    name: str  # the UE's identity, or the server's system
+    role: str | None = None  # the server's role(s) for this UE (``analyzer.meaning.roles``), None unknown
 
     @property
     def label(self) -> str:
-        return f"{self.name} {self.address}"
+        return " ".join(filter(None, (self.role, self.name, self.address)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +88,6 @@ class Ladder:
 
 
 # -- model ---------------------------------------------------------------------------------------------------
-
-def _ip(address: str) -> str:
-    if address.startswith("["):
-        return address[1:address.index("]")]
-    return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
-
 
 def session_frames(session: UeSession) -> tuple[set[int], set[str]]:
     frames = {f for e in session.events for f in e.frames}
@@ -167,19 +164,20 @@ def build_ladder(analysis: CaptureAnalysis, session: UeSession, messages: Iterab
     systems = [name for name, *_ in session.systems]
     servers: dict[str, tuple[int, int]] = {}  # ip → (system order, first appearance)
     for m in chosen:
-        for ip in (_ip(m.src), _ip(m.dst)):
+        for ip in (server_ip(m.src), server_ip(m.dst)):
             if ip not in ue_ips and ip not in servers:
                 system = analysis.systems.of_address(ip)
                 order = systems.index(system) if system in systems else len(systems) + (system is None)
                 servers[ip] = (order, len(servers))
     columns = [Column(UE, None, ", ".join(session.addresses), session.mc_id() or session.id)]
+    roles = server_roles(session.events, analysis.systems)
     for ip in sorted(servers, key=lambda ip: servers[ip]):
         system = analysis.systems.of_address(ip)
-        columns.append(Column(ip, system, ip, system or "unknown system"))
+        columns.append(Column(ip, system, ip, system or "unknown system", roles.get(ip)))
     index = {c.key: i for i, c in enumerate(columns)}
 
     def col(address: str) -> int:
-        ip = _ip(address)
+        ip = server_ip(address)
         return 0 if ip in ue_ips else index[ip]
 
     marks, unplaced = _marks(procedures, session.id)
@@ -236,78 +234,6 @@ def pick_session(analysis: CaptureAnalysis, procedures: Iterable[dict], ue: str 
     return next((s for s in sessions if s.id in with_procedure), sessions[0] if sessions else None)
 
 
-# -- terminal ------------------------------------------------------------------------------------------------
-
-_RICH_STYLE = {"ok": "green", "info": "dim", "warn": "yellow", "bad": "bold red"}
-
-
-def _cut(text: str, width: int) -> str:
-    if width <= 0:
-        return ""
-    return text if len(text) <= width else text[:max(width - 1, 0)] + "…"
-
-
-def write_text(ladder: Ladder, out: IO[str], width: int | None = None, color: bool | None = None) -> None:
-    """Draw the ladder with rich; fits ``width`` columns (at least 80; default: the terminal's)."""
-    from rich.console import Console
-    from rich.text import Text
-
-    console = Console(file=out, width=width, force_terminal=color, no_color=color is False,
-                      highlight=False, soft_wrap=True)
-    total = max(80, width or console.width)
-    left = 19  # "frame  HH:MM:SS.mmm "
-    notes = max(18, min(34, total // 4))
-    n = len(ladder.columns)
-    span = max(total - left - notes - 2, 10)
-    step = span // max(n - 1, 1) if n > 1 else 0
-    xs = [left + 1 + i * step for i in range(n)]
-    console.print(Text(f"{ladder.title}  ({len(ladder.rows)} messages)", style="bold"))
-    # two header lines: name, address — each centred on its lifeline, cut to the lane
-    for part in ("name", "address"):
-        line, cursor = "", 0
-        for i, c in enumerate(ladder.columns):
-            text = _cut(getattr(c, part), max(step - 1, 8) if n > 1 else 40)
-            start = max(cursor, xs[i] - len(text) // 2, 0)
-            line += " " * (start - len(line)) + text
-            cursor = len(line) + 1
-        console.print(Text(line.rstrip(), style="bold cyan"))
-    for row in ladder.rows:
-        line = [" "] * (xs[-1] + 1)
-        for x in xs:
-            line[x] = "│"
-        a, b = sorted((xs[row.src], xs[row.dst]))
-        if a == b:
-            line[a] = "↺"
-            label_start, room = a + 2, step - 3
-        else:
-            for x in range(a + 1, b):
-                line[x] = "─"
-            if row.dst > row.src:
-                line[b - 1] = "▶"
-                first = a + 1
-            else:
-                line[a + 1] = "◀"
-                first = a + 2
-            room = b - a - 3
-            label_start = first + max(0, (room - len(row.label)) // 2)
-        label = _cut(row.label, room)
-        for k, ch in enumerate(label):
-            if label_start + k < len(line):
-                line[label_start + k] = ch
-        prefix = f"{row.frame:>5}  {clock(row.time)} "
-        note = _cut(", ".join(s.text for s in row.steps), notes)
-        text = Text()
-        text.append(prefix, style="dim")
-        tone = "bad" if row.deviating else (row.steps[0].tone if row.steps else None)
-        text.append("".join(line)[left:], style="red" if row.deviating else None)
-        if note:
-            text.append("  " + note, style=_RICH_STYLE.get(tone or "", ""))
-        console.print(text)
-    for mark in ladder.unplaced:
-        console.print(Text(f"{'':>19}{_cut(f'{mark.rule} / {mark.text} (no frames)', total - 19)}",
-                           style=_RICH_STYLE[mark.tone]))
-
-
 # -- SVG -----------------------------------------------------------------------------------------------------
 
 _FILL = {"ok": "#1a7f37", "info": "#57606a", "warn": "#9a6700", "bad": "#cf222e"}
@@ -319,8 +245,15 @@ def esc(text: object) -> str:
     return _xml_escape(str(text), {'"': "&quot;", "'": "&#39;"})
 
 
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, ``…`` marking a cut."""
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def _svg_cut(text: str, chars: int) -> str:
-    return _cut(text, max(chars, 3))
+    return cut(text, max(chars, 3))
 
 
 def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False) -> str:
@@ -342,13 +275,16 @@ def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False) -> str:
                    f'fill="{colour}"/></marker>')
     out.append("</defs>")
     out.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>')
-    out.append(f'<text x="10" y="18" font-size="14" font-weight="bold">{esc(ladder.title)}</text>')
+    fmt, row_zone, shared = times.current().heading(r.time for r in ladder.rows)
+    stamp = fmt.rows(zone=row_zone)
+    title = f"{ladder.title}{'  (times ' + shared + ')' if shared else ''}"
+    out.append(f'<text x="10" y="18" font-size="14" font-weight="bold">{esc(title)}</text>')
     bottom = _TOP + (len(ladder.rows) + 0.5) * _ROW
     for x, c in zip(xs, ladder.columns, strict=True):
         out.append(f'<g class="column"><rect x="{x - _LANE // 2 + 6}" y="28" width="{_LANE - 12}" '
                    f'height="36" rx="4" fill="#f6f8fa" stroke="#57606a"/>'
                    f'<text x="{x}" y="43" text-anchor="middle" font-weight="bold">'
-                   f'{esc(_svg_cut(c.name, 20))}</text>'
+                   f'{esc(_svg_cut(" · ".join(filter(None, (c.role, c.name))), 24))}</text>'
                    f'<text x="{x}" y="58" text-anchor="middle" fill="#57606a">{esc(_svg_cut(c.address, 26))}'
                    f'</text><title>{esc(c.label)}</title></g>')
         out.append(f'<line x1="{x}" y1="64" x2="{x}" y2="{bottom}" stroke="#8c959f" stroke-dasharray="4 3"/>')
@@ -360,9 +296,10 @@ def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False) -> str:
         colour = _FILL["bad"] if row.deviating else "#24292f"
         cls = "row deviating" if row.deviating else "row"
         out.append(f'<g class="{cls}" data-frame="{row.frame}">')
-        out.append(f"<title>{esc(f'frame {row.frame} {clock(row.time)} {row.detail}')}"
+        when = stamp(row.time, row.frame)
+        out.append(f"<title>{esc(f'frame {row.frame} {when} {row.detail}')}"
                    f"{esc(f' Call-ID {row.call_id}') if row.call_id else ''}</title>")
-        out.append(f'<text x="10" y="{y}" fill="#57606a">{row.frame}  {esc(clock(row.time))}</text>')
+        out.append(f'<text x="10" y="{y}" fill="#57606a">{row.frame}  {esc(when)}</text>')
         x1, x2 = xs[row.src], xs[row.dst]
         if x1 == x2:
             out.append(f'<path d="M{x1},{y - 6} h30 v10 h-30" fill="none" stroke="{colour}" '
@@ -409,5 +346,3 @@ def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False) -> str:
 def write_svg(ladder: Ladder, out: IO[str]) -> None:
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n' + svg(ladder))
 
-
-WRITERS = {"text": write_text, "svg": write_svg}

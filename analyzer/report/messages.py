@@ -9,20 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import IO
 
-from analyzer.base.times import clock
+from analyzer.base import times
 from analyzer.messages.records import Message
 from analyzer.report import tables
 
 #: Contract fields first (their order is the contract's), then additions.
 COLUMNS = ("frame", "time", "proto", "kind", "method", "status", "call_id", "cseq", "src", "dst",
-           "transport", "uri", "content_type", "reason", "frames", "framing", "reply_to")
+           "transport", "uri", "content_type", "reason", "frames", "framing", "reply_to", "time_iso")
 
 
 def message_row(m: Message) -> dict:
     return {"frame": m.frame, "time": m.time, "proto": m.proto, "kind": m.kind, "method": m.method,
             "status": m.status, "call_id": m.call_id, "cseq": m.cseq, "src": m.src, "dst": m.dst,
             "transport": m.transport, "uri": m.uri, "content_type": m.content_type, "reason": m.reason,
-            "frames": list(m.frames), "framing": m.framing, "reply_to": m.reply_to}
+            "frames": list(m.frames), "framing": m.framing, "reply_to": m.reply_to,
+            "time_iso": times.iso_utc(m.time)}
 
 
 def write_jsonl(messages: Iterable[Message], out: IO[str]) -> None:
@@ -31,9 +32,11 @@ def write_jsonl(messages: Iterable[Message], out: IO[str]) -> None:
 
 def write_table(messages: Iterable[Message], out: IO[str]) -> None:
     """One line per message, streamed (a capture can hold millions), aligned for a terminal."""
-    out.write(f"{'frame':>7}  {'time':<15} {'src':<22} {'dst':<22} {'proto':<5} summary\n")
+    fmt = times.current()
+    stamp, width = fmt.rows(), fmt.width
+    out.write(f"{'frame':>7}  {'time':<{width}} {'src':<22} {'dst':<22} {'proto':<5} summary\n")
     for m in messages:
-        when = clock(m.time)
+        when = stamp(m.time, m.frame)
         if m.kind == "request":
             summary = f"{m.method} {m.uri}"
         else:
@@ -41,7 +44,7 @@ def write_table(messages: Iterable[Message], out: IO[str]) -> None:
             if m.cseq:
                 summary += f" ({m.cseq})"
         proto = m.proto.upper() if m.framing is None else f"{m.proto.upper()}/WS"
-        out.write(f"{m.frame:>7}  {when:<15} {m.src:<22} {m.dst:<22} {proto:<5} {summary}\n")
+        out.write(f"{m.frame:>7}  {when:<{width}} {m.src:<22} {m.dst:<22} {proto:<5} {summary}\n")
 
 
 def _table(messages: Iterable[Message]):

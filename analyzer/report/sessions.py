@@ -7,10 +7,11 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import IO
 
+from analyzer.base import times
 from analyzer.base.times import clock
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.meaning.sessions import UeSession
-from analyzer.report import tables
+from analyzer.report.document import write_json
 
 #: Event kinds shown in the timeline of ``mcxa sessions`` (calls and state changes, not every status).
 TIMELINE = ("registration", "deregistration", "service-authorisation", "affiliation", "deaffiliation",
@@ -51,17 +52,19 @@ def write_text(analysis: CaptureAnalysis, out: IO[str]) -> None:
                 out.write(f"    {ln.a} = {ln.b}: {ln.reason}\n")
         route = " → ".join(f"{n} ({clock(f)}–{clock(la)})" for n, f, la in s.systems)
         out.write(f"  systems: {route or '-'}\n  addresses: {', '.join(s.addresses)}\n  timeline:\n")
+        stamp = times.current().rows()
         for e in s.events:
             if e.kind in TIMELINE:
                 subject = e.group or e.peer or ""
                 status = f" {e.status}" if e.status else ""
-                out.write(f"    {clock(e.time)}  frame {e.frame:<6} {e.system or '-':<16} "
+                out.write(f"    {stamp(e.time, e.frame)}  frame {e.frame:<6} {e.system or '-':<16} "
                           f"{e.kind:<23} {e.outcome}{status} {subject}\n")
         out.write("\n")
 
 
 WRITERS: dict[str, Callable] = {
     "text": write_text,
-    "json": lambda analysis, out: out.write(tables.to_json(
-        {"file": analysis.path, "sessions": [session_dict(s) for s in analysis.sessions]}) + "\n"),
+    # indented like ``analyze --format json``: a document people read, not rows a program streams
+    "json": lambda analysis, out: write_json(
+        {"file": analysis.path, "sessions": [session_dict(s) for s in analysis.sessions]}, out),
 }

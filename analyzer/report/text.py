@@ -19,21 +19,36 @@ def _fit(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def write_text(doc: dict, out: IO[str]) -> None:
-    """One line per procedure, then its deviations, then where to look next. Fits 80 columns."""
+#: ANSI styles of the words a reader looks for first, as the ladder colours them (green, amber, red).
+_STYLES = {"compliant": "32", "deviation": "1;31", "incomplete": "33", "error": "1;31", "warning": "33",
+           "info": "2", "heading": "1", "INCOMPLETE": "1;33", "next": "2"}
+
+
+def _paint(text: str, style: str, color: bool) -> str:
+    """``text`` in ``_STYLES[style]`` when ``color``; the width it takes is unchanged."""
+    code = _STYLES.get(style)
+    return f"\x1b[{code}m{text}\x1b[0m" if color and code else text
+
+
+def write_text(doc: dict, out: IO[str], color: bool = False) -> None:
+    """One line per procedure, then its deviations, then where to look next. Fits 80 columns; with
+    ``color``, verdicts and severities are coloured (ANSI), as ``mcxa flow`` colours steps."""
     for cap in doc["captures"]:
         stats = cap["stats"]
         ues = stats["ue_sessions"]
-        out.write(f"{cap['file']}: {ues} UE{'' if ues == 1 else 's'}\n" if "accounting" in cap else
-                  f"{cap['file']}: {stats['packets']} packets, {stats['sip_messages']} SIP, "
-                  f"{stats['http_messages']} HTTP, {ues} UE(s)\n")
+        out.write(_paint(f"{cap['file']}: {ues} UE{'' if ues == 1 else 's'}" if "accounting" in cap else
+                         f"{cap['file']}: {stats['packets']} packets, {stats['sip_messages']} SIP, "
+                         f"{stats['http_messages']} HTTP, {ues} UE(s)", "heading", color) + "\n")
         damage = unread_text(cap)
         lines = [f"INCOMPLETE: {damage}" if damage else None]
         if "accounting" in cap:
             lines += [accounting_text(cap["accounting"]), tls_text(cap["accounting"])]
         for line in filter(None, lines):
-            out.write(textwrap.fill(line, 80, initial_indent="  ", subsequent_indent="    ",
-                                    break_on_hyphens=False) + "\n")
+            text = textwrap.fill(line, 80, initial_indent="  ", subsequent_indent="    ",
+                                 break_on_hyphens=False)
+            if text.startswith("  INCOMPLETE:"):
+                text = "  " + _paint("INCOMPLETE:", "INCOMPLETE", color) + text[len("  INCOMPLETE:"):]
+            out.write(text + "\n")
         if not any(p["kind"] == "migration" for p in cap["procedures"]):
             if damage:
                 out.write("  no migration found in what could be read\n")
@@ -45,7 +60,8 @@ def write_text(doc: dict, out: IO[str]) -> None:
             if p in quiet:
                 continue
             subject = p["group"] or p["peer"] or p["from_system"] or ""
-            out.write(f"  {p['verdict']:<10} {_fit(p['rule'], 22):<22} {_fit(p['ue'], 23):<23} "
+            verdict = _paint(p["verdict"], p["verdict"], color) + " " * (10 - len(p["verdict"]))
+            out.write(f"  {verdict} {_fit(p['rule'], 22):<22} {_fit(p['ue'], 23):<23} "
                       f"{_fit(subject, 19)}\n")
             kpis = p["kpis"]
             if "service_interruption" in kpis:
@@ -54,15 +70,17 @@ def write_text(doc: dict, out: IO[str]) -> None:
                           f"{kpis['service_interruption']:.1f} s\n")
             for d in p["deviations"]:
                 text = f"[{d['severity']}] {d['message']}" + (f" ({d['spec']})" if d.get("spec") else "")
-                out.write(textwrap.fill(text, 80, initial_indent=" " * 7, subsequent_indent=" " * 9,
-                                        break_on_hyphens=False) + "\n")
+                text = textwrap.fill(text, 80, initial_indent=" " * 7, subsequent_indent=" " * 9,
+                                     break_on_hyphens=False)
+                tag = f"[{d['severity']}]"
+                out.write(" " * 7 + _paint(tag, d["severity"], color) + text[7 + len(tag):] + "\n")
         if quiet:
             counts = Counter(p["rule"] for p in quiet)
             out.write("  + compliant building blocks: "
                       + ", ".join(f"{rule} ×{n}" for rule, n in sorted(counts.items())) + "\n")
         sessions = {p["session"] for p in cap["procedures"] if p["verdict"] != "compliant"}
         for session in sorted(sessions):
-            out.write(f"  next: mcxa flow {cap['file']} --ue {session}\n")
+            out.write(f"  {_paint('next:', 'next', color)} mcxa flow {cap['file']} --ue {session}\n")
         if stats["decode_errors"]:
             out.write(f"  {stats['decode_errors']} decode diagnostic(s): "
                       f"mcxa messages {cap['file']} lists them\n")

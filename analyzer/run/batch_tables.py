@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from analyzer.base.times import iso_utc
 from analyzer.report.document import stop_text
 
 PROCEDURE_COLUMNS = ("capture", "rule", "kind", "verdict", "ue", "group", "peer", "from_system", "to_system",
-                     "start", "end", "migration_duration", "service_interruption", "deviating_steps")
+                     "start", "end", "migration_duration", "service_interruption", "deviating_steps",
+                     "start_iso", "end_iso")
 DEVIATION_COLUMNS = ("capture", "rule", "ue", "step", "code", "severity", "message", "spec", "frames")
 CAPTURE_COLUMNS = ("capture", "sha256", "packets", "sip_messages", "http_messages", "decode_errors",
                    "procedures", "status", "error", "seconds", "cached", "read_complete",
@@ -42,7 +44,8 @@ def procedure_rows(capture: str, part: dict) -> Iterable[dict]:
         yield {"capture": capture, **{k: p.get(k) for k in PROCEDURE_COLUMNS[1:11]},
                "migration_duration": kpis.get("migration_duration"),
                "service_interruption": kpis.get("service_interruption"),
-               "deviating_steps": " ".join(bad)}
+               "deviating_steps": " ".join(bad),
+               "start_iso": iso_utc(p.get("start")), "end_iso": iso_utc(p.get("end"))}
 
 
 def deviation_rows(capture: str, part: dict) -> Iterable[dict]:
