@@ -13,7 +13,7 @@ import pytest
 
 from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from analyzer.engines import DecodeOptions
+from analyzer.engines import DecodeOptions, get_engine
 from analyzer.engines.dpkt_engine import decode
 from analyzer.messages.records import Message
 from analyzer.transport.esp import EspReader, null_payload, trailer
@@ -284,3 +284,15 @@ def test_a_bad_sa_file_is_one_line_naming_file_line_and_key_and_exit_2(capsys, t
     assert code == ExitCode.BAD_INPUT and out == ""
     assert reason in err and f"{tmp_path / 'sa.yaml'}:1" in err
     assert "Traceback" not in err
+
+
+@tshark
+def test_the_tshark_engine_opens_the_same_esp_with_wiresharks_sa_table(tmp_path):
+    frames = [esp_frame(esp_aes_cbc(sip_udp())), esp_frame(esp_aes_gcm(sip_udp(INVITE)), PCSCF, UE),
+              esp_frame(esp_null(sip_udp(), spi=4096, integrity_key=HMAC_SHA1_KEY), UE6, PCSCF6),
+              esp_frame(esp_null(sip_udp(INVITE), seq=9), nat_t=True)]
+    path, keys = capture(tmp_path, frames), sa_file(tmp_path)
+    ours, _ = decoded(path, keys)
+    theirs = list(get_engine("tshark")(str(path), DecodeOptions(esp_sa=str(keys))).items)
+    assert [(m.frame, m.method or m.status, m.src, m.dst, m.transport) for m in theirs] == ours
+    assert len(ours) == 4

@@ -32,6 +32,8 @@ from analyzer.engines.records import Decoded, DecodeOptions, DecodeStats, ReadSt
 from analyzer.engines.tshark_input import Walk
 from analyzer.messages.records import Message
 from analyzer.transport.bodies import plain_message
+from analyzer.transport.esp_sa import load_esp_sas
+from analyzer.transport.ip import ip_text
 from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello, endpoint
 
 DISPLAY_FILTER = "sip || http || tls.handshake.type == 1"
@@ -61,7 +63,34 @@ def command(path: str, options: DecodeOptions) -> list[str]:
         cmd += ["-d", f"tcp.port=={port},sip", "-d", f"udp.port=={port},sip"]
     if options.tls_keylog:
         cmd += ["-o", f"tls.keylog_file:{options.tls_keylog}"]
+    # SIP in NULL-encrypted IPsec ESP, as the dpkt engine finds it; with --esp-sa, Wireshark's SA table
+    cmd += ["-o", "esp.enable_null_encryption_decode_heuristic:TRUE"]
+    if options.esp_sa:
+        cmd += ["-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE"]
+        for sa in load_esp_sas(options.esp_sa):
+            for record in esp_sa_records(sa):
+                cmd += ["-o", f"uat:esp_sa:{record}"]
     return cmd
+
+
+#: mcxa's algorithm names → the labels of Wireshark's ESP SA table (``esp_sa`` UAT, Wireshark 4.0)
+_WIRESHARK_ENCRYPTION = {"null": "NULL", "aes-cbc": "AES-CBC [RFC3602]",
+                         "aes-gcm-16": "AES-GCM with 16 octet ICV [RFC4106]"}
+_WIRESHARK_INTEGRITY = {"null": "NULL", "hmac-sha1-96": "HMAC-SHA-1-96 [RFC2404]",
+                        "hmac-md5-96": "HMAC-MD5-96 [RFC2403]",
+                        "hmac-sha256-128": "HMAC-SHA-256-128 [RFC4868]"}
+
+
+def esp_sa_records(sa) -> list[str]:
+    """One SA as records of Wireshark's ``esp_sa`` table: protocol, source, destination, SPI, encryption
+    and its key, authentication and its key (``*``: any address; without addresses, one record per IP
+    version, as the table has no "any" protocol)."""
+    raw = sa.src or sa.dst
+    versions = ["IPv6" if len(raw) == 16 else "IPv4"] if raw else ["IPv4", "IPv6"]
+    rest = [ip_text(sa.src) if sa.src else "*", ip_text(sa.dst) if sa.dst else "*", f"0x{sa.spi:08x}",
+            _WIRESHARK_ENCRYPTION[sa.encryption], f"0x{sa.encryption_key.hex()}" if sa.encryption_key else "",
+            _WIRESHARK_INTEGRITY[sa.integrity], f"0x{sa.integrity_key.hex()}" if sa.integrity_key else ""]
+    return [",".join(f'"{field}"' for field in (version, *rest)) for version in versions]
 
 
 def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
