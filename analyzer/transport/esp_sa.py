@@ -21,7 +21,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from analyzer.base.errors import InputError
-from analyzer.base.yamlfile import check_choice, check_mapping, load_yaml
+from analyzer.base.yamlfile import check_choice, check_mapping, load_yaml, parse_yaml
 
 #: integrity algorithm → (hash, ICV bytes, key bytes)
 INTEGRITY = {"null": (None, 0, 0), "hmac-sha1-96": ("sha1", 12, 20), "hmac-md5-96": ("md5", 12, 16),
@@ -107,7 +107,15 @@ class SecurityAssociation:
 
 def load_esp_sas(path: str) -> tuple[SecurityAssociation, ...]:
     """Read an SA file; any mistake is one ``InputError`` naming file, line and key."""
-    data, where = load_yaml(path)
+    return _sas(*load_yaml(path))
+
+
+def parse_esp_sas(text: str, source: str = "<string>") -> tuple[SecurityAssociation, ...]:
+    """``load_esp_sas`` for text in hand."""
+    return _sas(*parse_yaml(text, source))
+
+
+def _sas(data, where) -> tuple[SecurityAssociation, ...]:
     if not isinstance(data, list) or not data:
         raise InputError("expected a list of security associations (spi, encryption, integrity, keys)",
                          where.where(()))
