@@ -125,6 +125,8 @@ def _sas(data, where) -> tuple[SecurityAssociation, ...]:
 
 
 def _sa(entry, where, path) -> SecurityAssociation:
+    if isinstance(entry, dict):  # ``encryption: null`` is YAML's null: the algorithm of that name
+        entry = entry | {k: "null" for k in ("encryption", "integrity") if k in entry and entry[k] is None}
     check_mapping(entry, where, path, _FIELDS, required=("spi",), what=f"security association {path[0] + 1}")
     spi = entry["spi"]
     if isinstance(spi, str):
