@@ -272,11 +272,20 @@ def _client_randoms(keylog: str | None) -> frozenset[str]:
                          if len(parts) == 3 and not parts[0].startswith("#"))
 
 
-def _items(layers: dict, decryptable: frozenset[str] = frozenset()) -> Iterator[Payload | TlsHello]:
-    frame_layer = layers["frame"]
-    frame = int(frame_layer["frame_frame_number"])
-    time = float(frame_layer["frame_frame_time_epoch"])
+def _endpoints(layers: dict) -> tuple[str, str, str] | None:
+    """Source, destination and transport of a packet: from its innermost IP and TCP/UDP/SCTP headers, or
+    from the tags of an exported PDU (Wireshark "Export PDUs" files; ``0.0.0.0`` for an address it lacks)."""
     ip6, ip4 = _last(layers, "ipv6"), _last(layers, "ip")
+    pdu = _last(layers, "exported_pdu")
+    if pdu is not None and ip4 is None and ip6 is None:
+        tag = "exported_pdu_exported_pdu_"
+        ends = [_first(pdu.get(f"{tag}ipv6_{end}") or pdu.get(f"{tag}ipv4_{end}")) or "0.0.0.0"
+                for end in ("src", "dst")]
+        ports = [int(_first(pdu.get(f"{tag}{end}_port")) or 0) for end in ("src", "dst")]
+        kind = {"1": "sctp", "2": "tcp", "3": "udp"}.get(str(_first(pdu.get(f"{tag}port_type"))))
+        name = str(_first(pdu.get(f"{tag}prot_name")) or "")
+        return (endpoint(ends[0], ports[0]), endpoint(ends[1], ports[1]),
+                kind or ("tcp" if "http" in name else "udp"))
     # the innermost IP header is the last one: with IPv6 in IPv4 (or the reverse) take whichever came later
     if ip4 and ip6:
         keys = list(layers)
@@ -288,16 +297,24 @@ def _items(layers: dict, decryptable: frozenset[str] = frozenset()) -> Iterator[
     elif ip4:
         src_ip, dst_ip = ip4.get("ip_ip_src"), ip4.get("ip_ip_dst")
     else:
-        return
+        return None
     for transport in ("tcp", "udp", "sctp"):
         layer = _last(layers, transport)
         if layer is not None:
             sport = _first(layer.get(f"{transport}_{transport}_srcport"))
             dport = _first(layer.get(f"{transport}_{transport}_dstport"))
-            break
-    else:
+            return endpoint(_first(src_ip), int(sport)), endpoint(_first(dst_ip), int(dport)), transport
+    return None
+
+
+def _items(layers: dict, decryptable: frozenset[str] = frozenset()) -> Iterator[Payload | TlsHello]:
+    frame_layer = layers["frame"]
+    frame = int(frame_layer["frame_frame_number"])
+    time = float(frame_layer["frame_frame_time_epoch"])
+    found = _endpoints(layers)
+    if found is None:
         return
-    src, dst = endpoint(_first(src_ip), int(sport)), endpoint(_first(dst_ip), int(dport))
+    src, dst, transport = found
     tls = "tls" in layers
     if tls and "http" not in layers and "sip" not in layers:
         random = _find(layers["tls"], "tls_tls_handshake_random")

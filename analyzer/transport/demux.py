@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.limits import DEFAULT, Limits
 from analyzer.capture.link import LINK_DECODERS, LINKTYPE_NAMES, BadFrame, CannotFollow, ethernet
+from analyzer.capture.upper_pdu import LINKTYPE_UPPER_PDU, exported_pdu
 from analyzer.transport.esp import ESP, NAT_T_PORT, EspAuthFailed, EspError, EspReader, nat_t_esp
 from analyzer.transport.esp_sa import SecurityAssociation
 from analyzer.transport.ip import BadIp, FragmentReassembler, IpPacket, ip_text, parse_ip
@@ -175,6 +176,9 @@ class Demux:
     # -- the general path: each step appends what it completes to self._out and counts the fate of the
     # packets it stands for (``weight``: more than one for a datagram reassembled from fragments) ------
     def _general(self, number, time, linktype, data, orig_len):
+        if linktype == LINKTYPE_UPPER_PDU:
+            self._exported(number, time, data)
+            return
         decoder = LINK_DECODERS.get(linktype)
         if decoder is None:
             if linktype not in self._warned_linktypes:
@@ -196,6 +200,24 @@ class Demux:
             self.diag.add("snaplen-cut", f"frame {number} was captured with {len(data)} of {orig_len} "
                           "bytes; its payload may be incomplete", (number,))
         self._ip(found[0], data, found[1], number, time, 0, 1)
+
+    def _exported(self, number, time, data):
+        """A Wireshark exported PDU (``capture.upper_pdu``): a SIP or HTTP one is a message, from and to the
+        addresses and ports of its tags (``0.0.0.0:0`` for those it lacks)."""
+        try:
+            pdu = exported_pdu(data)
+        except BadFrame as exc:
+            self._undecoded(exc, (number,), 1)
+            return
+        http = "http" in pdu.proto
+        if not pdu.data or not (http or "sip" in pdu.proto):
+            self.fates[OTHER] += 1
+            return
+        src = self._name(pdu.src, pdu.sport) if pdu.src else endpoint("0.0.0.0", pdu.sport)
+        dst = self._name(pdu.dst, pdu.dport) if pdu.dst else endpoint("0.0.0.0", pdu.dport)
+        transport = pdu.transport or ("tcp" if http else "udp")
+        self._out.append(Payload(pdu.data, (number,), time, src, dst, transport))
+        self.fates[SIGNALLING] += 1
 
     def _undecoded(self, exc: Exception, frames: tuple[int, ...], weight: int) -> None:
         code = "unsupported-encapsulation" if isinstance(exc, CannotFollow) else "malformed-packet"
