@@ -296,3 +296,17 @@ def test_the_tshark_engine_opens_the_same_esp_with_wiresharks_sa_table(tmp_path)
     theirs = list(get_engine("tshark")(str(path), DecodeOptions(esp_sa=str(keys))).items)
     assert [(m.frame, m.method or m.status, m.src, m.dst, m.transport) for m in theirs] == ours
     assert len(ours) == 4
+
+
+@tshark
+def test_the_tshark_engine_names_the_esp_it_cannot_open_too(tmp_path):
+    frames = [esp_frame(esp_aes_cbc(sip_udp())), esp_frame(esp_aes_gcm(sip_udp(INVITE)), PCSCF, UE),
+              esp_frame(esp_null(sip_udp(), seq=2)), esp_frame(esp_null(tcp(5060, 5060, 1), 6, seq=3)),
+              esp_frame(esp_aes_gcm(sip_udp(INVITE), seq=2), nat_t=True)]
+    path = capture(tmp_path, frames)
+    ours, result = decoded(path)
+    theirs = get_engine("tshark")(str(path), DecodeOptions())
+    assert [(m.frame, m.method) for m in theirs.items] == [(m[0], m[1]) for m in ours] == [(3, "REGISTER")]
+    assert theirs.stats.esp == result.stats.esp == {
+        "packets": 3, "spis": {"0x0003000c": 2, "0x0002000b": 1}, "peers": [[UE, PCSCF]], "keys_given": False}
+    assert theirs.stats.accounting["encrypted"] == result.stats.accounting["encrypted"] == 3

@@ -1,6 +1,6 @@
 """The tshark engine: Wireshark's dissectors find the messages, our parsers read them.
 
-Runs ``tshark -r FILE -Y 'sip || http || tls.handshake.type == 1' -T ek -x -z io,phs`` as a subprocess and
+Runs ``tshark -r FILE -Y DISPLAY_FILTER -T ek -x -z io,phs`` as a subprocess and
 reads its output one line (one packet) at a time. ``-x`` adds ``sip_raw``/``http_raw``: the bytes of each
 message as Wireshark reassembled (TCP, IP fragments, WebSocket) or decrypted them (TLS with a key log).
 Those bytes go through the same ``to_message`` as the dpkt engine, so the records are the same; the frame
@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from ipaddress import ip_address
 from pathlib import Path
 
 from analyzer.base.diagnostics import Diagnostics
@@ -32,11 +33,13 @@ from analyzer.engines.records import Decoded, DecodeOptions, DecodeStats, ReadSt
 from analyzer.engines.tshark_input import Walk
 from analyzer.messages.records import Message
 from analyzer.transport.bodies import plain_message
+from analyzer.transport.esp import EspReader
 from analyzer.transport.esp_sa import load_esp_sas
 from analyzer.transport.ip import ip_text
-from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello, endpoint
+from analyzer.transport.records import DIAGNOSTIC, ENCRYPTED, SIGNALLING, Payload, TlsHello, endpoint
 
-DISPLAY_FILTER = "sip || http || tls.handshake.type == 1"
+#: ... and IPsec ESP Wireshark could not open (no next header: neither NULL-encrypted nor a key in esp_sa)
+DISPLAY_FILTER = "sip || http || tls.handshake.type == 1 || (esp && !esp.protocol)"
 #: Wireshark's own SIP ports; any other --sip-ports entry is decoded as SIP with ``-d``.
 _WIRESHARK_SIP_PORTS = frozenset((5060, 5061))
 
@@ -111,10 +114,10 @@ class _Shown:
     """What tshark's output showed: frames (and those whose every message was malformed), the last one,
     and the frames it read (``-z io,phs``; None when it did not get that far)."""
 
-    __slots__ = ("failed", "frames", "last_frame", "last_time", "read")
+    __slots__ = ("encrypted", "failed", "frames", "last_frame", "last_time", "read")
 
     def __init__(self):
-        self.frames = self.failed = self.last_frame = 0
+        self.frames = self.failed = self.last_frame = self.encrypted = 0
         self.last_time: float | None = None
         self.read: int | None = None
 
@@ -124,6 +127,7 @@ def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Messa
     stats.tls_keylog = bool(options.tls_keylog)
     decryptable = _client_randoms(options.tls_keylog)
     shown = _Shown()
+    esp = EspReader()  # counts the ESP packets Wireshark could not open, as the dpkt engine does
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(command(walk.tshark_path, options), stdout=subprocess.PIPE, stderr=errors,
                                 stdin=walk.tshark_stdin)
@@ -142,6 +146,9 @@ def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Messa
                 shown.frames += 1
                 shown.last_frame = int(frame["frame_frame_number"])
                 shown.last_time = float(frame["frame_frame_time_epoch"])
+                if _unopened_esp(packet, esp):
+                    shown.encrypted += 1
+                    continue
                 good = bad = 0
                 for item in _items(packet, decryptable):
                     if isinstance(item, Payload):
@@ -164,8 +171,11 @@ def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Messa
         complaints = _complaints(errors.read(_TSHARK_STDERR_KEEP).decode("utf-8", "replace"))
     walk.join()
     _account(stats, diag, walk, shown, complaints, rc)
-    stats.accounting = {SIGNALLING: shown.frames - shown.failed, DIAGNOSTIC: shown.failed,
+    stats.accounting = {SIGNALLING: shown.frames - shown.failed - shown.encrypted, DIAGNOSTIC: shown.failed,
                         UNSHOWN: max(0, stats.packets - shown.frames)}
+    if shown.encrypted:
+        stats.accounting[ENCRYPTED] = shown.encrypted
+        stats.esp = esp.summary()
     if options.progress:
         options.progress(stats)
 
@@ -270,6 +280,26 @@ def _client_randoms(keylog: str | None) -> frozenset[str]:
     with open(keylog, encoding="ascii", errors="replace") as fh:
         return frozenset(parts[1].lower() for parts in map(str.split, fh)
                          if len(parts) == 3 and not parts[0].startswith("#"))
+
+
+def _unopened_esp(layers: dict, esp: EspReader) -> bool:
+    """Is this an ESP packet Wireshark could not open? Then count it by SPI and addresses."""
+    layer = _last(layers, "esp")
+    if layer is None or "esp_esp_protocol" in layer or any(p in layers for p in ("sip", "http", "tls")):
+        return False
+    ip6, ip4 = _last(layers, "ipv6"), _last(layers, "ip")
+    if ip6 is not None and (ip4 is None or list(layers).index("ipv6") > list(layers).index("ip")):
+        src, dst = ip6.get("ipv6_ipv6_src"), ip6.get("ipv6_ipv6_dst")
+    elif ip4 is not None:
+        src, dst = ip4.get("ip_ip_src"), ip4.get("ip_ip_dst")
+    else:
+        return False
+    try:
+        spi = int(str(_first(layer.get("esp_esp_spi"))), 0)
+        esp.count_unread(spi, ip_address(_first(src)).packed, ip_address(_first(dst)).packed)
+    except ValueError:
+        return False
+    return True
 
 
 def _endpoints(layers: dict) -> tuple[str, str, str] | None:

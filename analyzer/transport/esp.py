@@ -111,14 +111,15 @@ class EspReader:
         known = self._null_icv.get(spi)
         found = null_payload(packet, known)
         if found is None:
-            self._count_unread(spi, src, dst)
+            self.count_unread(spi, src, dst)
             return None
         if known is None and len(self._null_icv) < MAX_SPIS:
             self._null_icv[spi] = found[0]
         self.opened += 1
         return found[1], found[2]
 
-    def _count_unread(self, spi: int, src: bytes, dst: bytes) -> None:
+    def count_unread(self, spi: int, src: bytes, dst: bytes) -> None:
+        """One more ESP packet not opened (also called by the tshark engine for those Wireshark did not)."""
         self.unread += 1
         entry = self._unread.get(spi)
         if entry is not None:
