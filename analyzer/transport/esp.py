@@ -13,6 +13,7 @@ SIP is protected and which keys would open it, never a silent nothing.
 from __future__ import annotations
 
 from analyzer.transport.esp_sa import EspAuthFailed, EspError, SecurityAssociation
+from analyzer.transport.ip import ip_text
 
 ESP = 50
 NAT_T_PORT = 4500
@@ -93,7 +94,6 @@ class EspReader:
         self._null_icv: dict[int, int] = {}  # SPI → ICV length the NULL heuristic found
         self._unread: dict[int, list] = {}  # SPI → [packets, src, dst] (addresses of its first packet)
         self.unread = 0
-        self.opened = 0
 
     def open(self, src: bytes, dst: bytes, packet: bytes) -> tuple[int, bytes] | None:
         """(next header, inner bytes), or None when the packet is encrypted with a key not given.
@@ -105,9 +105,7 @@ class EspReader:
             raise EspError("ESP SPI 0 is reserved (RFC 4303 §2.1)")
         for sa in self._sas.get(spi, ()):
             if sa.matches(src, dst):
-                found = trailer(sa.open(packet), spi, sa.encryption != "null")
-                self.opened += 1
-                return found
+                return trailer(sa.open(packet), spi, sa.encryption != "null")
         known = self._null_icv.get(spi)
         found = null_payload(packet, known)
         if found is None:
@@ -115,7 +113,6 @@ class EspReader:
             return None
         if known is None and len(self._null_icv) < MAX_SPIS:
             self._null_icv[spi] = found[0]
-        self.opened += 1
         return found[1], found[2]
 
     def count_unread(self, spi: int, src: bytes, dst: bytes) -> None:
@@ -133,8 +130,6 @@ class EspReader:
         None when there were none."""
         if not self.unread:
             return None
-        from analyzer.transport.ip import ip_text
-
         spis = sorted(self._unread.items(), key=lambda item: -item[1][0])
         peers: dict[tuple[str, str], None] = {}
         for _, (_, src, dst) in spis:
