@@ -21,7 +21,6 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from analyzer.base.errors import InputError
-from analyzer.base.yamlfile import check_choice, check_mapping, load_yaml, parse_yaml
 
 #: integrity algorithm → (hash, ICV bytes, key bytes)
 INTEGRITY = {"null": (None, 0, 0), "hmac-sha1-96": ("sha1", 12, 20), "hmac-md5-96": ("md5", 12, 16),
@@ -107,11 +106,15 @@ class SecurityAssociation:
 
 def load_esp_sas(path: str) -> tuple[SecurityAssociation, ...]:
     """Read an SA file; any mistake is one ``InputError`` naming file, line and key."""
+    from analyzer.base.yamlfile import load_yaml  # (PyYAML: only when there is a file to read)
+
     return _sas(*load_yaml(path))
 
 
 def parse_esp_sas(text: str, source: str = "<string>") -> tuple[SecurityAssociation, ...]:
     """``load_esp_sas`` for text in hand."""
+    from analyzer.base.yamlfile import parse_yaml
+
     return _sas(*parse_yaml(text, source))
 
 
@@ -125,6 +128,8 @@ def _sas(data, where) -> tuple[SecurityAssociation, ...]:
 
 
 def _sa(entry, where, path) -> SecurityAssociation:
+    from analyzer.base.yamlfile import check_choice, check_mapping
+
     if isinstance(entry, dict):  # ``encryption: null`` is YAML's null: the algorithm of that name
         entry = entry | {k: "null" for k in ("encryption", "integrity") if k in entry and entry[k] is None}
     check_mapping(entry, where, path, _FIELDS, required=("spi",), what=f"security association {path[0] + 1}")
