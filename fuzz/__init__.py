@@ -46,6 +46,8 @@ HARNESSES: dict[str, Harness] = {h.name: h for h in (
             "below)", 8192, "pcap.dict"),
     Harness("link", "link-layer decoders (LINK_DECODERS), GRE and GTP-U tunnels, the IP header", 2048),
     Harness("fragments", "IPv4/IPv6 fragment reassembly (FragmentReassembler)", 16384),
+    Harness("esp", "IPsec ESP (EspReader: NULL heuristic, ICVs, AES-CBC/GCM, trailers) through the demux",
+            8192, "sip.dict"),
     Harness("tcp", "TCP reassembly and one connection (TcpStream, TcpConnection), messages parsed", 8192,
             "sip.dict"),
     Harness("sctp", "SCTP DATA chunk reassembly (SctpAssembler)", 8192),

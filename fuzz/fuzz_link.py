@@ -1,5 +1,5 @@
-"""Harness: link-layer decoders (every LINKTYPE in LINK_DECODERS), the tunnels (GRE, GTP-U) and the IP
-header parser. Input: one selector byte (which decoder), then the frame."""
+"""Harness: link-layer decoders (every LINKTYPE in LINK_DECODERS), the tunnels (GRE, GTP-U), Wireshark's
+exported PDU tags and the IP header parser. Input: one selector byte (which decoder), then the frame."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from fuzz import harness
 
 def load():
     from analyzer.capture.link import LINK_DECODERS, BadFrame, CannotFollow
+    from analyzer.capture.upper_pdu import exported_pdu
     from analyzer.transport.ip import BadIp, parse_ip
     from analyzer.transport.tunnels import gre, gtpu
 
     decoders = [LINK_DECODERS[k] for k in sorted(LINK_DECODERS)]
-    tunnels = [gre, gtpu]
+    tunnels = [gre, gtpu, exported_pdu]  # an exported PDU's first field is its dissector, never "ip"
 
     def target(data: bytes) -> None:
         if not data:

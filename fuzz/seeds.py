@@ -155,6 +155,21 @@ def _fragments() -> Iterator[bytes]:
         yield pack((rng.randrange(4), p) for p in _fragmented(data, rng))
 
 
+def _esp() -> Iterator[bytes]:
+    """SIP messages in ESP of each kind the harness knows (NULL, NULL + HMAC, AES-CBC, AES-GCM), over UDP
+    and TCP, in transport and tunnel mode, a few packets per input."""
+    from fuzz.fuzz_esp import seal
+
+    spis = (0x1234, 0x10, 0x20, 0x30)
+    for i, data in enumerate(list(_messages("sip"))[:80]):
+        spi = spis[i % 4]
+        udp = struct.pack(">HHHH", 5060, 5060, 8 + len(data), 0) + data
+        tcp = struct.pack(">HHIIBBHHH", 5060, 40000, 1, 0, 0x50, 0x18, 65535, 0, 0) + data
+        tunnel = (b"\x45\x00" + (20 + len(udp)).to_bytes(2, "big") + b"\x00\x01\x00\x00\x40\x11\x00\x00"
+                  + bytes((192, 168, 0, 1, 192, 168, 0, 2)) + udp)
+        yield pack([(i & 3, seal(spi, udp, 17)), (1, seal(spi, tcp, 6, 2)), (0x0C, seal(spi, tunnel, 4, 3))])
+
+
 def _fragmented(payload: bytes, rng: random.Random) -> list[bytes]:
     """A UDP datagram carrying ``payload`` as IPv4 fragments of 8-byte multiples, shuffled."""
     udp = struct.pack(">HHHH", 5060, 5060, 8 + len(payload), 0) + payload
@@ -273,7 +288,7 @@ def _files(*patterns: str) -> Iterator[bytes]:
 
 
 SOURCES = {
-    "pcap": _pcap, "link": _link, "fragments": _fragments, "tcp": _tcp, "sctp": _sctp,
+    "pcap": _pcap, "link": _link, "fragments": _fragments, "esp": _esp, "tcp": _tcp, "sctp": _sctp,
     "sip": lambda: _messages("sip"), "http": lambda: _messages("http"), "framer": _framer,
     "multipart": _multipart, "xml": _xml, "websocket": _websocket, "tls": _tls,
     "rules": lambda: _files("rules/*.yaml", "tests/hostile/rules/*.yaml"),

@@ -51,3 +51,55 @@ def nflog(packet: bytes, family: int | None = None, prefix: bytes = b"mcxa\x00")
             + nflog_tlv(NFULA_IFINDEX_INDEV, struct.pack(">I", 2))
             + nflog_tlv(NFULA_PAYLOAD, packet)
             + nflog_tlv(NFULA_PREFIX, prefix))
+
+
+# -- IPsec ESP (RFC 4303) ------------------------------------------------------------------------------------
+
+ESP_PROTO, NAT_T_PORT = 50, 4500
+HMAC_SHA1_KEY = bytes(range(0x40, 0x54))  # 20 bytes
+AES128_KEY = bytes(range(0x10, 0x20))
+GCM_KEY = bytes(range(0x20, 0x30)) + b"\xca\xfe\xba\xbe"  # AES-128 key + 4-byte salt (RFC 4106)
+
+
+def esp_trailer(inner: bytes, next_header: int, block: int = 4) -> bytes:
+    """Inner bytes, padding 1, 2, 3 … up to a multiple of ``block`` (with the 2 trailer bytes), pad length,
+    next header (RFC 4303 §2.4)."""
+    pad = -(len(inner) + 2) % block
+    return inner + bytes(range(1, pad + 1)) + bytes((pad, next_header))
+
+
+def esp_null(inner: bytes, next_header: int = 17, spi: int = 0x1000A, seq: int = 1, icv_len: int = 12,
+             integrity_key: bytes | None = None) -> bytes:
+    """NULL-encrypted ESP (RFC 2410): header, the inner segment in clear, trailer, ICV (HMAC-SHA1-96 when
+    a key is given, else ``icv_len`` bytes of 0xAB)."""
+    import hashlib
+    import hmac
+
+    signed = struct.pack(">II", spi, seq) + esp_trailer(inner, next_header)
+    if integrity_key is not None:
+        return signed + hmac.digest(integrity_key, signed, hashlib.sha1)[:12]
+    return signed + b"\xab" * icv_len
+
+
+def esp_aes_cbc(inner: bytes, next_header: int = 17, spi: int = 0x2000B, seq: int = 1,
+                key: bytes = AES128_KEY, integrity_key: bytes = HMAC_SHA1_KEY,
+                iv: bytes = bytes(range(0xA0, 0xB0))) -> bytes:
+    """AES-CBC (RFC 3602) + HMAC-SHA1-96 (RFC 2404) ESP."""
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    body = encryptor.update(esp_trailer(inner, next_header, 16)) + encryptor.finalize()
+    signed = struct.pack(">II", spi, seq) + iv + body
+    return signed + hmac.digest(integrity_key, signed, hashlib.sha1)[:12]
+
+
+def esp_aes_gcm(inner: bytes, next_header: int = 17, spi: int = 0x3000C, seq: int = 1, key: bytes = GCM_KEY,
+                iv: bytes = b"\x00\x00\x00\x00\x00\x00\x00\x07") -> bytes:
+    """AES-GCM with a 16-byte ICV (RFC 4106): nonce = salt + IV, SPI and sequence number authenticated."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    header = struct.pack(">II", spi, seq)
+    return header + iv + AESGCM(key[:-4]).encrypt(key[-4:] + iv, esp_trailer(inner, next_header), header)

@@ -37,7 +37,9 @@ else:  # only the public corpus is skipped; the committed samples still run
 CAPTURES = [*_public, *(pytest.param(p, id=p.name) for p in SAMPLE_FILES)]
 
 #: tshark needs to be told that this file's port 6060 carries SIP (its SIP heuristics skip TCP).
-TSHARK_EXTRA = {"heplify__sip_ipv4_tcp_fragmented.pcap": ("-d", "tcp.port==6060,sip")}
+TSHARK_EXTRA = {"heplify__sip_ipv4_tcp_fragmented.pcap": ("-d", "tcp.port==6060,sip"),
+                # SIP in NULL-encrypted IPsec ESP (issue 17 §4): Wireshark finds it with its heuristic only
+                "group-migration-esp-null.pcapng": ("-o", "esp.enable_null_encryption_decode_heuristic:TRUE")}
 
 #: Diagnostics each capture legitimately raises (code → count); any other is a regression.
 EXPECTED_DIAGNOSTICS = {

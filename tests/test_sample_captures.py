@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from analyzer.engines import DecodeOptions
 from analyzer.engines.dpkt_engine import decode
 from analyzer.messages.records import Message
 from analyzer.synth import load_scenario, synthesize, write_pcapng
@@ -94,7 +95,8 @@ def test_expected_yaml_covers_every_sample_in_the_contract_shape():
     listed = set(EXPECTED)
     captures = {capture_of(s).name for s in SCENARIOS}
     real = {f"real/{p.name}" for p in (SAMPLES / "real").glob("*.pcap*")}
-    assert listed == captures | real
+    derived = {f"derived/{p.name}" for p in (SAMPLES / "derived").glob("*.pcap*")}
+    assert listed == captures | real | derived
     for name, entry in EXPECTED.items():
         assert (SAMPLES / name).exists(), name
         if "scenario" in entry:
@@ -119,3 +121,36 @@ def test_every_real_capture_is_made_by_a_script_and_described_in_the_readme():
         assert pcap.stem in scripts, f"no script in real/ makes {pcap.name}"
         assert f"`{pcap.name}`" in readme, f"{pcap.name} not described in real/README.md"
     assert all(xml.name in scripts for xml in real.glob("*.xml"))  # every scenario is played by a script
+
+
+# -- derived samples: a synthesised one wrapped by a script --------------------------------------------------
+
+def test_the_esp_sample_is_what_its_script_makes_and_lists_its_sources_messages():
+    """SIP in NULL-encrypted ESP (issue 17 §4): the same messages in the same frames as the sample it wraps,
+    with or without the SA file that checks every ICV."""
+    from tests import make_esp_sample
+
+    data, spis = make_esp_sample.wrap()
+    assert make_esp_sample.TARGET.read_bytes() == data, "run python -m tests.make_esp_sample: stale"
+    assert make_esp_sample.SA_FILE.read_text() == make_esp_sample.sa_text(spis)
+    declared = [(d.frame, d.proto, d.method or d.status, d.call_id, str(d.src), str(d.dst))
+                for d in synthesized("group-migration-compliant.yaml").declared]
+    for esp_sa in (None, str(make_esp_sample.SA_FILE)):
+        decoded = decode(str(make_esp_sample.TARGET), DecodeOptions(esp_sa=esp_sa))
+        got = [(m.frame, m.proto, m.method or m.status, m.call_id, m.src, m.dst)
+               for m in decoded.items if isinstance(m, Message)]
+        assert got == declared
+        assert decoded.diagnostics.total == 0 and decoded.stats.esp is None
+
+
+@tshark
+def test_wireshark_finds_the_same_sip_in_the_esp_sample():
+    from tests import make_esp_sample
+
+    out = subprocess.run(["tshark", "-r", str(make_esp_sample.TARGET), "-o",
+                          "esp.enable_null_encryption_decode_heuristic:TRUE", "-o", "ip.check_checksum:TRUE",
+                          "-Y", "sip || http || _ws.malformed || _ws.expert.severity >= error",
+                          "-T", "fields", "-e", "frame.number"],
+                         capture_output=True, text=True, check=True).stdout
+    declared = synthesized("group-migration-compliant.yaml").declared
+    assert [int(f) for f in out.split()] == [d.frame for d in declared]

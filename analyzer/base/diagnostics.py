@@ -24,6 +24,10 @@ CODES: dict[str, str] = {
     "tshark-warning": "tshark said something on stderr that mcxa does not recognise (quoted as is)",
     "unknown-linktype": "interface link type is not decoded by this engine",
     "malformed-packet": "a link, IP or transport header is malformed",
+    "malformed-esp": "an IPsec ESP packet is cut short or its trailer (padding, pad length) is invalid "
+                     "(after decryption with the key given, or as NULL encryption); the packet was not used",
+    "esp-auth-failed": "an IPsec ESP packet's ICV does not match the integrity key given (--esp-sa): wrong "
+                       "key or damaged packet; the packet was not used",
     "fragment-incomplete": "IP fragments never completed into a datagram (or SCTP chunks into a message)",
     "tcp-gap": "bytes missing from a TCP stream (not captured); decoding resumed after the gap",
     "tcp-overlap-conflict": "overlapping TCP segments carried different bytes; the first copy was kept",

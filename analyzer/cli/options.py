@@ -43,21 +43,41 @@ def _keylog(ctx, param, value: str | None) -> None:
     ctx.meta["mcxa.tls_keylog"] = value
 
 
+def _esp_sa(ctx, param, value: str | None) -> None:
+    """Read the SA file now: a mistake in it is one line before any decoding."""
+    if value:
+        from analyzer.base.errors import InputError
+        from analyzer.transport.esp_sa import load_esp_sas
+
+        try:
+            load_esp_sas(value)
+        except InputError as exc:
+            raise click.BadParameter(str(exc)) from None
+    ctx.meta["mcxa.esp_sa"] = value
+
+
 def _engine(ctx, param, value: str) -> str:
     from analyzer.engines import resolve_engine
 
-    return resolve_engine(value, ctx.meta.get("mcxa.tls_keylog"), lambda line: click.echo(line, err=True))
+    return resolve_engine(value, ctx.meta.get("mcxa.tls_keylog"), lambda line: click.echo(line, err=True),
+                          ctx.meta.get("mcxa.esp_sa"))
 
 
 def engine_option(command):
-    """``--engine auto|dpkt|tshark`` and ``--tls-keylog``; the value is the name ``get_engine`` takes."""
+    """``--engine auto|dpkt|tshark``, ``--tls-keylog`` and ``--esp-sa``; the value is the name
+    ``get_engine`` takes."""
     command = click.option("--engine", type=click.Choice(["auto", "dpkt", "tshark"]), default="auto",
                            show_default=True, callback=_engine,
                            help="Decoding engine: auto is dpkt, or tshark with --tls-keylog.")(command)
-    return click.option("--tls-keylog", type=click.Path(exists=True, dir_okay=False), is_eager=True,
-                        expose_value=False, callback=_keylog, metavar="FILE",
-                        help="TLS key log (SSLKEYLOGFILE format): tshark decrypts HTTPS into HTTP "
-                             "messages (implies --engine tshark).")(command)
+    command = click.option("--tls-keylog", type=click.Path(exists=True, dir_okay=False), is_eager=True,
+                           expose_value=False, callback=_keylog, metavar="FILE",
+                           help="TLS key log (SSLKEYLOGFILE format): tshark decrypts HTTPS into HTTP "
+                                "messages (implies --engine tshark).")(command)
+    return click.option("--esp-sa", type=click.Path(exists=True, dir_okay=False), is_eager=True,
+                        expose_value=False, callback=_esp_sa, metavar="FILE",
+                        help="YAML list of IPsec ESP security associations (spi, src, dst, encryption, "
+                             "encryption_key, integrity, integrity_key) to decrypt SIP on Gm; "
+                             "NULL-encrypted ESP needs none.")(command)
 
 
 sip_ports_option = click.option("--sip-ports", callback=_ports, metavar="PORT[,PORT...]",

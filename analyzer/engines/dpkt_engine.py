@@ -17,6 +17,7 @@ from analyzer.messages.decode import to_message
 from analyzer.messages.parse import MalformedMessage
 from analyzer.messages.records import Message
 from analyzer.transport.demux import Demux
+from analyzer.transport.esp_sa import load_esp_sas
 from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello
 
 #: Below this size a worker process costs more than it saves.
@@ -27,8 +28,9 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
     """Open ``path`` now (so a bad file fails before any output) and decode it lazily."""
     options = options or DecodeOptions()
     decoded = Decoded(path, iter(()))
+    sas = load_esp_sas(options.esp_sa) if options.esp_sa else ()
     reader = open_capture(path, decoded.diagnostics)
-    demux = Demux(decoded.diagnostics, options.sip_ports, limits=options.limits)
+    demux = Demux(decoded.diagnostics, options.sip_ports, limits=options.limits, esp_sas=sas)
     reader.prefilter = demux.prefilter
 
     unread = _UnreadFrames()  # the frames of messages that did not parse, wherever parsing runs
@@ -59,10 +61,10 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
 
     def summary() -> tuple:
         """What the transport stage knows at its end (runs where it ran: maybe in the worker)."""
-        return demux.accounting(reader.packets), reader.stopped, unread.count
+        return demux.accounting(reader.packets), reader.stopped, unread.count, demux.esp.summary()
 
     def take(result: tuple) -> None:
-        accounting, stopped, unread_there = result
+        accounting, stopped, unread_there, decoded.stats.esp = result
         decoded.stats.accounting = accounting
         decoded.stats.stopped = ReadStop(*stopped) if stopped is not None else None
         unread.count = max(unread.count, unread_there)  # counted where parsing ran: here, or the worker

@@ -22,6 +22,8 @@ FATES: dict[str, str] = {
              "or TLS, ...)",
     "diagnostic": "could not be decoded or followed (malformed header, unknown link type, compressed PPP, "
                   "fragments never completed, a message that did not parse ...): named by a diagnostic",
+    "encrypted": "IPsec ESP the decoder could not open: encrypted with a key not given (--esp-sa) and not "
+                 "NULL-encrypted; its SIP cannot be read (the report names the SPIs)",
     "unclassified": "tshark engine only: not shown by its signalling filter (media, other traffic, and the "
                     "segments of signalling flows that completed no message), not told apart",
 }
@@ -71,6 +73,8 @@ class DecodeStats:
     tls_servers: dict[str, int] = field(default_factory=dict)
     stopped: ReadStop | None = None  # set when reading ended before the end of the file
     tls_keylog: bool = False  # a TLS key log was used: the ClientHellos counted are those it did not open
+    #: IPsec ESP packets not opened (``analyzer.transport.esp.EspReader.summary``), None when none
+    esp: dict | None = None
 
     def count(self, item) -> None:
         if isinstance(item, TlsHello):
@@ -94,6 +98,7 @@ class DecodeOptions:
     workers: int = 2  # processes for one capture: 2 runs the transport stage in a worker (Linux)
     progress: Callable[[DecodeStats], None] | None = None  # called now and then while reading
     tls_keylog: str | None = None  # NSS key log (SSLKEYLOGFILE) to decrypt TLS; the tshark engine only
+    esp_sa: str | None = None  # YAML file of IPsec ESP SAs (``analyzer.transport.esp_sa``); dpkt engine only
     limits: Limits = DEFAULT_LIMITS  # caps on every table the decode keeps (``analyzer.base.limits``)
     parse_in_worker: bool = False  # with a worker: it parses the messages too (the consumer's work is heavy)
 

@@ -1,6 +1,6 @@
 """The tshark engine: Wireshark's dissectors find the messages, our parsers read them.
 
-Runs ``tshark -r FILE -Y 'sip || http || tls.handshake.type == 1' -T ek -x -z io,phs`` as a subprocess and
+Runs ``tshark -r FILE -Y DISPLAY_FILTER -T ek -x -z io,phs`` as a subprocess and
 reads its output one line (one packet) at a time. ``-x`` adds ``sip_raw``/``http_raw``: the bytes of each
 message as Wireshark reassembled (TCP, IP fragments, WebSocket) or decrypted them (TLS with a key log).
 Those bytes go through the same ``to_message`` as the dpkt engine, so the records are the same; the frame
@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from ipaddress import ip_address
 from pathlib import Path
 
 from analyzer.base.diagnostics import Diagnostics
@@ -32,9 +33,13 @@ from analyzer.engines.records import Decoded, DecodeOptions, DecodeStats, ReadSt
 from analyzer.engines.tshark_input import Walk
 from analyzer.messages.records import Message
 from analyzer.transport.bodies import plain_message
-from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello, endpoint
+from analyzer.transport.esp import EspReader
+from analyzer.transport.esp_sa import load_esp_sas
+from analyzer.transport.ip import ip_text
+from analyzer.transport.records import DIAGNOSTIC, ENCRYPTED, SIGNALLING, Payload, TlsHello, endpoint
 
-DISPLAY_FILTER = "sip || http || tls.handshake.type == 1"
+#: ... and IPsec ESP Wireshark could not open (no next header: neither NULL-encrypted nor a key in esp_sa)
+DISPLAY_FILTER = "sip || http || tls.handshake.type == 1 || (esp && !esp.protocol)"
 #: Wireshark's own SIP ports; any other --sip-ports entry is decoded as SIP with ``-d``.
 _WIRESHARK_SIP_PORTS = frozenset((5060, 5061))
 
@@ -61,7 +66,34 @@ def command(path: str, options: DecodeOptions) -> list[str]:
         cmd += ["-d", f"tcp.port=={port},sip", "-d", f"udp.port=={port},sip"]
     if options.tls_keylog:
         cmd += ["-o", f"tls.keylog_file:{options.tls_keylog}"]
+    # SIP in NULL-encrypted IPsec ESP, as the dpkt engine finds it; with --esp-sa, Wireshark's SA table
+    cmd += ["-o", "esp.enable_null_encryption_decode_heuristic:TRUE"]
+    if options.esp_sa:
+        cmd += ["-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE"]
+        for sa in load_esp_sas(options.esp_sa):
+            for record in esp_sa_records(sa):
+                cmd += ["-o", f"uat:esp_sa:{record}"]
     return cmd
+
+
+#: mcxa's algorithm names → the labels of Wireshark's ESP SA table (``esp_sa`` UAT, Wireshark 4.0)
+_WIRESHARK_ENCRYPTION = {"null": "NULL", "aes-cbc": "AES-CBC [RFC3602]",
+                         "aes-gcm-16": "AES-GCM with 16 octet ICV [RFC4106]"}
+_WIRESHARK_INTEGRITY = {"null": "NULL", "hmac-sha1-96": "HMAC-SHA-1-96 [RFC2404]",
+                        "hmac-md5-96": "HMAC-MD5-96 [RFC2403]",
+                        "hmac-sha256-128": "HMAC-SHA-256-128 [RFC4868]"}
+
+
+def esp_sa_records(sa) -> list[str]:
+    """One SA as records of Wireshark's ``esp_sa`` table: protocol, source, destination, SPI, encryption
+    and its key, authentication and its key (``*``: any address; without addresses, one record per IP
+    version, as the table has no "any" protocol)."""
+    raw = sa.src or sa.dst
+    versions = ["IPv6" if len(raw) == 16 else "IPv4"] if raw else ["IPv4", "IPv6"]
+    rest = [ip_text(sa.src) if sa.src else "*", ip_text(sa.dst) if sa.dst else "*", f"0x{sa.spi:08x}",
+            _WIRESHARK_ENCRYPTION[sa.encryption], f"0x{sa.encryption_key.hex()}" if sa.encryption_key else "",
+            _WIRESHARK_INTEGRITY[sa.integrity], f"0x{sa.integrity_key.hex()}" if sa.integrity_key else ""]
+    return [",".join(f'"{field}"' for field in (version, *rest)) for version in versions]
 
 
 def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
@@ -82,10 +114,10 @@ class _Shown:
     """What tshark's output showed: frames (and those whose every message was malformed), the last one,
     and the frames it read (``-z io,phs``; None when it did not get that far)."""
 
-    __slots__ = ("failed", "frames", "last_frame", "last_time", "read")
+    __slots__ = ("encrypted", "failed", "frames", "last_frame", "last_time", "read")
 
     def __init__(self):
-        self.frames = self.failed = self.last_frame = 0
+        self.frames = self.failed = self.last_frame = self.encrypted = 0
         self.last_time: float | None = None
         self.read: int | None = None
 
@@ -95,6 +127,7 @@ def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Messa
     stats.tls_keylog = bool(options.tls_keylog)
     decryptable = _client_randoms(options.tls_keylog)
     shown = _Shown()
+    esp = EspReader()  # counts the ESP packets Wireshark could not open, as the dpkt engine does
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(command(walk.tshark_path, options), stdout=subprocess.PIPE, stderr=errors,
                                 stdin=walk.tshark_stdin)
@@ -116,6 +149,9 @@ def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Messa
                 if options.progress:  # tshark's position: the last frame it showed (its bytes are its own)
                     stats.packets = shown.last_frame
                     options.progress(stats)
+                if _unopened_esp(packet, esp):
+                    shown.encrypted += 1
+                    continue
                 good = bad = 0
                 for item in _items(packet, decryptable):
                     if isinstance(item, Payload):
@@ -138,8 +174,11 @@ def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Messa
         complaints = _complaints(errors.read(_TSHARK_STDERR_KEEP).decode("utf-8", "replace"))
     walk.join()
     _account(stats, diag, walk, shown, complaints, rc)
-    stats.accounting = {SIGNALLING: shown.frames - shown.failed, DIAGNOSTIC: shown.failed,
+    stats.accounting = {SIGNALLING: shown.frames - shown.failed - shown.encrypted, DIAGNOSTIC: shown.failed,
                         UNSHOWN: max(0, stats.packets - shown.frames)}
+    if shown.encrypted:
+        stats.accounting[ENCRYPTED] = shown.encrypted
+        stats.esp = esp.summary()
     if options.progress:
         options.progress(stats)
 
@@ -246,11 +285,40 @@ def _client_randoms(keylog: str | None) -> frozenset[str]:
                          if len(parts) == 3 and not parts[0].startswith("#"))
 
 
-def _items(layers: dict, decryptable: frozenset[str] = frozenset()) -> Iterator[Payload | TlsHello]:
-    frame_layer = layers["frame"]
-    frame = int(frame_layer["frame_frame_number"])
-    time = float(frame_layer["frame_frame_time_epoch"])
+def _unopened_esp(layers: dict, esp: EspReader) -> bool:
+    """Is this an ESP packet Wireshark could not open? Then count it by SPI and addresses."""
+    layer = _last(layers, "esp")
+    if layer is None or "esp_esp_protocol" in layer or any(p in layers for p in ("sip", "http", "tls")):
+        return False
     ip6, ip4 = _last(layers, "ipv6"), _last(layers, "ip")
+    if ip6 is not None and (ip4 is None or list(layers).index("ipv6") > list(layers).index("ip")):
+        src, dst = ip6.get("ipv6_ipv6_src"), ip6.get("ipv6_ipv6_dst")
+    elif ip4 is not None:
+        src, dst = ip4.get("ip_ip_src"), ip4.get("ip_ip_dst")
+    else:
+        return False
+    try:
+        spi = int(str(_first(layer.get("esp_esp_spi"))), 0)
+        esp.count_unread(spi, ip_address(_first(src)).packed, ip_address(_first(dst)).packed)
+    except ValueError:
+        return False
+    return True
+
+
+def _endpoints(layers: dict) -> tuple[str, str, str] | None:
+    """Source, destination and transport of a packet: from its innermost IP and TCP/UDP/SCTP headers, or
+    from the tags of an exported PDU (Wireshark "Export PDUs" files; ``0.0.0.0`` for an address it lacks)."""
+    ip6, ip4 = _last(layers, "ipv6"), _last(layers, "ip")
+    pdu = _last(layers, "exported_pdu")
+    if pdu is not None and ip4 is None and ip6 is None:
+        tag = "exported_pdu_exported_pdu_"
+        ends = [_first(pdu.get(f"{tag}ipv6_{end}") or pdu.get(f"{tag}ipv4_{end}")) or "0.0.0.0"
+                for end in ("src", "dst")]
+        ports = [int(_first(pdu.get(f"{tag}{end}_port")) or 0) for end in ("src", "dst")]
+        kind = {"1": "sctp", "2": "tcp", "3": "udp"}.get(str(_first(pdu.get(f"{tag}port_type"))))
+        name = str(_first(pdu.get(f"{tag}prot_name")) or "")
+        return (endpoint(ends[0], ports[0]), endpoint(ends[1], ports[1]),
+                kind or ("tcp" if "http" in name else "udp"))
     # the innermost IP header is the last one: with IPv6 in IPv4 (or the reverse) take whichever came later
     if ip4 and ip6:
         keys = list(layers)
@@ -262,16 +330,24 @@ def _items(layers: dict, decryptable: frozenset[str] = frozenset()) -> Iterator[
     elif ip4:
         src_ip, dst_ip = ip4.get("ip_ip_src"), ip4.get("ip_ip_dst")
     else:
-        return
+        return None
     for transport in ("tcp", "udp", "sctp"):
         layer = _last(layers, transport)
         if layer is not None:
             sport = _first(layer.get(f"{transport}_{transport}_srcport"))
             dport = _first(layer.get(f"{transport}_{transport}_dstport"))
-            break
-    else:
+            return endpoint(_first(src_ip), int(sport)), endpoint(_first(dst_ip), int(dport)), transport
+    return None
+
+
+def _items(layers: dict, decryptable: frozenset[str] = frozenset()) -> Iterator[Payload | TlsHello]:
+    frame_layer = layers["frame"]
+    frame = int(frame_layer["frame_frame_number"])
+    time = float(frame_layer["frame_frame_time_epoch"])
+    found = _endpoints(layers)
+    if found is None:
         return
-    src, dst = endpoint(_first(src_ip), int(sport)), endpoint(_first(dst_ip), int(dport))
+    src, dst, transport = found
     tls = "tls" in layers
     if tls and "http" not in layers and "sip" not in layers:
         random = _find(layers["tls"], "tls_tls_handshake_random")

@@ -1,9 +1,9 @@
 """Where every packet went, for people (a few lines) and for JSON: so "nothing found" is never ambiguous.
 
 From one decode's ``DecodeStats``: the packet accounting (each packet's fate, see
-``analyzer.engines.FATES``), the TLS flows whose messages could not be read, and where reading stopped
-when the capture is damaged. ``summary_lines`` orders them as every command prints them: where reading
-stopped first, then the accounting, then TLS.
+``analyzer.engines.FATES``), the TLS flows and IPsec ESP packets whose messages could not be read, and where
+reading stopped when the capture is damaged. ``summary_lines`` orders them as every command prints them:
+where reading stopped first, then the accounting, then TLS, then ESP.
 
 Every text function takes either the ``DecodeStats`` or the JSON form (``accounting_dict``, as a report
 holds it), so the terminal, the text report and the JSON always say the same.
@@ -16,6 +16,7 @@ from analyzer.engines import FATES, DecodeStats, ReadStop
 #: The fates every engine reports, in the order the text line names them.
 _CORE = ("signalling", "media", "other", "diagnostic")
 _SERVERS_SHOWN = 5
+_SPIS_SHOWN, _PEERS_SHOWN = 4, 2
 
 Accounting = DecodeStats | dict
 
@@ -24,7 +25,8 @@ def accounting_dict(stats: Accounting) -> dict:
     """The JSON form: ``total`` packets, ``fates`` (fate → packets, adding up to ``total`` once the
     capture was read to its end; empty if it was not decoded to its end), the SIP/HTTP ``messages``,
     ``tls_flows`` (ClientHellos), ``tls_servers`` (server → ClientHellos), ``tls_keylog`` (a key log
-    was used: those flows are the ones it did not open) and, for a damaged capture, ``stopped``."""
+    was used: those flows are the ones it did not open), ``esp`` (IPsec ESP packets not opened: packets,
+    SPIs, peers, whether keys were given) when there were any and, for a damaged capture, ``stopped``."""
     if isinstance(stats, dict):
         return stats
     accounting = stats.accounting
@@ -34,6 +36,8 @@ def accounting_dict(stats: Accounting) -> dict:
            "messages": {"sip": stats.sip_messages, "http": stats.http_messages},
            "tls_flows": stats.tls_hellos, "tls_servers": dict(stats.tls_servers),
            "tls_keylog": stats.tls_keylog}
+    if stats.esp:
+        out["esp"] = stats.esp
     if stats.stopped is not None:
         out["stopped"] = stats.stopped.as_dict()
     return out
@@ -75,6 +79,25 @@ def tls_text(stats: Accounting) -> str | None:
             "--tls-keylog FILE")
 
 
+def esp_text(stats: Accounting) -> str | None:
+    """The IPsec ESP packets nobody could open, with their SPIs and peers, and what it would take to read
+    them; None when there were none."""
+    esp = accounting_dict(stats).get("esp")
+    if not esp:
+        return None
+    spis = list(esp["spis"])
+    shown = ", ".join(spis[:_SPIS_SHOWN]) + (f" and {len(spis) - _SPIS_SHOWN} more" if len(spis) > _SPIS_SHOWN
+                                             else "")
+    peers = [f"{a} and {b}" for a, b in esp["peers"][:_PEERS_SHOWN]]
+    if len(esp["peers"]) > _PEERS_SHOWN:
+        peers.append(f"{len(esp['peers']) - _PEERS_SHOWN} more pairs")
+    between = f" between {'; '.join(peers)}" if peers else ""
+    ask = ("the keys given with --esp-sa do not cover them" if esp.get("keys_given")
+           else "give keys with --esp-sa FILE")
+    return (f"SIP may be protected by IPsec ESP: {_plural(esp['packets'], 'packet')} in "
+            f"SPI{'s' if len(spis) > 1 else ''} {shown}{between}; {ask}")
+
+
 def stopped_text(stats: Accounting) -> str | None:
     """Where reading stopped, for a damaged capture; None when it was read to its end."""
     stopped = accounting_dict(stats).get("stopped")
@@ -84,8 +107,9 @@ def stopped_text(stats: Accounting) -> str | None:
 
 
 def summary_lines(stats: Accounting) -> list[str]:
-    """Where reading stopped (if it did), the accounting, the TLS flows (if any): in this order."""
-    lines = [stopped_text(stats), accounting_text(stats), tls_text(stats)]
+    """Where reading stopped (if it did), the accounting, the TLS flows and ESP packets (if any): in this
+    order."""
+    lines = [stopped_text(stats), accounting_text(stats), tls_text(stats), esp_text(stats)]
     return [line for line in lines if line]
 
 

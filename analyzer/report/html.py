@@ -12,7 +12,7 @@ import html
 from typing import IO
 
 from analyzer.base.times import clock
-from analyzer.report.accounting import accounting_text, tls_text
+from analyzer.report.accounting import accounting_text, esp_text, tls_text
 from analyzer.report.document import step_label, step_tone, unread_text
 from analyzer.report.ladder import Ladder, svg
 
@@ -149,8 +149,9 @@ def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None) -> st
         damage = unread_text(cap)
         if damage:
             out.append(f"<p class=\"damage\">{_badge('incomplete')} {e(damage)}</p>")
-        if "accounting" in cap:  # where every packet went, then the TLS flows nobody could read
-            lines = filter(None, (accounting_text(cap["accounting"]), tls_text(cap["accounting"])))
+        if "accounting" in cap:  # where every packet went, then the TLS flows and ESP nobody could read
+            acc = cap["accounting"]
+            lines = filter(None, (accounting_text(acc), tls_text(acc), esp_text(acc)))
             out.append("<p class=\"accounting\">" + "<br>".join(map(e, lines)) + "</p>")
         out.append(f"<p class=\"muted\">{e(stats['events'])} events, {e(stats['ue_sessions'])} UE "
                    f"session(s), {e(stats['decode_errors'])} decode diagnostic(s)</p>")

@@ -7,7 +7,7 @@ import textwrap
 from collections import Counter
 from typing import IO
 
-from analyzer.report.accounting import accounting_text, tls_text
+from analyzer.report.accounting import accounting_text, esp_text, tls_text
 from analyzer.report.document import unread_text
 
 
@@ -42,7 +42,8 @@ def write_text(doc: dict, out: IO[str], color: bool = False) -> None:
         damage = unread_text(cap)
         lines = [f"INCOMPLETE: {damage}" if damage else None]
         if "accounting" in cap:
-            lines += [accounting_text(cap["accounting"]), tls_text(cap["accounting"])]
+            acc = cap["accounting"]
+            lines += [accounting_text(acc), tls_text(acc), esp_text(acc)]
         for line in filter(None, lines):
             text = textwrap.fill(line, 80, initial_indent="  ", subsequent_indent="    ",
                                  break_on_hyphens=False)

@@ -4,11 +4,12 @@ Most packets of a drive-test capture are media. The hot loop therefore looks at 
 plain Ethernet/IPv4/IPv6 packets and drops, without decoding, every UDP datagram whose payload cannot
 start a SIP/HTTP message (RTP begins 0x80..0xBF; a start line begins with an upper-case letter) and every
 TCP segment of a flow that is not followed. Anything unusual (fragments, tunnels, other link types,
-extension headers, SCTP) takes the general path. Flows are selected, not packets: a TCP flow is followed
-from its SYN, or from the first segment that starts a SIP/HTTP message or a TLS handshake, so the
+extension headers, SCTP, IPsec ESP) takes the general path. Flows are selected, not packets: a TCP flow is
+followed from its SYN, or from the first segment that starts a SIP/HTTP message or a TLS handshake, so the
 continuation segments of split messages are never lost.
 
-Every packet gets one fate (``records.SIGNALLING``, ``MEDIA``, ``OTHER``, ``DIAGNOSTIC``), counted in
+Every packet gets one fate (``records.SIGNALLING``, ``MEDIA``, ``OTHER``, ``DIAGNOSTIC``, ``ENCRYPTED``),
+counted in
 ``fates``; ``accounting`` adds them up. The prefilter counts what it drops as other or signalling (rare);
 what it drops as media is the rest, so the hot path counts nothing. The general path decides the same fate
 for a packet as the prefilter would (``tests/test_accounting.py`` checks it with the prefilter off). A
@@ -24,8 +25,20 @@ from collections.abc import Iterable, Iterator
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.limits import DEFAULT, Limits
 from analyzer.capture.link import LINK_DECODERS, LINKTYPE_NAMES, BadFrame, CannotFollow, ethernet
+from analyzer.capture.upper_pdu import LINKTYPE_UPPER_PDU, exported_pdu
+from analyzer.transport.esp import ESP, NAT_T_PORT, EspAuthFailed, EspError, EspReader, nat_t_esp
+from analyzer.transport.esp_sa import SecurityAssociation
 from analyzer.transport.ip import BadIp, FragmentReassembler, IpPacket, ip_text, parse_ip
-from analyzer.transport.records import DIAGNOSTIC, MEDIA, OTHER, SIGNALLING, Payload, TlsHello, endpoint
+from analyzer.transport.records import (
+    DIAGNOSTIC,
+    ENCRYPTED,
+    MEDIA,
+    OTHER,
+    SIGNALLING,
+    Payload,
+    TlsHello,
+    endpoint,
+)
 from analyzer.transport.sctp import SctpAssembler
 from analyzer.transport.startline import looks_like_start_line
 from analyzer.transport.tcpflows import TCP_IDLE_TIMEOUT, TcpFlows
@@ -54,11 +67,13 @@ class Demux:
     Every table it keeps is capped by ``limits`` (``analyzer.base.limits``)."""
 
     def __init__(self, diagnostics: Diagnostics, sip_ports: Iterable[int] = SIP_PORTS,
-                 tcp_idle_timeout: float = TCP_IDLE_TIMEOUT, limits: Limits = DEFAULT):
+                 tcp_idle_timeout: float = TCP_IDLE_TIMEOUT, limits: Limits = DEFAULT,
+                 esp_sas: tuple[SecurityAssociation, ...] = ()):
         self.diag = diagnostics
         self.limits = limits
         self.sip_ports = frozenset(sip_ports)
-        self._udp_ports = self.sip_ports | {GTPU_PORT}
+        self._udp_ports = self.sip_ports | {GTPU_PORT, NAT_T_PORT}
+        self.esp = EspReader(esp_sas)
         self._fragments = FragmentReassembler(diagnostics, max_pending=limits.ip_fragments,
                                               max_pieces=limits.ip_fragment_pieces)
         self._sctp = SctpAssembler(diagnostics, limits)
@@ -69,6 +84,7 @@ class Demux:
         self._out: list[Payload | TlsHello] = []  # what the packet being decoded completed
         #: fate → packets decided so far (media dropped by the prefilter is not counted: see accounting)
         self.fates: dict[str, int] = dict.fromkeys((SIGNALLING, MEDIA, OTHER, DIAGNOSTIC), 0)
+        self.fates[ENCRYPTED] = 0  # ESP not opened: reported only when there was some
         self._tcp_flows = TcpFlows(diagnostics, self.fates, limits, self._name, tcp_idle_timeout)
         # The prefilter reads these two tables of the TCP flows directly (they are never rebound).
         self._tcp = self._tcp_flows.conns
@@ -85,6 +101,8 @@ class Demux:
         fates = dict(self.fates)
         fates[DIAGNOSTIC] += self._fragments.lost
         fates[MEDIA] += packets - sum(fates.values())
+        if not fates[ENCRYPTED]:
+            del fates[ENCRYPTED]
         return fates
 
     # -- the hot path --------------------------------------------------------------------------------
@@ -115,9 +133,12 @@ class Demux:
             first = buf[l4 + 8]
             # A start line begins with an upper-case letter; RTP/RTCP/SRTP (version 2) with 0x80..0xBF,
             # between ports above 1023 (so not DNS, NetBIOS ...): media stops here, uncounted. Other bytes
-            # matter only on SIP ports (reported as malformed) and GTP-U.
+            # matter only on SIP ports (reported as malformed), GTP-U and IPsec NAT traversal (port 4500,
+            # 0x1194: ESP's SPI may begin with any byte).
             if first >= 0x80:
-                if first < 0xC0 and buf[l4] >= 4 and buf[l4 + 2] >= 4:
+                if (first < 0xC0 and buf[l4] >= 4 and buf[l4 + 2] >= 4
+                        and (buf[l4 + 1] != 0x94 or buf[l4] != 0x11)
+                        and (buf[l4 + 3] != 0x94 or buf[l4 + 2] != 0x11)):
                     return False
             elif 65 <= first <= 90:
                 return True
@@ -155,6 +176,9 @@ class Demux:
     # -- the general path: each step appends what it completes to self._out and counts the fate of the
     # packets it stands for (``weight``: more than one for a datagram reassembled from fragments) ------
     def _general(self, number, time, linktype, data, orig_len):
+        if linktype == LINKTYPE_UPPER_PDU:
+            self._exported(number, time, data)
+            return
         decoder = LINK_DECODERS.get(linktype)
         if decoder is None:
             if linktype not in self._warned_linktypes:
@@ -176,6 +200,24 @@ class Demux:
             self.diag.add("snaplen-cut", f"frame {number} was captured with {len(data)} of {orig_len} "
                           "bytes; its payload may be incomplete", (number,))
         self._ip(found[0], data, found[1], number, time, 0, 1)
+
+    def _exported(self, number, time, data):
+        """A Wireshark exported PDU (``capture.upper_pdu``): a SIP or HTTP one is a message, from and to the
+        addresses and ports of its tags (``0.0.0.0:0`` for those it lacks)."""
+        try:
+            pdu = exported_pdu(data)
+        except BadFrame as exc:
+            self._undecoded(exc, (number,), 1)
+            return
+        http = "http" in pdu.proto
+        if not pdu.data or not (http or "sip" in pdu.proto):
+            self.fates[OTHER] += 1
+            return
+        src = self._name(pdu.src, pdu.sport) if pdu.src else endpoint("0.0.0.0", pdu.sport)
+        dst = self._name(pdu.dst, pdu.dport) if pdu.dst else endpoint("0.0.0.0", pdu.dport)
+        transport = pdu.transport or ("tcp" if http else "udp")
+        self._out.append(Payload(pdu.data, (number,), time, src, dst, transport))
+        self.fates[SIGNALLING] += 1
 
     def _undecoded(self, exc: Exception, frames: tuple[int, ...], weight: int) -> None:
         code = "unsupported-encapsulation" if isinstance(exc, CannotFollow) else "malformed-packet"
@@ -205,13 +247,15 @@ class Demux:
             self._tcp_segment(pkt, number, time, weight)
         elif proto == SCTP:
             self._sctp_packet(pkt, frames, number, time, weight)
-        elif proto not in (IPIP, IPV6_IN_IP, GRE):
+        elif proto not in (IPIP, IPV6_IN_IP, GRE, ESP):
             self.fates[OTHER] += weight
         elif depth >= _MAX_TUNNEL_DEPTH:
             self._undecoded(CannotFollow(f"tunnels nested deeper than {_MAX_TUNNEL_DEPTH} levels are not "
                                          "followed"), frames, weight)
         elif proto == GRE:
             self._tunnel(gre, payload, frames, number, time, depth, weight)
+        elif proto == ESP:
+            self._esp(pkt, payload, frames, number, time, depth, weight)
         else:
             self._ip(4 if proto == IPIP else 6, payload, 0, number, time, depth + 1, weight)
 
@@ -229,6 +273,26 @@ class Demux:
         else:
             self._ip(inner[1], inner[2], 0, number, time, depth + 1, weight)
 
+    def _esp(self, pkt: IpPacket, data: bytes, frames, number, time, depth, weight):
+        """Open an ESP packet (``esp``): its inner segment takes the addresses of the outer packet
+        (transport mode), its inner IP packet is decoded as such (tunnel mode)."""
+        try:
+            opened = self.esp.open(pkt.src, pkt.dst, data)
+        except EspError as exc:
+            code = "esp-auth-failed" if isinstance(exc, EspAuthFailed) else "malformed-esp"
+            self.diag.add(code, f"frame {number}: {exc}", frames)
+            self.fates[DIAGNOSTIC] += weight
+            return
+        if opened is None:
+            self.fates[ENCRYPTED] += weight
+            return
+        next_header, inner = opened
+        if next_header in (IPIP, IPV6_IN_IP):
+            self._ip(4 if next_header == IPIP else 6, inner, 0, number, time, depth + 1, weight)
+        else:
+            self._l4(IpPacket(pkt.version, pkt.src, pkt.dst, next_header, inner), frames, number, time,
+                     depth + 1, weight)
+
     def _udp(self, pkt: IpPacket, frames, number, time, depth, weight):
         data = pkt.payload
         if len(data) < 8:
@@ -241,7 +305,7 @@ class Demux:
         fates = self.fates
         if not payload:
             fates[OTHER] += weight
-        elif 0x80 <= payload[0] < 0xC0 and sport > 1023 and dport > 1023:
+        elif 0x80 <= payload[0] < 0xC0 and sport > 1023 and dport > 1023 and NAT_T_PORT not in (sport, dport):
             fates[MEDIA] += weight
         elif GTPU_PORT in (sport, dport):
             if depth < _MAX_TUNNEL_DEPTH:
@@ -253,6 +317,12 @@ class Demux:
             self._out.append(Payload(payload, frames, time, self._name(pkt.src, sport),
                                      self._name(pkt.dst, dport), "udp"))
             fates[SIGNALLING] += weight
+        elif NAT_T_PORT in (sport, dport) and nat_t_esp(payload):
+            if depth < _MAX_TUNNEL_DEPTH:
+                self._esp(pkt, payload, frames, number, time, depth, weight)
+            else:
+                self._undecoded(CannotFollow(f"tunnels nested deeper than {_MAX_TUNNEL_DEPTH} levels are "
+                                             "not followed"), frames, weight)
         elif sport not in self.sip_ports and dport not in self.sip_ports:
             fates[OTHER] += weight
         elif _is_keepalive(payload):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 #: What became of a packet, for the packet accounting (``analyzer.engines.FATES`` says what each means).
 SIGNALLING, MEDIA, OTHER, DIAGNOSTIC = "signalling", "media", "other", "diagnostic"
+ENCRYPTED = "encrypted"  # IPsec ESP not opened (no key for its SPI, not NULL-encrypted)
 
 
 @dataclass(frozen=True, slots=True)
