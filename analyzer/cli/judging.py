@@ -3,6 +3,8 @@ parallel, resumable) and ``replay`` (a live feed and expected-verdict drift chec
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from analyzer.base.exitcodes import ExitCode
@@ -22,16 +24,41 @@ from analyzer.engines import DecodeOptions
 ANALYZE_FORMATS = ("text", "json", "junit", "html")
 
 
+def _directory(ctx, param, value: str | None) -> str | None:
+    """Fail before decoding when the directory cannot be created or written."""
+    if value:
+        from analyzer.cli.options import output_path
+
+        output_path(ctx, param, os.path.join(value, "x") if os.path.isdir(value) else value)
+    return value
+
+
+def _write_pcaps(capture: str, procedures: list[dict], ladders: list, directory: str, taken: set[str],
+                 quiet: bool) -> None:
+    from analyzer.report.wireshark import write_procedure_captures
+
+    by_session = {ladder.session: ladder for ladder in ladders}
+    for path, count, p in write_procedure_captures(capture, procedures, by_session, directory, taken):
+        if not quiet:
+            click.echo(f"mcxa: {path}: {count} packets of {p['rule']} ({p['session']}, {p['verdict']})",
+                       err=True)
+
+
+
 @click.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(ANALYZE_FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
+@click.option("--pcap-dir", type=click.Path(file_okay=False), callback=_directory, metavar="DIR",
+              help="Also write, per procedure with a deviation, its packets to "
+                   "DIR/<capture>-<ue>-<rule>.pcapng, with frame comments naming each message, step and "
+                   "deviation.")
 @rules_options
 @analysis_options
 @jobs_option
-def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason, engine,
-            sip_ports, quiet):
+def analyze(captures, fmt, output, pcap_dir, rules_dir, window, systems_file, identities_file,
+            migration_reason, engine, sip_ports, quiet):
     """Judge the TS 23.280 §10.16 migrations in each CAPTURE against the rules: per UE and per group or
     private call, every step's status and every deviation with its frames. Exit code 0 compliant, 1
     deviation, 3 incomplete only."""
@@ -43,15 +70,22 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
     rules = load_rules(rules_dir)
     parts = []
     ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
+    taken: set[str] = set()  # --pcap-dir: the file names written
     for capture in captures:
         analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
                             quiet, keep_messages=fmt == "html")
         parts.append(report.capture_report(analysis, judge(analysis, rules, window)))
-        if fmt == "html":
+        if fmt == "html" or pcap_dir:
             from analyzer.report.ladder import capture_ladders
-            ladders[capture] = capture_ladders(analysis, parts[-1]["procedures"], engine,
-                                               DecodeOptions(sip_ports=sip_ports, limits=current_limits(),
-                                                             workers=current_workers()))
+            deviating = {p["session"] for p in parts[-1]["procedures"] if p["verdict"] == "deviation"}
+            drawn = capture_ladders(analysis, parts[-1]["procedures"], engine,
+                                    DecodeOptions(sip_ports=sip_ports, limits=current_limits(),
+                                                  workers=current_workers()),
+                                    None if fmt == "html" else deviating)
+            if fmt == "html":
+                ladders[capture] = drawn
+            if pcap_dir:
+                _write_pcaps(capture, parts[-1]["procedures"], drawn, pcap_dir, taken, quiet)
         if not quiet and fmt == "text":
             report_diagnostics(capture, analysis.diagnostics)
     doc = report.report(parts, rules)

@@ -117,9 +117,13 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
 @click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
+@click.option("--pcap", "pcap_out", type=click.Path(dir_okay=False, writable=True), callback=output_path,
+              metavar="FILE", help="Also write the packets of the drawing (every frame of its messages) to "
+                                   "this pcapng, with frame comments naming each message, step and "
+                                   "deviation.")
 @analysis_options
 @jobs_option
-def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migration_reason, engine,
+def flow(capture, ue, call_id, fmt, output, pcap_out, systems_file, identities_file, migration_reason, engine,
          sip_ports, quiet):
     """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
     messages in time order, and the migration steps they are evidence of (deviations in red)."""
@@ -148,4 +152,11 @@ def flow(capture, ue, call_id, fmt, output, systems_file, identities_file, migra
 
         click.echo(f"mcxa: {capture}: {stopped_text(analysis.stats)}", err=True)
     write(ladders.WRITERS[fmt], False, output, diagram)
+    if pcap_out:
+        from analyzer.report import wireshark
+
+        notes = wireshark.frame_comments(diagram.rows, procedures, None if call_id else session, capture)
+        count = wireshark.write_frames(capture, notes, pcap_out, [f"mcxa flow of {diagram.title}"])
+        if not quiet:
+            click.echo(f"mcxa: {pcap_out}: {count} packets of {session.id}", err=True)
     finish(capture, analysis.diagnostics, analysis.stats, quiet)

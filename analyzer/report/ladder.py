@@ -69,6 +69,7 @@ class Row:
     call_id: str | None
     detail: str  # for tooltips: CSeq, URI, SNI ...
     steps: tuple[StepMark, ...] = ()
+    frames: tuple[int, ...] = ()  # every frame that carried bytes of the message (TCP segments...)
 
     @property
     def deviating(self) -> bool:
@@ -98,13 +99,13 @@ def session_frames(session: UeSession) -> tuple[set[int], set[str]]:
     return frames, call_ids
 
 
-def collect_messages(analysis: CaptureAnalysis, engine: str = "dpkt",
-                     options: DecodeOptions | None = None) -> list[Message | TlsHello]:
-    """The messages some UE session's ladder can show: from the analysis when it kept its messages,
-    else by decoding the capture again."""
+def collect_messages(analysis: CaptureAnalysis, engine: str = "dpkt", options: DecodeOptions | None = None,
+                     sessions: Iterable[UeSession] | None = None) -> list[Message | TlsHello]:
+    """The messages the ladders of ``sessions`` (default: all) can show: from the analysis when it kept
+    its messages, else by decoding the capture again."""
     frames: set[int] = set()
     call_ids: set[str] = set()
-    for s in analysis.sessions:
+    for s in analysis.sessions if sessions is None else sessions:
         f, c = session_frames(s)
         frames |= f
         call_ids |= c
@@ -195,7 +196,7 @@ def build_ladder(analysis: CaptureAnalysis, session: UeSession, messages: Iterab
         found.sort(key=lambda s: not s.migration)
         if isinstance(m, TlsHello):
             rows.append(Row(m.frame, m.time, col(m.src), col(m.dst), "TLS ClientHello", "tls", None,
-                            f"SNI {m.sni or '(none)'}", tuple(found)))
+                            f"SNI {m.sni or '(none)'}", tuple(found), frames))
             continue
         if m.kind == "request":
             label = m.method or "?"
@@ -204,19 +205,20 @@ def build_ladder(analysis: CaptureAnalysis, session: UeSession, messages: Iterab
             label = f"{m.status} {m.reason or ''}".strip()
             detail = f"{label} ({m.cseq})" if m.cseq else label
         rows.append(Row(m.frame, m.time, col(m.src), col(m.dst), label, m.proto, m.call_id, detail,
-                        tuple(found)))
+                        tuple(found), frames))
     title = f"{session.id} {session.mc_id() or ''}".strip()
     return Ladder(session.id, title, columns, rows, unplaced)
 
 
 def capture_ladders(analysis: CaptureAnalysis, procedures: list[dict], engine: str = "dpkt",
-                    options: DecodeOptions | None = None) -> list[Ladder]:
-    """The ladder of every UE session of a capture (one extra decode for all of them, unless the analysis
-    kept its messages)."""
-    if not analysis.sessions:
+                    options: DecodeOptions | None = None, only: set[str] | None = None) -> list[Ladder]:
+    """The ladder of every UE session of a capture, or of the sessions named in ``only`` (one extra decode
+    for all of them, unless the analysis kept its messages)."""
+    sessions = [s for s in analysis.sessions if only is None or s.id in only]
+    if not sessions:
         return []
-    messages = collect_messages(analysis, engine, options)
-    return [build_ladder(analysis, s, messages, procedures) for s in analysis.sessions]
+    messages = collect_messages(analysis, engine, options, sessions)
+    return [build_ladder(analysis, s, messages, procedures) for s in sessions]
 
 
 def pick_session(analysis: CaptureAnalysis, procedures: Iterable[dict], ue: str | None = None,

@@ -9,6 +9,7 @@ from typing import IO
 
 from analyzer.report.accounting import accounting_text, tls_text
 from analyzer.report.document import unread_text
+from analyzer.report.wireshark import frame_filter
 
 
 def _fit(text: str | None, width: int) -> str:
@@ -20,7 +21,8 @@ def _fit(text: str | None, width: int) -> str:
 
 
 def write_text(doc: dict, out: IO[str]) -> None:
-    """One line per procedure, then its deviations, then where to look next. Fits 80 columns."""
+    """One line per procedure, then its deviations (with the Wireshark display filter of their frames),
+    then where to look next. Fits 80 columns but for a long filter."""
     for cap in doc["captures"]:
         stats = cap["stats"]
         ues = stats["ue_sessions"]
@@ -56,6 +58,8 @@ def write_text(doc: dict, out: IO[str]) -> None:
                 text = f"[{d['severity']}] {d['message']}" + (f" ({d['spec']})" if d.get("spec") else "")
                 out.write(textwrap.fill(text, 80, initial_indent=" " * 7, subsequent_indent=" " * 9,
                                         break_on_hyphens=False) + "\n")
+                if d["frames"]:  # one line, never wrapped: it is pasted into Wireshark whole
+                    out.write(f"         Wireshark: {frame_filter(d['frames'])}\n")
         if quiet:
             counts = Counter(p["rule"] for p in quiet)
             out.write("  + compliant building blocks: "
