@@ -26,10 +26,14 @@ def test_report_has_summary_ladder_steps_kpis_deviations_and_diagnostics(tmp_pat
     code, text, _ = analyze_html(tmp_path, REJECTED, str(SAMPLES / "group-migration-compliant.pcapng"))
     assert code == ExitCode.DEVIATION
     page = lxml.html.fromstring(text)
-    summary = page.xpath("//table[@class='summary']//tr")
-    assert len(summary) > 2 and "group-call-migration" in summary[3].text_content()
-    assert [b.text for b in page.xpath("//table[@class='summary']//span[contains(@class,'badge')]")].count(
-        "deviation") == 2
+    assert [h.text for h in page.xpath("//h2")][:2] == ["Migrations", "Building blocks"]  # the headline first
+    headline = page.xpath("//table[contains(@class,'migrations')]//tr")
+    assert len(headline) == 3 and "group-call-migration" in headline[1].text_content()
+    badges = page.xpath("//table[contains(@class,'migrations')]//span[contains(@class,'badge')]")
+    assert [b.text for b in badges] == ["deviation", "compliant"]
+    blocks = page.xpath("//table[contains(@class,'blocks')]//tr[td/code='affiliation']")
+    assert [[td.text_content() for td in tr.xpath("td")][2:] for tr in blocks] == [["1", "1", "0"],
+                                                                                   ["2", "0", "0"]]
     ladders = page.xpath("//section[@class='ue']//svg[@class='ladder']")
     assert len(ladders) == 2  # one UE per capture
     assert ladders[0].xpath(".//g[contains(@class,'deviating')]")
@@ -38,7 +42,9 @@ def test_report_has_summary_ladder_steps_kpis_deviations_and_diagnostics(tmp_pat
     assert "migration duration" in text and "seconds per step" in text
     deviations = page.xpath("//ul[@class='deviations']/li")
     assert any("403 Forbidden" in li.text_content() and "frames 63, 64" in li.text_content()
+               and li.xpath("code[@class='filter']")[0].text == "frame.number in {63, 64}"
                for li in deviations)
+    assert len(page.xpath("//div[@class='legend']")) == 1 and not page.xpath("//svg//g[@class='legend']")
     assert "No decode diagnostics." in text
 
 
@@ -88,3 +94,63 @@ def test_headless_chromium_renders_the_report_with_its_ladder(tmp_path):
     assert page.xpath("//h1")[0].text == "mcxa compliance report"
     ladder = page.xpath("//svg[@class='ladder']")
     assert ladder and ladder[0].xpath(".//g[contains(@class,'deviating')]")
+
+
+FLEET = """
+name: a fleet without a migration
+seed: 3
+start: 2026-05-01T10:00:00Z
+systems:
+  A: {domain: a.mcx.example, primary: true, sip_server: 10.10.0.10}
+ues:
+  ue1:
+    instance: urn:gsma:imei:35209900-176148-1
+    client_id: c1
+    identities:
+      A: {mc_id: sip:amy@a.mcx.example, impu: sip:+491700000001@ims.a.mcx.example, address: 10.1.0.1}
+  ue2:
+    instance: urn:gsma:imei:35209900-176148-2
+    client_id: c2
+    identities:
+      A: {mc_id: sip:ben@a.mcx.example, impu: sip:+491700000002@ims.a.mcx.example, address: 10.1.0.2}
+  ue3:
+    instance: urn:gsma:imei:35209900-176148-3
+    client_id: c3
+    identities:
+      A: {mc_id: sip:cy@a.mcx.example, impu: sip:+491700000003@ims.a.mcx.example, address: 10.1.0.3}
+timeline:
+  - {at: 0.0, ue: ue1, do: register, system: A}
+  - {at: 0.2, ue: ue1, do: service-authorisation, system: A}
+  - {at: 0.5, ue: ue2, do: register, system: A}
+  - {at: 0.7, ue: ue2, do: service-authorisation, system: A}
+  - {at: 1.0, ue: ue3, do: register, system: A, fault: {error: 403}}
+"""
+
+
+def fleet(tmp_path) -> str:
+    scenario = tmp_path / "fleet.yaml"
+    scenario.write_text(FLEET, encoding="utf-8")
+    assert main(["synth", str(scenario), "-o", str(tmp_path / "fleet.pcapng")]) == ExitCode.OK
+    return str(tmp_path / "fleet.pcapng")
+
+
+def test_only_ues_in_a_migration_or_a_deviation_are_drawn_unless_all_are_asked_for(tmp_path):
+    capture = fleet(tmp_path)
+    code, text, _ = analyze_html(tmp_path, capture)
+    assert code == ExitCode.DEVIATION
+    page = lxml.html.fromstring(text)
+    assert "no migration found" in page.xpath("//table[contains(@class,'migrations')]")[0].text_content()
+    blocks = page.xpath("//table[contains(@class,'blocks')]//tr[td/code='registration']")
+    assert [td.text_content() for td in blocks[0].xpath("td")][2:] == ["2", "1", "0"]
+    sections = page.xpath("//section[@class='ue']")
+    assert [s.xpath("h3")[0].text for s in sections] == ["ue3 sip:+491700000003@ims.a.mcx.example"]
+    assert len(page.xpath("//svg[@class='ladder']")) == 1
+    assert "2 other UE session(s)" in page.xpath("//p[contains(@class,'not-drawn')]")[0].text
+    out = tmp_path / "all.html"
+    assert main(["analyze", capture, "--format", "html", "--ladders", "all", "-o", str(out)]) == 1
+    page = lxml.html.fromstring(out.read_text(encoding="utf-8"))
+    assert len(page.xpath("//svg[@class='ladder']")) == 3 and len(page.xpath("//div[@class='legend']")) == 1
+    assert main(["analyze", capture, "--format", "html", "--ladders", "none", "-o", str(out)]) == 1
+    page = lxml.html.fromstring(out.read_text(encoding="utf-8"))
+    assert not page.xpath("//svg") and not page.xpath("//div[@class='legend']")
+    assert len(page.xpath("//section[@class='ue']")) == 1  # its procedures are still shown, without a drawing

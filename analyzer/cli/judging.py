@@ -50,6 +50,9 @@ def _write_pcaps(capture: str, procedures: list[dict], ladders: list, directory:
 @click.option("--format", "fmt", type=click.Choice(ANALYZE_FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
+@click.option("--ladders", "ladders_mode", type=click.Choice(["auto", "all", "none"]), default="auto",
+              show_default=True, help="--format html: draw the ladders of the UEs in a migration or a "
+                                      "deviation (auto), of every UE (all), or of none.")
 @click.option("--pcap-dir", type=click.Path(file_okay=False), callback=_directory, metavar="DIR",
               help="Also write, per procedure with a deviation, its packets to "
                    "DIR/<capture>-<ue>-<rule>.pcapng, with frame comments naming each message, step and "
@@ -57,7 +60,7 @@ def _write_pcaps(capture: str, procedures: list[dict], ladders: list, directory:
 @rules_options
 @analysis_options
 @jobs_option
-def analyze(captures, fmt, output, pcap_dir, rules_dir, window, systems_file, identities_file,
+def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, systems_file, identities_file,
             migration_reason, engine, sip_ports, quiet):
     """Judge the TS 23.280 §10.16 migrations in each CAPTURE against the rules: per UE and per group or
     private call, every step's status and every deviation with its frames. Exit code 0 compliant, 1
@@ -75,15 +78,19 @@ def analyze(captures, fmt, output, pcap_dir, rules_dir, window, systems_file, id
         analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
                             quiet, keep_messages=fmt == "html")
         parts.append(report.capture_report(analysis, judge(analysis, rules, window)))
-        if fmt == "html" or pcap_dir:
+        draw = fmt == "html" and ladders_mode != "none"
+        if draw or pcap_dir:
+            from analyzer.report.html import shown_sessions
             from analyzer.report.ladder import capture_ladders
-            deviating = {p["session"] for p in parts[-1]["procedures"] if p["verdict"] == "deviation"}
-            drawn = capture_ladders(analysis, parts[-1]["procedures"], engine,
+            procedures = parts[-1]["procedures"]
+            wanted = {p["session"] for p in procedures if p["verdict"] == "deviation"} if pcap_dir else set()
+            picked = shown_sessions(procedures, ladders_mode) if draw else set()
+            drawn = capture_ladders(analysis, procedures, engine,
                                     DecodeOptions(sip_ports=sip_ports, limits=current_limits(),
                                                   workers=current_workers()),
-                                    None if fmt == "html" else deviating)
-            if fmt == "html":
-                ladders[capture] = drawn
+                                    None if picked is None else wanted | picked)
+            if draw:
+                ladders[capture] = [x for x in drawn if picked is None or x.session in picked]
             if pcap_dir:
                 _write_pcaps(capture, parts[-1]["procedures"], drawn, pcap_dir, taken, quiet)
         if not quiet and fmt == "text":
@@ -96,7 +103,7 @@ def analyze(captures, fmt, output, pcap_dir, rules_dir, window, systems_file, id
         from functools import partial
 
         from analyzer.report.html import write_html
-        writer = partial(write_html, ladders=ladders)
+        writer = partial(write_html, ladders=ladders, mode=ladders_mode)
     write(writer, False, output, doc)
     raise click.exceptions.Exit(report.exit_code(doc))
 

@@ -1,6 +1,9 @@
 """``mcxa analyze --format html``: one self-contained HTML page (inline CSS, inline SVG ladders; no script,
-font, image or other resource is loaded) with, per capture, the procedures and verdicts, per UE the ladder
-diagram, each procedure's step timeline, KPIs and deviations, and the decode diagnostics.
+font, image or other resource is loaded). First the migrations and their verdicts, then the building blocks
+counted per rule and verdict, then per capture the UEs in a migration or a deviation (``--ladders``), each
+with its ladder diagram (one legend per page), each procedure's step timeline, KPIs and deviations, every
+frame list also as a Wireshark display filter; and the decode diagnostics. A 2 000-UE capture without a
+migration is a page of a few hundred KB, not one ladder per UE.
 
 Every string that comes from a capture (or anywhere else) goes through ``html.escape`` — a SIP header
 saying ``<script>`` is shown as text, never run.
@@ -9,12 +12,17 @@ saying ``<script>`` is shown as text, never run.
 from __future__ import annotations
 
 import html
+from collections import Counter
 from typing import IO
 
 from analyzer.base.times import clock
 from analyzer.report.accounting import accounting_text, tls_text
 from analyzer.report.document import step_label, step_tone, unread_text
-from analyzer.report.ladder import Ladder, svg
+from analyzer.report.ladder import LEGEND, Ladder, svg
+from analyzer.report.wireshark import frame_filter, procedure_frames
+
+#: Building blocks not compliant listed by name, at most (the JSON report has them all).
+_LISTED = 200
 
 _CSS = """
 :root { color-scheme: light; }
@@ -36,6 +44,11 @@ th { background: #f6f8fa; }
 .ladder-box svg { max-width: 100%; height: auto; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
 ul.deviations li { margin-bottom: 6px; }
+table.summary td:nth-child(2), table.migrations td:nth-child(5) { white-space: nowrap; }
+code.filter { color: #0550ae; user-select: all; }
+.legend ul { list-style: none; padding: 0; margin: 4px 0 12px; display: flex; flex-wrap: wrap;
+             gap: 4px 18px; }
+.swatch { display: inline-block; width: 12px; height: 12px; margin-right: 6px; vertical-align: -1px; }
 """
 
 
@@ -50,7 +63,10 @@ def _badge(text: str, tone: str | None = None) -> str:
 
 
 def _frames(frames) -> str:
-    return e(", ".join(map(str, frames))) if frames else "—"
+    """A frame list, and under it the same as a Wireshark display filter (to paste)."""
+    if not frames:
+        return "—"
+    return f"{e(', '.join(map(str, frames)))}<br><code class=\"filter\">{e(frame_filter(frames))}</code>"
 
 
 def _frames_label(frames) -> str:
@@ -61,26 +77,95 @@ def _route(p: dict) -> str:
     return f"{p['from_system']} → {p['to_system']}" if p.get("to_system") else (p.get("from_system") or "")
 
 
-def _summary(doc: dict) -> list[str]:
-    out = ["<h2>Summary</h2>", "<table class=\"summary\"><tr><th>capture</th><th>procedure</th><th>UE</th>"
-           "<th>group / peer</th><th>systems</th><th>verdict</th><th>time</th><th>deviations</th></tr>"]
+def _seconds(value) -> str:
+    return "—" if value is None else f"{value:.1f} s"
+
+
+def _headline(doc: dict) -> list[str]:
+    """The migrations and their verdicts, first: what the report is for."""
+    out = ["<h2 id=\"migrations\">Migrations</h2>", "<table class=\"summary migrations\"><tr><th>capture</th>"
+           "<th>procedure</th><th>UE</th><th>group / peer</th><th>systems</th><th>verdict</th><th>start</th>"
+           "<th>interruption</th><th>deviations</th></tr>"]
     for ci, cap in enumerate(doc["captures"]):
         damage = unread_text(cap)
         if damage:
-            out.append(f"<tr><td>{e(cap['file'])}</td><td colspan=\"4\">{e(damage)}</td>"
-                       f"<td>{_badge('incomplete')}</td><td colspan=\"2\"></td></tr>")
-        if not cap["procedures"]:
-            out.append(f"<tr><td>{e(cap['file'])}</td><td colspan=\"7\" class=\"muted\">no procedure found"
-                       "</td></tr>")
-        for p in cap["procedures"]:
+            out.append(f"<tr>{_cap_cell(cap['file'])}<td colspan=\"4\">{e(damage)}</td>"
+                       f"<td>{_badge('incomplete')}</td><td colspan=\"3\"></td></tr>")
+        migrations = [p for p in cap["procedures"] if p["kind"] == "migration"]
+        if not migrations:
+            why = "in what could be read" if damage else "(no UE left a system during an ongoing call)"
+            out.append(f"<tr>{_cap_cell(cap['file'])}<td colspan=\"8\" class=\"muted\">no migration found "
+                       f"{why}</td></tr>")
+        for p in migrations:
             errors = sum(1 for d in p["deviations"] if d["severity"] == "error")
-            out.append(f"<tr><td>{e(cap['file'])}</td>"
+            out.append(f"<tr>{_cap_cell(cap['file'])}"
                        f"<td><a href=\"#c{ci}-{e(p['session'])}\">{e(p['rule'])}</a></td>"
                        f"<td>{e(p['ue'])}</td><td>{e(p['group'] or p['peer'] or '')}</td>"
                        f"<td>{e(_route(p))}</td><td>{_badge(p['verdict'])}</td>"
-                       f"<td>{e(clock(p['start']))}–{e(clock(p['end']))}</td><td>{errors}</td></tr>")
+                       f"<td>{e(clock(p['start']))}</td>"
+                       f"<td>{e(_seconds(p['kpis'].get('service_interruption')))}</td><td>{errors}</td></tr>")
     out.append("</table>")
     return out
+
+
+def _building_blocks(doc: dict, drawn: dict[str, set[str]]) -> list[str]:
+    """Building blocks folded: per capture and rule, how many of each verdict; then the ones that are not
+    compliant, each linked to its UE when that UE is shown (at most ``_LISTED``)."""
+    out = ["<h2 id=\"building-blocks\">Building blocks</h2>",
+           "<table class=\"summary blocks\"><tr><th>capture</th><th>procedure</th><th>compliant</th>"
+           "<th>deviation</th><th>incomplete</th></tr>"]
+    flagged = []
+    for ci, cap in enumerate(doc["captures"]):
+        counts: dict[str, Counter] = {}
+        for p in cap["procedures"]:
+            if p["kind"] != "migration":
+                counts.setdefault(p["rule"], Counter())[p["verdict"]] += 1
+                if p["verdict"] != "compliant":
+                    flagged.append((ci, cap["file"], p))
+        for rule, n in sorted(counts.items()):
+            cells = "".join(f"<td>{_badge(str(n[v]), v) if n[v] and v != 'compliant' else n[v]}</td>"
+                            for v in ("compliant", "deviation", "incomplete"))
+            out.append(f"<tr>{_cap_cell(cap['file'])}<td><code>{e(rule)}</code></td>{cells}</tr>")
+        if not counts:
+            out.append(f"<tr>{_cap_cell(cap['file'])}<td colspan=\"4\" class=\"muted\">none</td></tr>")
+    out.append("</table>")
+    if flagged:
+        out.append(f"<details class=\"flagged\"{' open' if len(flagged) <= 20 else ''}><summary>"
+                   f"{len(flagged)} building block(s) not compliant</summary><ul>")
+        for ci, file, p in flagged[:_LISTED]:
+            who = e(p["ue"])
+            if p["session"] in drawn.get(file, ()):
+                who = f"<a href=\"#c{ci}-{e(p['session'])}\">{who}</a>"
+            out.append(f"<li>{_badge(p['verdict'])} <code>{e(p['rule'])}</code> {who} "
+                       f"{e(p['group'] or p['peer'] or '')} <span class=\"muted\">{e(_cap_name(file))}, "
+                       f"{e(clock(p['start']))}</span></li>")
+        if len(flagged) > _LISTED:
+            out.append(f"<li class=\"muted\">… {len(flagged) - _LISTED} more: see --format json</li>")
+        out.append("</ul></details>")
+    return out
+
+
+def _cap_name(file: str) -> str:
+    return file.rsplit("/", 1)[-1]
+
+
+def _cap_cell(file: str) -> str:
+    """A table cell naming a capture by its file name (the path on hover), to keep tables narrow."""
+    return f"<td title=\"{e(file)}\">{e(_cap_name(file))}</td>"
+
+
+def shown_sessions(procedures: list[dict], mode: str) -> set[str] | None:
+    """``--ladders``: the UE sessions the page details — those in a migration or in a procedure with a
+    deviation, or every one (None) with ``all``. Their ladders are drawn unless the mode is ``none``."""
+    if mode == "all":
+        return None
+    return {p["session"] for p in procedures if p["kind"] == "migration" or p["verdict"] == "deviation"}
+
+
+def _legend() -> str:
+    items = "".join(f"<li><span class=\"swatch\" style=\"background:{colour}\"></span>{e(text)}</li>"
+                    for colour, text in LEGEND)
+    return f"<div class=\"legend\"><b>Ladder legend</b><ul>{items}</ul></div>"
 
 
 def _kpis(kpis: dict) -> str:
@@ -99,7 +184,8 @@ def _procedure(p: dict) -> list[str]:
     subject = p["group"] or p["peer"] or ""
     out = [f"<h4>{e(p['title'])} <code>{e(p['rule'])}</code> {_badge(p['verdict'])}</h4>",
            f"<p class=\"muted\">{e(p['spec'])} — {e(p['ue'])} {e(subject)} {e(_route(p))} "
-           f"({e(clock(p['start']))}–{e(clock(p['end']))})</p>",
+           f"({e(clock(p['start']))}–{e(clock(p['end']))}) — Wireshark: "
+           f"<code class=\"filter\">{e(frame_filter(procedure_frames(p)))}</code></p>",
            "<table class=\"steps\"><tr><th>step</th><th>status</th><th>time</th><th>frames</th><th>event</th>"
            "<th>what</th><th>spec</th></tr>"]
     for s in p["steps"]:
@@ -132,8 +218,10 @@ def _diagnostics(cap: dict) -> list[str]:
     return out
 
 
-def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None) -> str:
-    """The page for a report document; ``ladders``: capture file → the ladders of its UE sessions."""
+def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None, mode: str = "auto") -> str:
+    """The page for a report document: the migrations first, the building blocks folded, then per capture
+    the UEs ``shown_sessions(mode)`` picks, each with its ladder (``ladders``: capture file → the ladders
+    drawn) and procedures."""
     ladders = ladders or {}
     tool = doc.get("tool", {})
     out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -142,7 +230,13 @@ def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None) -> st
            "<h1>mcxa compliance report</h1>",
            f"<p class=\"muted\">{e(tool.get('name', 'mcxa'))} {e(tool.get('version', ''))} — "
            f"{e(doc.get('schema', ''))} — rules: {e(', '.join(tool.get('rules', [])))}</p>"]
-    out += _summary(doc)
+    shown: dict[str, set[str]] = {}
+    for cap in doc["captures"]:
+        picked = shown_sessions(cap["procedures"], mode)
+        shown[cap["file"]] = {p["session"] for p in cap["procedures"]} if picked is None else picked
+    out += _headline(doc)
+    out += _building_blocks(doc, shown)
+    legend = False
     for ci, cap in enumerate(doc["captures"]):
         stats = cap["stats"]
         out.append(f"<h2 id=\"c{ci}\">{e(cap['file'])}</h2>")
@@ -157,25 +251,32 @@ def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None) -> st
         by_session: dict[str, list[dict]] = {}
         for p in cap["procedures"]:
             by_session.setdefault(p["session"], []).append(p)
-        shown = ladders.get(cap["file"], [])
-        sessions = [ladder.session for ladder in shown] + [s for s in by_session
-                                                            if s not in {x.session for x in shown}]
+        drawn = {ladder.session: ladder for ladder in ladders.get(cap["file"], [])}
+        sessions = [*drawn, *(s for s in by_session if s in shown[cap["file"]] and s not in drawn)]
+        if drawn and not legend:
+            out.append(_legend())
+            legend = True
         for sid in sessions:
-            ladder = next((x for x in shown if x.session == sid), None)
+            ladder = drawn.get(sid)
             title = ladder.title if ladder else sid
             out.append(f"<section class=\"ue\" id=\"c{ci}-{e(sid)}\"><h3>{e(title)}</h3>")
             if ladder is not None:
-                drawing = svg(ladder, f"c{ci}-{sid}-ladder", inline=True)
+                drawing = svg(ladder, f"c{ci}-{sid}-ladder", inline=True, legend=False)
                 out.append(f"<div class=\"ladder-box\">{drawing}</div>")
             for p in by_session.get(sid, []):
                 out += _procedure(p)
             if not by_session.get(sid):
                 out.append("<p class=\"muted\">No procedure instance for this UE.</p>")
             out.append("</section>")
+        rest = stats["ue_sessions"] - len(sessions)
+        if rest > 0:
+            out.append(f"<p class=\"muted not-drawn\">{rest} other UE session(s): no migration and no "
+                       "deviation, not drawn ('--ladders all' draws every UE).</p>")
         out += _diagnostics(cap)
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def write_html(doc: dict, out: IO[str], ladders: dict[str, list[Ladder]] | None = None) -> None:
-    out.write(render_html(doc, ladders))
+def write_html(doc: dict, out: IO[str], ladders: dict[str, list[Ladder]] | None = None,
+               mode: str = "auto") -> None:
+    out.write(render_html(doc, ladders, mode))
