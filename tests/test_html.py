@@ -154,3 +154,18 @@ def test_only_ues_in_a_migration_or_a_deviation_are_drawn_unless_all_are_asked_f
     page = lxml.html.fromstring(out.read_text(encoding="utf-8"))
     assert not page.xpath("//svg") and not page.xpath("//div[@class='legend']")
     assert len(page.xpath("//section[@class='ue']")) == 1  # its procedures are still shown, without a drawing
+
+
+def test_ladders_of_many_sessions_at_once_are_those_of_each_alone():
+    """``ladder_batch`` hands each session its candidate messages in one pass; each ladder is the same as
+    drawn from every message of the capture."""
+    from analyzer.report.ladder import build_ladder
+    from analyzer.report.ladder_batch import capture_ladders
+    from tests.test_ladder import judged
+
+    for name in ("two-ues-group-migration.pcapng", "group-migration-https-profile.pcapng"):
+        analysis, procedures, messages = judged(str(SAMPLES / name))
+        together = capture_ladders(analysis, procedures)
+        assert len(together) == len(analysis.sessions) and all(x.rows for x in together)
+        for ladder, session in zip(together, analysis.sessions, strict=True):
+            assert ladder == build_ladder(analysis, session, messages, procedures)

@@ -81,7 +81,7 @@ def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, sy
         draw = fmt == "html" and ladders_mode != "none"
         if draw or pcap_dir:
             from analyzer.report.html import shown_sessions
-            from analyzer.report.ladder import capture_ladders
+            from analyzer.report.ladder_batch import capture_ladders
             procedures = parts[-1]["procedures"]
             wanted = {p["session"] for p in procedures if p["verdict"] == "deviation"} if pcap_dir else set()
             picked = shown_sessions(procedures, ladders_mode) if draw else set()

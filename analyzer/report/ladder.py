@@ -211,17 +211,6 @@ def build_ladder(analysis: CaptureAnalysis, session: UeSession, messages: Iterab
     return Ladder(session.id, title, columns, rows, unplaced)
 
 
-def capture_ladders(analysis: CaptureAnalysis, procedures: list[dict], engine: str = "dpkt",
-                    options: DecodeOptions | None = None, only: set[str] | None = None) -> list[Ladder]:
-    """The ladder of every UE session of a capture, or of the sessions named in ``only`` (one extra decode
-    for all of them, unless the analysis kept its messages)."""
-    sessions = [s for s in analysis.sessions if only is None or s.id in only]
-    if not sessions:
-        return []
-    messages = collect_messages(analysis, engine, options, sessions)
-    return [build_ladder(analysis, s, messages, procedures) for s in sessions]
-
-
 def pick_session(analysis: CaptureAnalysis, procedures: Iterable[dict], ue: str | None = None,
                  call_id: str | None = None) -> UeSession | None:
     """``--ue``: the first session ``meaning.lookup.find_sessions`` finds; else the one with this Call-ID;
