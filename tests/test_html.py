@@ -97,63 +97,61 @@ def test_headless_chromium_renders_the_report_with_its_ladder(tmp_path):
 
 
 FLEET = """
-name: a fleet without a migration
+name: a fleet without a migration, four UEs refused alike
 seed: 3
 start: 2026-05-01T10:00:00Z
 systems:
   A: {domain: a.mcx.example, primary: true, sip_server: 10.10.0.10}
 ues:
-  ue1:
-    instance: urn:gsma:imei:35209900-176148-1
-    client_id: c1
-    identities:
-      A: {mc_id: sip:amy@a.mcx.example, impu: sip:+491700000001@ims.a.mcx.example, address: 10.1.0.1}
-  ue2:
-    instance: urn:gsma:imei:35209900-176148-2
-    client_id: c2
-    identities:
-      A: {mc_id: sip:ben@a.mcx.example, impu: sip:+491700000002@ims.a.mcx.example, address: 10.1.0.2}
-  ue3:
-    instance: urn:gsma:imei:35209900-176148-3
-    client_id: c3
-    identities:
-      A: {mc_id: sip:cy@a.mcx.example, impu: sip:+491700000003@ims.a.mcx.example, address: 10.1.0.3}
-timeline:
-  - {at: 0.0, ue: ue1, do: register, system: A}
-  - {at: 0.2, ue: ue1, do: service-authorisation, system: A}
-  - {at: 0.5, ue: ue2, do: register, system: A}
-  - {at: 0.7, ue: ue2, do: service-authorisation, system: A}
-  - {at: 1.0, ue: ue3, do: register, system: A, fault: {error: 403}}
 """
+
+
+def fleet_yaml() -> str:
+    """Six UEs: ue1 and ue2 register and are authorised; ue3 to ue6 are refused (403) the same way."""
+    ues, timeline = [], ["timeline:"]
+    for n in range(1, 7):
+        ues.append(f"  ue{n}:\n    instance: urn:gsma:imei:35209900-176148-{n}\n    client_id: c{n}\n"
+                   f"    identities:\n      A: {{mc_id: sip:u{n}@a.mcx.example, impu: "
+                   f"sip:+49170000000{n}@ims.a.mcx.example, address: 10.1.0.{n}}}")
+        fault = ", fault: {error: 403}" if n > 2 else ""
+        timeline.append(f"  - {{at: {n}.0, ue: ue{n}, do: register, system: A{fault}}}")
+        if n <= 2:
+            timeline.append(f"  - {{at: {n}.5, ue: ue{n}, do: service-authorisation, system: A}}")
+    return FLEET + "\n".join(ues) + "\n" + "\n".join(timeline) + "\n"
 
 
 def fleet(tmp_path) -> str:
     scenario = tmp_path / "fleet.yaml"
-    scenario.write_text(FLEET, encoding="utf-8")
+    scenario.write_text(fleet_yaml(), encoding="utf-8")
     assert main(["synth", str(scenario), "-o", str(tmp_path / "fleet.pcapng")]) == ExitCode.OK
     return str(tmp_path / "fleet.pcapng")
 
 
-def test_only_ues_in_a_migration_or_a_deviation_are_drawn_unless_all_are_asked_for(tmp_path):
+def test_alike_deviations_are_one_row_and_a_few_examples_are_drawn_unless_all_are_asked_for(tmp_path):
     capture = fleet(tmp_path)
     code, text, _ = analyze_html(tmp_path, capture)
     assert code == ExitCode.DEVIATION
     page = lxml.html.fromstring(text)
     assert "no migration found" in page.xpath("//table[contains(@class,'migrations')]")[0].text_content()
     blocks = page.xpath("//table[contains(@class,'blocks')]//tr[td/code='registration']")
-    assert [td.text_content() for td in blocks[0].xpath("td")][2:] == ["2", "1", "0"]
+    assert [td.text_content() for td in blocks[0].xpath("td")][2:] == ["2", "4", "0"]
+    flagged = page.xpath("//table[contains(@class,'flagged')]//tr")[1:]
+    assert len(flagged) == 1  # four UEs refused alike: one row
+    assert "registered: failed" in flagged[0].text_content()
+    assert flagged[0].xpath(".//summary")[0].text == "4 UEs"
+    assert len(flagged[0].xpath(".//a")) == 3  # the examples detailed below are linked
     sections = page.xpath("//section[@class='ue']")
-    assert [s.xpath("h3")[0].text for s in sections] == ["ue3 sip:+491700000003@ims.a.mcx.example"]
-    assert len(page.xpath("//svg[@class='ladder']")) == 1
-    assert "2 other UE session(s)" in page.xpath("//p[contains(@class,'not-drawn')]")[0].text
+    assert [s.get("id") for s in sections] == ["c0-ue3", "c0-ue4", "c0-ue5"]
+    assert len(page.xpath("//svg[@class='ladder']")) == 3 and len(page.xpath("//div[@class='legend']")) == 1
+    assert "3 other UE session(s) not detailed" in page.xpath("//p[contains(@class,'not-drawn')]")[0].text
     out = tmp_path / "all.html"
     assert main(["analyze", capture, "--format", "html", "--ladders", "all", "-o", str(out)]) == 1
     page = lxml.html.fromstring(out.read_text(encoding="utf-8"))
-    assert len(page.xpath("//svg[@class='ladder']")) == 3 and len(page.xpath("//div[@class='legend']")) == 1
+    assert len(page.xpath("//svg[@class='ladder']")) == 6 and len(page.xpath("//div[@class='legend']")) == 1
     assert main(["analyze", capture, "--format", "html", "--ladders", "none", "-o", str(out)]) == 1
     page = lxml.html.fromstring(out.read_text(encoding="utf-8"))
     assert not page.xpath("//svg") and not page.xpath("//div[@class='legend']")
-    assert len(page.xpath("//section[@class='ue']")) == 1  # its procedures are still shown, without a drawing
+    assert len(page.xpath("//section[@class='ue']")) == 3  # their procedures shown, not drawn
 
 
 def test_ladders_of_many_sessions_at_once_are_those_of_each_alone():

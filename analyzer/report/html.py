@@ -11,18 +11,18 @@ saying ``<script>`` is shown as text, never run.
 
 from __future__ import annotations
 
-import html
-from collections import Counter
 from typing import IO
 
 from analyzer.base.times import clock
 from analyzer.report.accounting import accounting_text, tls_text
 from analyzer.report.document import step_label, step_tone, unread_text
+from analyzer.report.html_summary import badge as _badge
+from analyzer.report.html_summary import building_blocks, e, headline, shown_sessions
+from analyzer.report.html_summary import route as _route
 from analyzer.report.ladder import LEGEND, Ladder, svg
 from analyzer.report.wireshark import frame_filter, procedure_frames
 
-#: Building blocks not compliant listed by name, at most (the JSON report has them all).
-_LISTED = 200
+__all__ = ["render_html", "shown_sessions", "write_html"]
 
 _CSS = """
 :root { color-scheme: light; }
@@ -52,16 +52,6 @@ code.filter { color: #0550ae; user-select: all; }
 """
 
 
-def e(value: object) -> str:
-    """Escape any value for HTML text and attributes."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _badge(text: str, tone: str | None = None) -> str:
-    """A coloured label; ``tone`` (default: the text itself, a verdict or severity) picks the colour."""
-    return f'<span class="badge {e(tone or text)}">{e(text)}</span>'
-
-
 def _frames(frames) -> str:
     """A frame list, and under it the same as a Wireshark display filter (to paste)."""
     if not frames:
@@ -71,95 +61,6 @@ def _frames(frames) -> str:
 
 def _frames_label(frames) -> str:
     return f"frame{'s' if len(frames) > 1 else ''} {_frames(frames)}"
-
-
-def _route(p: dict) -> str:
-    return f"{p['from_system']} → {p['to_system']}" if p.get("to_system") else (p.get("from_system") or "")
-
-
-def _seconds(value) -> str:
-    return "—" if value is None else f"{value:.1f} s"
-
-
-def _headline(doc: dict) -> list[str]:
-    """The migrations and their verdicts, first: what the report is for."""
-    out = ["<h2 id=\"migrations\">Migrations</h2>", "<table class=\"summary migrations\"><tr><th>capture</th>"
-           "<th>procedure</th><th>UE</th><th>group / peer</th><th>systems</th><th>verdict</th><th>start</th>"
-           "<th>interruption</th><th>deviations</th></tr>"]
-    for ci, cap in enumerate(doc["captures"]):
-        damage = unread_text(cap)
-        if damage:
-            out.append(f"<tr>{_cap_cell(cap['file'])}<td colspan=\"4\">{e(damage)}</td>"
-                       f"<td>{_badge('incomplete')}</td><td colspan=\"3\"></td></tr>")
-        migrations = [p for p in cap["procedures"] if p["kind"] == "migration"]
-        if not migrations:
-            why = "in what could be read" if damage else "(no UE left a system during an ongoing call)"
-            out.append(f"<tr>{_cap_cell(cap['file'])}<td colspan=\"8\" class=\"muted\">no migration found "
-                       f"{why}</td></tr>")
-        for p in migrations:
-            errors = sum(1 for d in p["deviations"] if d["severity"] == "error")
-            out.append(f"<tr>{_cap_cell(cap['file'])}"
-                       f"<td><a href=\"#c{ci}-{e(p['session'])}\">{e(p['rule'])}</a></td>"
-                       f"<td>{e(p['ue'])}</td><td>{e(p['group'] or p['peer'] or '')}</td>"
-                       f"<td>{e(_route(p))}</td><td>{_badge(p['verdict'])}</td>"
-                       f"<td>{e(clock(p['start']))}</td>"
-                       f"<td>{e(_seconds(p['kpis'].get('service_interruption')))}</td><td>{errors}</td></tr>")
-    out.append("</table>")
-    return out
-
-
-def _building_blocks(doc: dict, drawn: dict[str, set[str]]) -> list[str]:
-    """Building blocks folded: per capture and rule, how many of each verdict; then the ones that are not
-    compliant, each linked to its UE when that UE is shown (at most ``_LISTED``)."""
-    out = ["<h2 id=\"building-blocks\">Building blocks</h2>",
-           "<table class=\"summary blocks\"><tr><th>capture</th><th>procedure</th><th>compliant</th>"
-           "<th>deviation</th><th>incomplete</th></tr>"]
-    flagged = []
-    for ci, cap in enumerate(doc["captures"]):
-        counts: dict[str, Counter] = {}
-        for p in cap["procedures"]:
-            if p["kind"] != "migration":
-                counts.setdefault(p["rule"], Counter())[p["verdict"]] += 1
-                if p["verdict"] != "compliant":
-                    flagged.append((ci, cap["file"], p))
-        for rule, n in sorted(counts.items()):
-            cells = "".join(f"<td>{_badge(str(n[v]), v) if n[v] and v != 'compliant' else n[v]}</td>"
-                            for v in ("compliant", "deviation", "incomplete"))
-            out.append(f"<tr>{_cap_cell(cap['file'])}<td><code>{e(rule)}</code></td>{cells}</tr>")
-        if not counts:
-            out.append(f"<tr>{_cap_cell(cap['file'])}<td colspan=\"4\" class=\"muted\">none</td></tr>")
-    out.append("</table>")
-    if flagged:
-        out.append(f"<details class=\"flagged\"{' open' if len(flagged) <= 20 else ''}><summary>"
-                   f"{len(flagged)} building block(s) not compliant</summary><ul>")
-        for ci, file, p in flagged[:_LISTED]:
-            who = e(p["ue"])
-            if p["session"] in drawn.get(file, ()):
-                who = f"<a href=\"#c{ci}-{e(p['session'])}\">{who}</a>"
-            out.append(f"<li>{_badge(p['verdict'])} <code>{e(p['rule'])}</code> {who} "
-                       f"{e(p['group'] or p['peer'] or '')} <span class=\"muted\">{e(_cap_name(file))}, "
-                       f"{e(clock(p['start']))}</span></li>")
-        if len(flagged) > _LISTED:
-            out.append(f"<li class=\"muted\">… {len(flagged) - _LISTED} more: see --format json</li>")
-        out.append("</ul></details>")
-    return out
-
-
-def _cap_name(file: str) -> str:
-    return file.rsplit("/", 1)[-1]
-
-
-def _cap_cell(file: str) -> str:
-    """A table cell naming a capture by its file name (the path on hover), to keep tables narrow."""
-    return f"<td title=\"{e(file)}\">{e(_cap_name(file))}</td>"
-
-
-def shown_sessions(procedures: list[dict], mode: str) -> set[str] | None:
-    """``--ladders``: the UE sessions the page details — those in a migration or in a procedure with a
-    deviation, or every one (None) with ``all``. Their ladders are drawn unless the mode is ``none``."""
-    if mode == "all":
-        return None
-    return {p["session"] for p in procedures if p["kind"] == "migration" or p["verdict"] == "deviation"}
 
 
 def _legend() -> str:
@@ -234,8 +135,8 @@ def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None, mode:
     for cap in doc["captures"]:
         picked = shown_sessions(cap["procedures"], mode)
         shown[cap["file"]] = {p["session"] for p in cap["procedures"]} if picked is None else picked
-    out += _headline(doc)
-    out += _building_blocks(doc, shown)
+    out += headline(doc, shown)
+    out += building_blocks(doc, shown)
     legend = False
     for ci, cap in enumerate(doc["captures"]):
         stats = cap["stats"]
@@ -270,8 +171,8 @@ def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None, mode:
             out.append("</section>")
         rest = stats["ue_sessions"] - len(sessions)
         if rest > 0:
-            out.append(f"<p class=\"muted not-drawn\">{rest} other UE session(s): no migration and no "
-                       "deviation, not drawn ('--ladders all' draws every UE).</p>")
+            out.append(f"<p class=\"muted not-drawn\">{rest} other UE session(s) not detailed: the tables "
+                       "above count them ('--ladders all' details and draws every UE).</p>")
         out += _diagnostics(cap)
     out.append("</body></html>")
     return "\n".join(out) + "\n"
