@@ -167,3 +167,18 @@ def test_ladders_of_many_sessions_at_once_are_those_of_each_alone():
         assert len(together) == len(analysis.sessions) and all(x.rows for x in together)
         for ladder, session in zip(together, analysis.sessions, strict=True):
             assert ladder == build_ladder(analysis, session, messages, procedures)
+
+
+@pytest.mark.skipif(CHROMIUM is None,
+                    reason="chromium is not installed (apt-get install chromium; .ci/run does)")
+def test_headless_chromium_shows_the_headline_first_and_one_legend(tmp_path):
+    capture = fleet(tmp_path)
+    _, _, report = analyze_html(tmp_path, capture, str(SAMPLES / "group-migration-compliant.pcapng"))
+    base = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*base, "--dump-dom", report.as_uri()], capture_output=True, timeout=60, check=True,
+                         text=True).stdout
+    page = lxml.html.fromstring(dom)
+    assert [h.text for h in page.xpath("//h2")][:2] == ["Migrations", "Building blocks"]
+    rows = page.xpath("//table[contains(@class,'migrations')]//tr")[1:]
+    assert "no migration found" in rows[0].text_content() and "compliant" in rows[1].text_content()
+    assert len(page.xpath("//div[@class='legend']")) == 1 and len(page.xpath("//svg[@class='ladder']")) == 4
