@@ -77,7 +77,8 @@ def _how(key: tuple) -> str:
 
 
 def _who(ci: int, group: list[dict], shown: set[str]) -> str:
-    """The UE of a one-procedure pattern with its group and route; else the count and the UEs, folded."""
+    """The UE of a one-procedure pattern with its group and route; else how many procedures and UEs, and
+    the UEs, folded."""
     def name(p):
         text = e(p["ue"])
         return f"<a href=\"#c{ci}-{e(p['session'])}\">{text}</a>" if p["session"] in shown else text
@@ -85,9 +86,11 @@ def _who(ci: int, group: list[dict], shown: set[str]) -> str:
     if len(group) == 1:
         p = group[0]
         return f"{name(p)} {e(p['group'] or p['peer'] or '')} <span class=\"muted\">{e(route(p))}</span>"
-    names = ", ".join(name(p) for p in group[:_LISTED])
-    more = f" … {len(group) - _LISTED} more" if len(group) > _LISTED else ""
-    return f"<details><summary>{len(group)} UEs</summary>{names}{more}</details>"
+    ues = list({p["session"]: p for p in group}.values())
+    names = ", ".join(name(p) for p in ues[:_LISTED])
+    more = f" … {len(ues) - _LISTED} more" if len(ues) > _LISTED else ""
+    count = f"{len(ues)} UEs" if len(ues) == len(group) else f"{len(group)} procedures, {len(ues)} UEs"
+    return f"<details><summary>{count}</summary>{names}{more}</details>"
 
 
 def _interruption(group: list[dict]) -> str:
