@@ -113,7 +113,8 @@ def test_frames_of_a_capture_read_from_standard_input_cannot_be_written(tmp_path
     with open(REJECTED, "rb") as fh:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(fh.read())))
     assert main(["flow", "-", "--pcap", str(tmp_path / "x.pcapng"), "-q"]) == ExitCode.BAD_INPUT
-    assert "cannot be read again" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "--pcap" in captured.err and "cannot be read again" in captured.err and not captured.out
     assert not (tmp_path / "x.pcapng").exists()
 
 

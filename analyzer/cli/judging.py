@@ -70,6 +70,9 @@ def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, sy
     from analyzer.rules import load_rules
     from analyzer.rules.judge import judge
 
+    if pcap_dir and "-" in captures:
+        raise click.BadParameter("a capture from standard input cannot be read again for its frames: save it "
+                                 "to a file first", param_hint="--pcap-dir")
     rules = load_rules(rules_dir)
     parts = []
     ladders: dict = {}  # --format html: capture → the ladders of its UE sessions

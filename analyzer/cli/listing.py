@@ -140,6 +140,9 @@ def flow(capture, ue, call_id, fmt, output, pcap_out, systems_file, identities_f
     from analyzer.rules import load_rules
     from analyzer.rules.judge import judge
 
+    if pcap_out and capture == "-":
+        raise click.BadParameter("the capture comes from standard input, which cannot be read again for its "
+                                 "frames: save it to a file first", param_hint="--pcap")
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet,
                         keep_messages=True)
     procedures = report.capture_report(analysis, judge(analysis, load_rules()))["procedures"]
