@@ -44,7 +44,7 @@ th { background: #f6f8fa; }
 .ladder-box svg { max-width: 100%; height: auto; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
 ul.deviations li { margin-bottom: 6px; }
-table.summary td:nth-child(2), table.migrations td:nth-child(5) { white-space: nowrap; }
+table.summary td:nth-child(2) { white-space: nowrap; }
 code.filter { color: #0550ae; user-select: all; }
 .legend ul { list-style: none; padding: 0; margin: 4px 0 12px; display: flex; flex-wrap: wrap;
              gap: 4px 18px; }

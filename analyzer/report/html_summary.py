@@ -145,7 +145,8 @@ def building_blocks(doc: dict, shown: dict[str, set[str]]) -> list[str]:
                     _patterns(p for p in blocks if p["verdict"] != "compliant").items()]
     out.append("</table>")
     if flagged:
-        out.append("<table class=\"summary flagged\"><tr><th>capture</th><th>procedure</th><th>verdict</th>"
+        out.append("<h4>Not compliant, by pattern</h4>"
+                   "<table class=\"summary flagged\"><tr><th>capture</th><th>procedure</th><th>verdict</th>"
                    "<th>steps not matched</th><th>UE</th></tr>")
         for ci, cap, key, group in flagged:
             out.append(f"<tr>{cap_cell(cap['file'])}<td><code>{e(key[0])}</code></td><td>{badge(key[1])}</td>"
