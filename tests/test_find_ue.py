@@ -74,3 +74,25 @@ def test_a_ue_named_ambiguously_or_not_at_all_is_said_on_stderr(capsys):
     assert main(["events", TWO, "--ue", "nobody"]) == ExitCode.OK
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 1 and "--ue nobody names no UE session" in captured.err
+
+
+def test_a_ue_is_found_by_the_impi_its_registration_authenticated_with(tmp_path, capsys):
+    """A real IMPI is IMSI-based and shares nothing with the IMPU; the registration event keeps it."""
+    from tests.packets import udp_frame, write_pcap
+
+    common = ("Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-r1\r\nFrom: <sip:+4915100001@ims.x>;tag=1\r\n"
+              "To: <sip:+4915100001@ims.x>{tag}\r\nCall-ID: reg@10.0.0.1\r\nCSeq: 2 REGISTER\r\n")
+    register = ("REGISTER sip:ims.x SIP/2.0\r\n" + common.format(tag="") + "Contact: <sip:u@10.0.0.1:5060>;"
+                "+sip.instance=\"<urn:gsma:imei:1-2-3>\"\r\nAuthorization: Digest username=\"262011234567890@"
+                "ims.mnc001.mcc262.3gppnetwork.org\", realm=\"ims.x\", nonce=\"n\", response=\"r\"\r\n"
+                "Expires: 600\r\nContent-Length: 0\r\n\r\n").encode()
+    ok = ("SIP/2.0 200 OK\r\n" + common.format(tag=";tag=2") + "Content-Length: 0\r\n\r\n").encode()
+    capture = tmp_path / "impi.pcap"
+    write_pcap(capture, [udp_frame("10.0.0.1", "10.0.0.2", 5060, 5060, register),
+                         udp_frame("10.0.0.2", "10.0.0.1", 5060, 5060, ok)])
+    assert main(["sessions", str(capture), "--ue", "262011234567890", "-q"]) == ExitCode.OK
+    assert capsys.readouterr().out.startswith("ue1  sip:+4915100001@ims.x")
+    assert main(["events", str(capture), "--format", "jsonl", "-q"]) == ExitCode.OK
+    assert '"impi":"262011234567890@ims.mnc001.mcc262.3gppnetwork.org"' in capsys.readouterr().out
+    assert main(["messages", str(capture), "--user", "262011234567890", "-q"]) == ExitCode.OK
+    assert frames_listed(capsys.readouterr().out) == [1]
