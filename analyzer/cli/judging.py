@@ -79,7 +79,7 @@ def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, sy
     taken: set[str] = set()  # --pcap-dir: the file names written
     for capture in captures:
         analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
-                            quiet, keep_messages=fmt == "html")
+                            quiet, keep_messages=fmt == "html" and ladders_mode != "none")
         parts.append(report.capture_report(analysis, judge(analysis, rules, window)))
         draw = fmt == "html" and ladders_mode != "none"
         if draw or pcap_dir:
