@@ -124,6 +124,7 @@ class Event:
     migration: bool | None = None  # private-call-release: the Reason says migration (None: no Reason)
     all_frames: tuple[int, ...] = ()  # every frame that carried bytes of those messages (TCP segments...)
     transition: str | None = None  # (de)affiliation, service-authorisation: a key of ``TRANSITIONS``
+    impi: str | None = None  # (de)registration: the private identity it authenticated with
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -109,7 +109,7 @@ class _Builder:
             detail = "challenged, no authenticated retry in the capture"
         elif f.reason:  # a rejection: its status and Warning first
             detail = "; ".join(filter(None, (f.reason, detail)))
-        self.emit(f, kind, impu=f.to_uri, instance=f.instance, detail=detail)
+        self.emit(f, kind, impu=f.to_uri, instance=f.instance, detail=detail, impi=f.impi)
         if f.mc_body and kind == "registration":
             self.emit(f, "service-authorisation", impu=f.to_uri, identity=f.mc_uri, client_id=f.client_id,
                       instance=f.instance)

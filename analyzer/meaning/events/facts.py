@@ -10,6 +10,7 @@ Frames: ``Fact.frames`` are the frames that completed each message (``Message.fr
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -64,12 +65,25 @@ class Fact:
     if_match: str | None = None  # PUBLISH: SIP-If-Match, the entity-tag of the publication it refreshes
     etag: str | None = None  # PUBLISH: SIP-ETag of the 2xx, the publication's entity-tag from now on
     granted: int | None = None  # PUBLISH: Expires of the 2xx, the lifetime the server granted
+    impi: str | None = None  # REGISTER: the private identity it authenticates with (Authorization username)
 
 
 def _uri(value: str | None) -> str | None:
     """The address of record of a From/To/Contact value: URI parameters and tags dropped."""
     parsed = mcfacts.name_addr(value) if value else None
     return parsed.uri.aor if parsed and parsed.uri else None
+
+
+#: The ``username`` of an Authorization header: the IMPI of a REGISTER (TS 24.229 §5.1.1.2). Bounded.
+_USERNAME = re.compile(r'(?:^|[\s,])username\s*=\s*"([^"]{1,256})"', re.I)
+
+
+def _impi(req: Message) -> str | None:
+    for value in req.headers.getall("authorization") + req.headers.getall("proxy-authorization"):
+        found = _USERNAME.search(value)
+        if found:
+            return found.group(1)
+    return None
 
 
 def _int(text: str | None) -> int | None:
@@ -129,6 +143,7 @@ def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
     if method == "REGISTER":
         extra["expires"] = contact.expires if contact and contact.expires is not None \
             else _int(req.headers.get("expires"))
+        extra["impi"] = _impi(req)
     elif method == "PUBLISH":
         extra = _publication(req, tx.final)
     reason = None
