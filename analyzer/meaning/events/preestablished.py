@@ -10,7 +10,8 @@ it carried, if any).
 A REFER-made call gives the same event kinds as an on-demand one (``group-call-originate``,
 ``group-call-join``, ``private-call-setup``, and ``group-call-leave`` / ``private-call-release`` at its
 end) with ``via: pre-established`` and the session's Call-ID as ``call_id``, so rules that follow a call by
-its Call-ID match both. One session carries one call at a time.
+its Call-ID match both. One session carries one call at a time. No ``private-call-established`` follows a
+REFER: its 2xx accepts the request; the called user's answer is not signalled in SIP.
 
 Not seen here: the media-plane call control of such sessions (RTCP APP "MCPC" Connect/Disconnect, 24.380
 §8.3), by which the server joins a session to a call it did not ask for (late entry, an incoming call).
