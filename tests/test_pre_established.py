@@ -214,3 +214,17 @@ def test_an_affiliation_shown_only_by_the_servers_notify_is_accepted_and_named(t
     got = steps(capsys, str(out), "group-call-migration")
     assert got["affiliation"] == ("affiliation-status", "evidence notify")
     assert got["late-entry"] == ("group-call-incoming", None)
+
+
+def test_a_real_stack_pre_established_session_gives_its_events(capsys):
+    """SIPp plays the UE and the participating server on loopback namespaces (real/make_real_captures.sh):
+    the REFERs are sent inside the session's dialog, so they are tied by Call-ID."""
+    capture = str(SAMPLES / "real" / "sipp-mcptt-preestablished-udp.pcap")
+    assert main(["events", capture, "--format", "jsonl"]) == ExitCode.OK
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert [(r["frame"], r["kind"], r["group"], r["via"], r["detail"]) for r in rows] == [
+        (2, "pre-established-session", None, None, None),
+        (6, "group-call-originate", "sip:group-A@mcx.example", "pre-established", None),
+        (8, "group-call-leave", "sip:group-A@mcx.example", "pre-established", "MC migration"),
+        (10, "pre-established-session-release", None, None, None)]
+    assert len({r["call_id"] for r in rows}) == 1
