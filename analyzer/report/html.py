@@ -69,6 +69,11 @@ def _legend() -> str:
     return f"<div class=\"legend\"><b>Ladder legend</b><ul>{items}</ul></div>"
 
 
+def _detail(step: dict) -> str:
+    """The kind of evidence a step matched (``evidence implicit-chat``, ``via pre-established``)."""
+    return f" <span class=\"muted\">({e(step['detail'])})</span>" if step.get("detail") else ""
+
+
 def _kpis(kpis: dict) -> str:
     parts = []
     if "migration_duration" in kpis:
@@ -92,7 +97,8 @@ def _procedure(p: dict) -> list[str]:
     for s in p["steps"]:
         out.append(f"<tr><td><code>{e(s['id'])}</code></td><td>{_badge(step_label(s), step_tone(s))}</td>"
                    f"<td>{e(clock(s['time'])) if s['time'] is not None else '—'}</td>"
-                   f"<td>{_frames(s['frames'])}</td><td>{e(s['event'] or '—')}</td><td>{e(s['title'])}</td>"
+                   f"<td>{_frames(s['frames'])}</td><td>{e(s['event'] or '—')}{_detail(s)}</td>"
+                   f"<td>{e(s['title'])}</td>"
                    f"<td>{e(s.get('spec') or '')}</td></tr>")
     out.append("</table>")
     out.append(_kpis(p.get("kpis", {})))

@@ -26,6 +26,8 @@ API:
     warnings(msg) -> tuple[SipWarning, ...]
     xcap_target(msg) -> XcapTarget | None        token_request(msg) -> TokenRequest | None
     bearer_token_claims(msg) -> TokenClaims | None   jwt_claims(token_text) -> TokenClaims | None
+    refer_to(msg) -> ReferTo | None              target_dialog(msg) -> TargetDialog | None
+    referred(msg, refer_to, problems=None) -> (McInfo | None, recipients)   (pre-established sessions)
 """
 
 from analyzer.meaning.mcfacts.bodies import affiliation_set, mc_info, poc_settings, recipients
@@ -56,15 +58,16 @@ from analyzer.meaning.mcfacts.records import (
     Uri,
     XcapTarget,
 )
+from analyzer.meaning.mcfacts.refer import ReferTo, TargetDialog, refer_to, referred, target_dialog
 from analyzer.meaning.mcfacts.tokens import bearer_token_claims, jwt_claims, token_request
 from analyzer.meaning.mcfacts.uri import domain_of, name_addr, uri_parts
 from analyzer.meaning.mcfacts.xcap import xcap_target
 
 __all__ = [
     "AFFILIATION_STATUSES", "COMMAND_VERBS", "SERVICES", "AffiliationSet", "AffiliationStatus",
-    "ContactFacts", "McInfo", "NameAddr", "PocSettings", "Problem", "Reason", "SipWarning", "TokenClaims",
-    "TokenRequest", "Uri", "XcapTarget", "affiliation_set", "bearer_token_claims", "contact_facts",
-    "contacts", "domain_of", "jwt_claims", "mc_info", "mc_service", "mc_services", "name_addr",
-    "poc_settings", "reason", "reasons", "recipients", "token_request", "uri_parts", "warnings",
-    "xcap_target",
+    "ContactFacts", "McInfo", "NameAddr", "PocSettings", "Problem", "Reason", "ReferTo", "SipWarning",
+    "TargetDialog", "TokenClaims", "TokenRequest", "Uri", "XcapTarget", "affiliation_set",
+    "bearer_token_claims", "contact_facts", "contacts", "domain_of", "jwt_claims", "mc_info", "mc_service",
+    "mc_services", "name_addr", "poc_settings", "reason", "reasons", "recipients", "refer_to", "referred",
+    "target_dialog", "token_request", "uri_parts", "warnings", "xcap_target",
 ]
