@@ -29,7 +29,7 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
     options = options or DecodeOptions()
     decoded = Decoded(path, iter(()))
     sas = load_esp_sas(options.esp_sa) if options.esp_sa else ()
-    reader = open_capture(path, decoded.diagnostics)
+    reader = open_capture(path, decoded.diagnostics, options.opener(path) if options.opener else None)
     demux = Demux(decoded.diagnostics, options.sip_ports, limits=options.limits, esp_sas=sas)
     reader.prefilter = demux.prefilter
 
