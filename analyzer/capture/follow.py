@@ -23,6 +23,7 @@ import os
 import select
 import stat
 import threading
+import time
 from collections.abc import Callable
 
 from analyzer.base.errors import InputError
@@ -44,8 +45,11 @@ class Control:
     def __init__(self, idle: Callable[[], None] | None = None):
         self.idle = idle
         self._stop = threading.Event()
+        self.stopped_at: float | None = None  # wall time of the first ``stop``
 
     def stop(self) -> None:
+        if self.stopped_at is None:
+            self.stopped_at = time.time()
         self._stop.set()
 
     @property

@@ -62,6 +62,7 @@ class LiveCapture:
             raise InputError(f"cannot run {tool}: {exc.strerror or exc}", where="mcxa watch -i") from None
         self.fd = self.process.stdout.fileno()
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self.started = threading.Event()  # the tool said it captures (or it ended: see ``failure``)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
 
@@ -71,9 +72,23 @@ class LiveCapture:
         while chunk := os.read(fd, 4096):
             *lines, partial = re.split(rb"[\r\n]", partial + chunk)
             partial = partial[-4096:]
-            self.stderr.extend(line.decode("utf-8", "replace") for line in lines if line.strip())
+            for line in lines:
+                if line.strip():
+                    self.stderr.append(line.decode("utf-8", "replace"))
+                    if _STARTED.match(line):
+                        self.started.set()
         if partial.strip():
             self.stderr.append(partial.decode("utf-8", "replace"))
+        self.started.set()  # the tool has ended: waiting for it to start is over
+
+    def wait_started(self, seconds: float = STOP_WAIT * 2) -> str | None:
+        """Wait until the tool captures; None then, else why it does not (it ended, or said nothing)."""
+        self.started.wait(seconds)
+        if self.process.poll() is not None:
+            self.process.wait()
+            self._reader.join(STOP_WAIT)
+            return self.failure() or f"{self.tool} ended before capturing"
+        return None
 
     def stop(self) -> None:
         """Ask the tool to end (it flushes and closes the pipe); safe from a signal handler, and twice."""
@@ -102,10 +117,15 @@ class LiveCapture:
         code = self.process.returncode
         if code in (None, 0) or code < 0:  # stopped by our signal: not a failure
             return None
-        said = [line for line in self.stderr if line and not _STATS.search(line)]
-        return f"{self.tool} exited with status {code}" + (f": {said[-1]}" if said else "")
+        said = [line.strip() for line in self.stderr if line.strip() and not _STATS.search(line)
+                and not _STARTED.match(line.encode())]
+        own = [line.removeprefix(f"{self.tool}: ") for line in said if line.startswith(f"{self.tool}: ")]
+        why = (own or said or [""])[0]
+        return f"{self.tool} exited with status {code}" + (f": {why}" if why else "")
 
 
+#: What the tools say once they capture: dumpcap "Capturing on 'Loopback: lo'", tcpdump "listening on lo".
+_STARTED = re.compile(rb"(Capturing on|\S+: listening on) ")
 #: dumpcap: "Packets received/dropped on interface 'lo': 10/0 (pcap:0/dumpcap:0/flushed:0/ps_ifdrop:0)";
 #: tcpdump: "3 packets dropped by kernel" (and "... dropped by interface").
 _DUMPCAP_DROPS = re.compile(r"Packets received/dropped on interface '[^']*': (\d+)/(\d+)")

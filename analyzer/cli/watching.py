@@ -13,6 +13,7 @@ from functools import partial
 
 import click
 
+from analyzer.base.errors import McxaError
 from analyzer.capture.source import STDIN
 from analyzer.cli.options import (
     bind_times,
@@ -149,9 +150,16 @@ def watch(source, interface, tool, fmt, output, duration, save, rules_dir, windo
         control = follow.Control()
         capture = None
         if interface is not None:
-            capture = capture_tool.LiveCapture(capture_tool.find_tool(tool), interface,
-                                               " ".join(source) or None)
+            bpf = " ".join(source) or None
+            capture = capture_tool.LiveCapture(capture_tool.find_tool(tool), interface, bpf)
             stack.callback(capture.close)
+            problem = capture.wait_started()
+            if problem:
+                raise click.ClickException(problem)
+            if not quiet:
+                err.write(f"mcxa watch: capturing on {interface} with {capture.tool}"
+                          f"{f' (filter {chr(39)}{bpf}{chr(39)})' if bpf else ''}; Ctrl-C ends\n")
+                err.flush()
 
             def opener(path):
                 return follow.FollowedPipe(capture.fd, label, control, saved, until_closed=True)
@@ -180,11 +188,19 @@ def watch(source, interface, tool, fmt, output, duration, save, rules_dir, windo
         teller = Teller(out, fmt, status)
         watcher = watching.Watcher(label, rules, window, meaning, teller,
                                    status.show if status is not None else None)
-        control.idle = watcher.maybe_tick
+        control.idle = watcher.idle
         from analyzer.engines import DecodeOptions
 
-        analysis, judged = watching.watch(label, opener, watcher,
-                                          DecodeOptions(sip_ports=sip_ports, limits=current_limits()))
+        try:
+            analysis, judged = watching.watch(label, opener, watcher,
+                                              DecodeOptions(sip_ports=sip_ports, limits=current_limits()),
+                                              lambda: control.stopped_at)
+        except McxaError:
+            if capture is not None:  # nothing came: the tool's own words say why, if it failed
+                capture.close()
+                if capture.failure():
+                    raise click.ClickException(capture.failure()) from None
+            raise
         if status is not None:
             status.clear()
         if capture is not None:
@@ -192,6 +208,8 @@ def watch(source, interface, tool, fmt, output, duration, save, rules_dir, windo
             failure = capture.failure()
             if failure and not analysis.stats.packets:
                 raise click.ClickException(failure)
+            if failure:
+                err.write(f"mcxa: {failure}\n")
     part = report.capture_report(analysis, judged)
     if capture is not None:
         part["capture_tool"] = _tool_part(capture, capture_tool.dropped(capture.tool, capture.stderr))

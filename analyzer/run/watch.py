@@ -38,6 +38,19 @@ from analyzer.rules.matcher import NO_ANSWER_AFTER, Instance, StepResult, fits
 TICK = 1.0
 #: Seconds of capture time past a step's due time after which its event can no longer come in time.
 GRACE = NO_ANSWER_AFTER
+#: A capture is live when a packet read was stamped within this many seconds of the wall clock: its
+#: time then goes on while nothing comes (a quiet minute is a minute of capture with nothing in it).
+LIVE_SKEW = 60.0
+#: Seconds a packet may take from the wire to mcxa (the capture tool's buffering, the pipe, the poll):
+#: while nothing comes, the capture is taken to have gone on until this long before the wall clock.
+LAG = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Clock:
+    """Fed to pass 1 while nothing comes: moves the transaction tracker's clock, as any item does."""
+
+    time: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +100,10 @@ class Watcher:
 
     def __init__(self, path: str, rules: list[Rule], window: float | None, meaning: MeaningOptions,
                  tell: Callable[[Told], None], status: Callable[[Status], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
         self.path, self.rules, self.window, self.meaning = path, rules, window, meaning
-        self.tell, self.status, self.clock = tell, status, clock
+        self.tell, self.status, self.clock, self.wall = tell, status, clock, wall
+        self.live = False  # a packet came stamped near the wall clock (``LIVE_SKEW``)
         self.problems = Problems()  # counted and capped per code, as diagnostics are
         self.collector = fact_collector(self.problems, meaning.limits)
         self.decoded: Decoded | None = None
@@ -105,7 +119,24 @@ class Watcher:
 
     def feed(self, item) -> None:
         self.collector.feed(item)
+        if not self.live and abs(self.wall() - item.time) < LIVE_SKEW:
+            self.live = True
         self.maybe_tick()
+
+    def idle(self) -> None:
+        """Nothing more to read for now: in a live capture, time goes on (``LAG``); then maybe judge."""
+        self.catch_up(self.wall())
+        self.maybe_tick()
+
+    def catch_up(self, wall: float) -> None:
+        """A live capture with nothing new up to ``wall`` − ``LAG``: that is its latest time now, and pass 1
+        lets go of the transactions that waited for copies until then."""
+        stats = self.decoded.stats if self.decoded is not None else None
+        now = wall - LAG
+        if stats is None or not self.live or stats.last_time is None or now <= stats.last_time:
+            return
+        stats.last_time = now
+        self.collector.feed(_Clock(now))
 
     def maybe_tick(self) -> None:
         """Judge if a tick is due and something changed; always refresh the status line."""
@@ -152,9 +183,12 @@ class Watcher:
             else:
                 self._open += 1
 
-    def finish(self) -> tuple[CaptureAnalysis, list[Instance]]:
+    def finish(self, stopped_at: float | None = None) -> tuple[CaptureAnalysis, list[Instance]]:
         """The items have ended: complete pass 1, judge everything as ``mcxa analyze`` does, tell what was
-        not told (and what the full judgement revised); the analysis and instances for the report."""
+        not told (and what the full judgement revised); the analysis and instances for the report.
+        ``stopped_at``: the wall time watching was stopped at (a live capture went on until then)."""
+        if stopped_at is not None:
+            self.catch_up(stopped_at)
         facts = self.collector.close()
         analysis = self._analysis(facts, self.problems)
         analysis.diagnostics.merge(self.problems.found.counts, self.problems.found.records)
@@ -171,14 +205,15 @@ class Watcher:
         return analysis, judged
 
 
-def watch(path: str, opener: Callable[[str], object], watcher: Watcher,
-          options: DecodeOptions) -> tuple[CaptureAnalysis, list[Instance]]:
+def watch(path: str, opener: Callable[[str], object], watcher: Watcher, options: DecodeOptions,
+          stopped_at: Callable[[], float | None] = lambda: None) -> tuple[CaptureAnalysis, list[Instance]]:
     """Decode the capture ``opener`` opens (a follower) with the dpkt engine, feeding ``watcher``, to its
-    end; then its final judgement. The follower's idle callback should call ``watcher.maybe_tick``."""
+    end; then its final judgement. The follower's idle callback should call ``watcher.idle``;
+    ``stopped_at`` says when watching was stopped (None: the capture ended by itself)."""
     decoded = get_engine("dpkt")(path, DecodeOptions(
         sip_ports=options.sip_ports, limits=options.limits, workers=1, opener=opener,
         progress=options.progress, esp_sa=options.esp_sa))
     watcher.decoded = decoded
     for item in decoded.items:
         watcher.feed(item)
-    return watcher.finish()
+    return watcher.finish(stopped_at())
