@@ -6,7 +6,6 @@ The capture tool's statistics are read for the packets it dropped."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import struct
 import subprocess
@@ -87,8 +86,8 @@ def watch_file(path: Path, members=None, write=None):
 
     writer = threading.Thread(target=writing, daemon=True)
     writer.start()
-    analysis, judged = watching.watch(str(path), lambda p: FollowedFiles(str(path), control, None, members),
-                                      watcher, DecodeOptions())
+    analysis, _ = watching.watch(str(path), lambda p: FollowedFiles(str(path), control, None, members),
+                                 watcher, DecodeOptions())
     writer.join(BOUND)
     return told, analysis
 
@@ -142,7 +141,7 @@ def test_a_record_cut_at_the_end_when_stopped_is_said(tmp_path):
     header, recs = records("group-migration-compliant.pcapng")
     path = tmp_path / "cut.pcap"
     data = header + b"".join(recs)
-    told, analysis = watch_file(path, write=lambda: slowly(path, data[:-10]))
+    _, analysis = watch_file(path, write=lambda: slowly(path, data[:-10]))
     assert analysis.stats.stopped is not None and analysis.stats.stopped.code == "truncated-packet"
     assert analysis.stats.packets == len(recs) - 1
 
@@ -195,7 +194,7 @@ def test_command_reads_a_pipe_to_its_end():
     verdict = next(line for line in out.splitlines() if "group-call-migration" in line)
     assert "VERDICT DEVIATION" in verdict and "deaffiliation: missing" in verdict
     assert "    error step-missing:" in out
-    assert out.splitlines()[-1].startswith("== 67 packets, 1 UE sessions, 5 procedures: 4 compliant, 1 deviation")
+    assert out.splitlines()[-1] == "== 67 packets, 1 UE sessions, 5 procedures: 4 compliant, 1 deviation"
 
 
 def test_bad_use_is_one_line(capsys):
@@ -225,13 +224,12 @@ def test_the_tools_statistics_give_the_packets_dropped():
 def test_the_capture_tool_commands_write_to_a_pipe():
     assert capture_tool.command("dumpcap", "wlan0", "port 5060") == [
         "dumpcap", "-q", "-i", "wlan0", "-w", "-", "-n", "-f", "port 5060"]
-    assert capture_tool.command("tcpdump", "wlan0", None) == ["tcpdump", "-i", "wlan0", "-U", "-w", "-", "-s", "0"]
+    assert capture_tool.command("tcpdump", "wlan0", None) == [
+        "tcpdump", "-i", "wlan0", "-U", "-w", "-", "-s", "0"]
 
 
-def test_nothing_is_left_running(tmp_path):
-    """A follower that waits for a file never created ends at stop."""
+def test_a_follower_waiting_for_a_file_never_written_ends_at_stop(tmp_path):
     control = Control()
     threading.Timer(0.3, control.stop).start()
     follower = FollowedFiles(str(tmp_path / "never.pcap"), control)
     assert follower.read(100) == b""
-    assert os.path.exists(tmp_path) and not (tmp_path / "never.pcap").exists()
