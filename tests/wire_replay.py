@@ -44,6 +44,7 @@ class WireReplay:
         self.listeners: dict[tuple, socket.socket] = {}
         self.tcp: dict[tuple, socket.socket] = {}  # (src, sport, dst, dport) → the socket that sends
         self.opened: list[socket.socket] = []
+        self.last = b""  # the last payload sent
 
     def address(self, raw: bytes) -> str:
         if raw not in self.addresses:
@@ -84,6 +85,7 @@ class WireReplay:
     def _udp(self, src: str, sport: int, dst: str, dport: int, data: bytes) -> None:
         self._bound(self.udp, (dst, dport), socket.SOCK_DGRAM)  # someone listens: no ICMP unreachable
         self._bound(self.udp, (src, sport), socket.SOCK_DGRAM).sendto(data, (dst, dport))
+        self.last = data
 
     def _tcp(self, src: str, dst: str, seg) -> int:
         key = (src, seg.sport, dst, seg.dport)
@@ -99,5 +101,6 @@ class WireReplay:
             return 0
         if seg.data and key in self.tcp:
             self.tcp[key].sendall(bytes(seg.data))
+            self.last = bytes(seg.data)
             return 1
         return 0

@@ -146,7 +146,8 @@ def watch(source, interface, tool, fmt, output, duration, save, rules_dir, windo
     status = StatusLine(err, interface or source[0]) if not quiet and _tty(err) else None
     label = save or (f"{interface} (live)" if interface else source[0])
     with ExitStack() as stack:
-        saved = stack.enter_context(open(save, "wb")) if save else None
+        # unbuffered: what was read is in the file at once, even if mcxa is killed
+        saved = stack.enter_context(open(save, "wb", buffering=0)) if save else None
         control = follow.Control()
         capture = None
         if interface is not None:
