@@ -197,6 +197,21 @@ def test_command_reads_a_pipe_to_its_end():
     assert out.splitlines()[-1] == "== 67 packets, 1 UE sessions, 5 procedures: 4 compliant, 1 deviation"
 
 
+def test_drops_the_capture_recorded_are_said():
+    """A pcapng interface statistics block (as dumpcap writes at its end) with 4 + 3 packets dropped."""
+    sample = SAMPLES / "group-migration-compliant.pcapng"
+    options = struct.pack("<HHQHHQHH", 5, 8, 4, 7, 8, 3, 0, 0)
+    body = struct.pack("<III", 0, 0, 0) + options
+    isb = struct.pack("<II", 5, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    done = subprocess.run([sys.executable, "-m", "analyzer", "watch", "-", "--format", "jsonl"], cwd=ROOT,
+                          capture_output=True, input=sample.read_bytes() + isb, timeout=BOUND)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["capture_tool"]["dropped"] == 7
+    assert b"mcxa: the capture tool dropped 7 packet(s) (pcapng interface statistics): steps may be missing" \
+        in done.stderr
+
+
 def test_bad_use_is_one_line(capsys):
     from analyzer.cli import main
 

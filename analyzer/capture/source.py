@@ -267,6 +267,8 @@ class CaptureReader:
         self.on_chunk: Callable[[CaptureReader], None] | None = None
         #: Set when reading ended before the end of the file (damage, a broken gzip stream, a failed read).
         self.stopped: Stop | None = None
+        #: interface id → packets the capture tool recorded as dropped (pcapng statistics blocks), latest
+        self.drops: dict[int, int] = {}
 
     def _walk(self) -> Iterator[tuple]:
         raise NotImplementedError

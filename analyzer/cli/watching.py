@@ -212,8 +212,9 @@ def watch(source, interface, tool, fmt, output, duration, save, rules_dir, windo
             if failure:
                 err.write(f"mcxa: {failure}\n")
     part = report.capture_report(analysis, judged)
-    if capture is not None:
-        part["capture_tool"] = _tool_part(capture, capture_tool.dropped(capture.tool, capture.stderr))
+    if capture is not None or analysis.stats.capture_drops is not None:
+        stats = capture_tool.dropped(capture.tool, capture.stderr) if capture is not None else None
+        part["capture_tool"] = _tool_part(capture, stats, analysis.stats.capture_drops)
         _say_drops(err, part["capture_tool"])
     doc = report.report([part], rules)
     _summary(out, fmt, doc, part)
@@ -253,18 +254,23 @@ def _on_signals(stack: ExitStack, handler) -> None:
         stack.callback(signal.signal, sig, previous)
 
 
-def _tool_part(capture, stats: dict | None) -> dict:
-    """The report's ``capture_tool`` block: the tool, its command, and its packet statistics."""
-    return {"tool": capture.tool, "interface": capture.interface, "command": capture.args,
+def _tool_part(capture, stats: dict | None, recorded: int | None) -> dict:
+    """The report's ``capture_tool`` block: the tool, its command, the packets it received and dropped
+    (its statistics at exit; else those the capture recorded, pcapng interface statistics)."""
+    if stats is None and recorded is not None:
+        stats = {"received": None, "dropped": recorded, "detail": "pcapng interface statistics"}
+    return {"tool": capture.tool if capture else None, "interface": capture.interface if capture else None,
+            "command": capture.args if capture else None,
             "received": stats["received"] if stats else None, "dropped": stats["dropped"] if stats else None,
             "statistics": stats["detail"] if stats else None}
 
 
 def _say_drops(err, part: dict) -> None:
+    tool = part["tool"] or "the capture tool"
     if part["statistics"] is None:
-        err.write(f"mcxa: {part['tool']} gave no packet statistics: whether it dropped packets is unknown\n")
+        err.write(f"mcxa: {tool} gave no packet statistics: whether it dropped packets is unknown\n")
     elif part["dropped"]:
-        err.write(f"mcxa: {part['tool']} dropped {part['dropped']} packet(s) ({part['statistics']}): "
+        err.write(f"mcxa: {tool} dropped {part['dropped']} packet(s) ({part['statistics']}): "
                   "steps may be missing because their packets were never seen\n")
 
 

@@ -74,6 +74,8 @@ class DecodeStats:
     tls_servers: dict[str, int] = field(default_factory=dict)
     stopped: ReadStop | None = None  # set when reading ended before the end of the file
     tls_keylog: bool = False  # a TLS key log was used: the ClientHellos counted are those it did not open
+    #: packets the capture file says its capture tool dropped (pcapng statistics), None when it says nothing
+    capture_drops: int | None = None
     #: IPsec ESP packets not opened (``analyzer.transport.esp.EspReader.summary``), None when none
     esp: dict | None = None
 
