@@ -248,3 +248,20 @@ def test_a_follower_waiting_for_a_file_never_written_ends_at_stop(tmp_path):
     threading.Timer(0.3, control.stop).start()
     follower = FollowedFiles(str(tmp_path / "never.pcap"), control)
     assert follower.read(100) == b""
+
+
+def test_the_status_line_is_cleared_around_each_verdict():
+    import io
+
+    from analyzer.cli.watching import StatusLine, Teller
+
+    err, out = io.StringIO(), io.StringIO()
+    status = StatusLine(err, "wlan0")
+    status.show(watching.Status(packets=12345, ues=3, open=2, decided=7, latest=None))
+    assert err.getvalue() == "\r\x1b[Kmcxa watch wlan0: 12,345 packets, 3 UEs, 2 open, 7 decided"
+    procedure = {"rule": "registration", "ue": "sip:a@x", "session": "ue1", "group": None, "peer": None,
+                 "from_system": "x", "verdict": "compliant", "end": 0.0, "steps": [], "deviations": []}
+    Teller(out, "text", status)(watching.Told("live", procedure, 0.0))
+    assert out.getvalue().endswith("VERDICT COMPLIANT  registration sip:a@x x\n")
+    line = "mcxa watch wlan0: 12,345 packets, 3 UEs, 2 open, 7 decided"
+    assert err.getvalue() == f"\r\x1b[K{line}\r\x1b[K\r\x1b[K{line}"  # drawn, cleared, drawn again
