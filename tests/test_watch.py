@@ -118,6 +118,39 @@ def test_a_file_being_written_is_judged_as_it_grows(tmp_path, sample):
         assert migration.how == "final"
 
 
+def test_in_a_live_capture_a_missing_step_is_told_once_its_window_has_passed_without_traffic(tmp_path):
+    """Packets stamped near the wall clock make the capture live: while nothing comes, its time goes on
+    with the wall clock, and the deviation (deaffiliation missing) is decided before the capture ends."""
+    sample = "group-migration-missing-deaffiliation.pcapng"
+    header, recs = records(sample)
+    path = tmp_path / "live.pcap"
+    last = struct.unpack_from("<I", recs[-1])[0]
+    wall = [float(last)]  # the packets were stamped just now
+    told: list = []
+    watcher = watching.Watcher(str(path), RULES, None, MeaningOptions(), told.append, clock=FakeClock(),
+                               wall=lambda: wall[0])
+    control = Control(idle=watcher.idle)
+
+    def write():
+        slowly(path, header + b"".join(recs))
+        wall[0] = last + 120.0  # two quiet minutes: every window (30 s + 32 s) has passed
+        deadline = time.monotonic() + BOUND
+        while not any(t.procedure["kind"] == "migration" for t in told) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        control.stop()
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    watching.watch(str(path), lambda p: FollowedFiles(str(path), control), watcher, DecodeOptions(),
+                   lambda: wall[0])  # stopped "now", by the same clock
+    writer.join(BOUND)
+    migration = next(t for t in told if t.procedure["kind"] == "migration")
+    assert (migration.how, migration.procedure["verdict"]) == ("live", "deviation")
+    assert migration.at >= last + 120.0 - watching.LAG
+    assert drifts(sample, [t.procedure for t in told]) == []
+    assert not any(t.how == "revised" for t in told)
+
+
 @pytest.mark.parametrize("kind", ["pcap", "pcapng"])
 def test_a_ring_of_files_is_followed_file_after_file(tmp_path, kind):
     sample = "private-migration-compliant.pcapng"
