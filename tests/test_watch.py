@@ -6,6 +6,7 @@ The capture tool's statistics are read for the packets it dropped."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import struct
 import subprocess
@@ -274,6 +275,19 @@ def test_the_capture_tool_commands_write_to_a_pipe():
         "dumpcap", "-q", "-i", "wlan0", "-w", "-", "-n", "-f", "port 5060"]
     assert capture_tool.command("tcpdump", "wlan0", None) == [
         "tcpdump", "-i", "wlan0", "-U", "-w", "-", "-s", "0"]
+
+
+@pytest.mark.parametrize("tool", ["dumpcap", "tcpdump"])
+def test_a_capture_tool_that_fails_is_one_line_in_its_own_words(tool):
+    if capture_tool.shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("without root the tool fails for want of permission first")
+    done = subprocess.run([sys.executable, "-m", "analyzer", "watch", "-i", "nosuch0", "--tool", tool],
+                          cwd=ROOT, capture_output=True, text=True, timeout=BOUND)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(f"mcxa: {tool} exited with status 1: ") and "nosuch0" in done.stderr
+    assert done.stderr.count("\n") == 1
 
 
 def test_a_follower_waiting_for_a_file_never_written_ends_at_stop(tmp_path):

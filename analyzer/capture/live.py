@@ -22,6 +22,8 @@ from analyzer.base.errors import InputError
 TOOLS = ("dumpcap", "tcpdump")
 #: Lines of the tool's stderr kept (its statistics come last; a long capture may print more).
 STDERR_LINES = 200
+#: Seconds the tool is watched after it says it captures: a bad interface or filter ends it in that time.
+START_CHECK = 0.5
 #: Seconds the tool is given to exit after SIGINT, then after SIGTERM, before it is killed.
 STOP_WAIT = 5.0
 
@@ -63,6 +65,7 @@ class LiveCapture:
         self.fd = self.process.stdout.fileno()
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.started = threading.Event()  # the tool said it captures (or it ended: see ``failure``)
+        self._ending: threading.Thread | None = None  # stops the tool harder if SIGINT does not
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
 
@@ -84,6 +87,8 @@ class LiveCapture:
     def wait_started(self, seconds: float = STOP_WAIT * 2) -> str | None:
         """Wait until the tool captures; None then, else why it does not (it ended, or said nothing)."""
         self.started.wait(seconds)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a bad interface or filter is said just after
+            self.process.wait(START_CHECK)
         if self.process.poll() is not None:
             self.process.wait()
             self._reader.join(STOP_WAIT)
@@ -91,21 +96,28 @@ class LiveCapture:
         return None
 
     def stop(self) -> None:
-        """Ask the tool to end (it flushes and closes the pipe); safe from a signal handler, and twice."""
-        if self.process.poll() is None:
+        """Ask the tool to end (it flushes and closes the pipe, which ends the reading); safe from a signal
+        handler, and twice. A tool that does not end is stopped harder (``_end``), so reading never hangs."""
+        if self._ending is None and self.process.poll() is None:
             with contextlib.suppress(OSError):
                 os.killpg(self.process.pid, signal.SIGINT)
+            self._ending = threading.Thread(target=self._end, daemon=True)
+            self._ending.start()
 
-    def close(self) -> int | None:
-        """Wait for the tool to end (stopping it harder if it does not); its exit status."""
-        self.stop()
+    def _end(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 self.process.wait(STOP_WAIT)
-                break
+                return
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(OSError):
                     os.killpg(self.process.pid, sig)
+
+    def close(self) -> int | None:
+        """Stop the tool if it still runs and wait for it to end; its exit status."""
+        self.stop()
+        if self._ending is not None:
+            self._ending.join()
         self.process.wait()
         self._reader.join(STOP_WAIT)
         self.process.stdout.close()
