@@ -171,6 +171,22 @@ def test_a_ring_of_files_is_followed_file_after_file(tmp_path, kind):
     assert drifts(sample, [t.procedure for t in told]) == []
 
 
+def test_a_ring_file_of_another_link_type_stops_reading_with_the_reason(tmp_path):
+    header, recs = records("group-migration-compliant.pcapng")
+    other = header[:20] + struct.pack("<I", 113)  # Linux cooked capture: its records cannot follow
+
+    def write():
+        slowly(tmp_path / "ring.pcap0", header + b"".join(recs[:10]), piece=1000)
+        slowly(tmp_path / "ring.pcap1", other + b"".join(recs[10:]), piece=1000)
+
+    _, analysis = watch_file(tmp_path / "ring.pcap", ring_members(str(tmp_path / "ring.pcap")), write)
+    stopped = analysis.stats.stopped
+    assert (stopped.code, stopped.frame) == ("read-error", 10)
+    assert stopped.reason == (f"ring file {tmp_path / 'ring.pcap1'}: its pcap header (byte order, time "
+                              "unit or link type) differs from the first file's, so its records cannot "
+                              "follow those")
+
+
 def test_a_record_cut_at_the_end_when_stopped_is_said(tmp_path):
     header, recs = records("group-migration-compliant.pcapng")
     path = tmp_path / "cut.pcap"

@@ -93,6 +93,7 @@ class FollowedFiles(_Follower):
         self._file = None
         self._path: str | None = None
         self._skip = 0  # header bytes of a later pcap file still to skip
+        self._first = b""  # the start of the ring's first file (its pcap header, if it is pcap)
         self.files = 0  # files opened so far
         if os.path.isfile(path):  # the file named is read first, whatever older files of its ring exist
             self._open(path)
@@ -177,14 +178,23 @@ class FollowedFiles(_Follower):
             raise InputError(f"cannot open: {exc.strerror or exc}", where=name) from None
         self._path = name
         self.files += 1
-        if self.files > 1:
-            self._skip = _PCAP_HEADER if self._peek_magic() in _PCAP_MAGICS else 0
+        head = self._head(_PCAP_HEADER if self.files == 1 else 4)
+        if self.files == 1:
+            self._first = head
+        elif head[:4] in _PCAP_MAGICS:
+            head = self._head(_PCAP_HEADER)
+            if (head[:4], head[20:]) != (self._first[:4], self._first[20:_PCAP_HEADER]):
+                raise InputError(f"ring file {name}: its pcap header (byte order, time unit or link type) "
+                                 "differs from the first file's, so its records cannot follow those",
+                                 where=name)
+            self._skip = _PCAP_HEADER
 
-    def _peek_magic(self) -> bytes:
-        """The first 4 bytes of the file just opened (waiting for them if need be), position kept at 0."""
+    def _head(self, n: int) -> bytes:
+        """The first ``n`` bytes of the file just opened (waiting for them, unless stopping); position
+        kept at 0."""
         while True:
-            head = os.pread(self._file.fileno(), 4, 0)
-            if len(head) == 4 or self.control.stopping:
+            head = os.pread(self._file.fileno(), n, 0)
+            if len(head) == n or self.control.stopping:
                 return head
             self.control.wait()
 
