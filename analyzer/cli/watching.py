@@ -173,14 +173,17 @@ def watch(source, interface, tool, fmt, output, duration, save, rules_dir, windo
             def opener(path):
                 return follow.FollowedFiles(source[0], control, saved, members)
 
-        def stop(*_):
-            if control.stopping:  # a second Ctrl-C: the user does not want to wait for the end
-                raise click.Abort
+        def stop():
             control.stop()
             if capture is not None:
                 capture.stop()
 
-        _on_signals(stack, stop)
+        def interrupted(*_):
+            if control.stopping:  # a second Ctrl-C: the user does not want to wait for the end
+                raise click.Abort
+            stop()
+
+        _on_signals(stack, interrupted)
         if duration:
             timer = threading.Timer(duration, stop)
             timer.daemon = True
