@@ -20,7 +20,7 @@ from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
 from analyzer.meaning import mcfacts
 from analyzer.meaning.events import MIGRATION_REASON, Event
-from analyzer.meaning.events.facts import Fact, collect_facts, observations, sent_to_ue, uri_host
+from analyzer.meaning.events.facts import Fact, _Collector, collect_facts, observations, sent_to_ue, uri_host
 from analyzer.meaning.events.preestablished import PreEstablished, is_setup
 from analyzer.meaning.events.publications import PACKAGES, Change, Publications
 from analyzer.meaning.systems import SystemMap
@@ -309,3 +309,17 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
     return _Builder(systems, migration_reason, problems, limits).build(facts, max(ends) if ends else None,
                                                                        observed)
+
+
+def fact_collector(problems: list, limits: Limits = DEFAULT_LIMITS) -> _Collector:
+    """Pass 1 fed one item at a time (``feed``), for ``mcxa watch``: its ``facts`` so far (None where a
+    challenge was merged into its retry, in completion order) can go to ``build_events`` at any moment;
+    ``close`` ends it, giving the last ones."""
+    return _Collector(problems, limits, _meaningful)
+
+
+def build_events(facts: list[Fact], systems: SystemMap | None, migration_reason: re.Pattern,
+                 problems: list | None, end: float | None, observed: Iterable[tuple] = (),
+                 limits: Limits = DEFAULT_LIMITS) -> tuple[list[Event], SystemMap]:
+    """Pass 2 over ``facts`` (sorted by time) up to ``end``: what ``extract_events`` gives after pass 1."""
+    return _Builder(systems, migration_reason, problems, limits).build(facts, end, observed)
