@@ -33,7 +33,8 @@ def accounting_dict(stats: Accounting) -> dict:
     fates = {fate: accounting[fate] for fate in FATES if fate in accounting}
     fates.update((fate, n) for fate, n in accounting.items() if fate not in fates)
     out = {"total": stats.packets, "fates": fates,
-           "messages": {"sip": stats.sip_messages, "http": stats.http_messages},
+           "messages": {"sip": stats.sip_messages, "http": stats.http_messages,
+                        "floor_control": stats.floor_messages},
            "tls_flows": stats.tls_hellos, "tls_servers": dict(stats.tls_servers),
            "tls_keylog": stats.tls_keylog}
     if stats.esp:
@@ -53,10 +54,17 @@ def accounting_text(stats: Accounting) -> str:
         return f"{packets} read"
     parts = [f"{fates.get('signalling', 0)} signalling ({_carried(acc)})",
              # the tshark engine does not tell media from other traffic: no false "0 media"
-             *(f"{fates[fate]} {fate}" for fate in ("media", "other") if fate in fates),
+             *(f"{fates[fate]} {fate}{_floor(acc) if fate == 'media' else ''}" for fate in ("media", "other")
+               if fate in fates),
              f"{fates.get('diagnostic', 0)} with a diagnostic"]
     parts += [f"{n} {fate}" for fate, n in fates.items() if fate not in _CORE and n]
     return f"{packets}: {', '.join(parts)}"
+
+
+def _floor(acc: dict) -> str:
+    """`` (3 floor control messages)`` after the media count, when it carried MC media-plane control."""
+    n = acc["messages"].get("floor_control", 0)
+    return f" ({_plural(n, 'floor control message')})" if n else ""
 
 
 def tls_text(stats: Accounting) -> str | None:

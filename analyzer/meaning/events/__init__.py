@@ -42,6 +42,15 @@ KINDS: dict[str, str] = {
     "private-call-established": "2xx answer to a private-call INVITE",
     "private-call-release": "BYE of a private call (either side), with its Reason if any",
     "redirect": "3xx answer to an INVITE: the callee is reached elsewhere (e.g. a migrated user, §10.16.5)",
+    "floor-request": "MCPTT Floor Request (TS 24.380 floor control, RTCP APP MCPT) on the ports a call "
+                     "of the UE negotiated: the UE asks to talk",
+    "floor-granted": "MCPTT Floor Granted on a call's floor control port: the UE may talk",
+    "floor-deny": "MCPTT Floor Deny on a call's floor control port (with its reject cause)",
+    "floor-taken": "MCPTT Floor Taken on a call's floor control port: another participant talks (the UE "
+                   "hears the call)",
+    "floor-release": "MCPTT Floor Release on a call's floor control port: the UE stops talking",
+    "floor-idle": "MCPTT Floor Idle on a call's floor control port: nobody talks",
+    "floor-revoke": "MCPTT Floor Revoke on a call's floor control port (with its reject cause)",
 }
 
 OUTCOMES = ("success", "failure", "no-answer", "encrypted")
@@ -94,6 +103,9 @@ SHAPES: dict[str, Shape] = {
     "private-call-established": Shape(_BOTH, ("success",), frozenset({"peer"})),
     "private-call-release": Shape(_BOTH, _ANSWERED, frozenset({"peer", "migration"})),
     "redirect": Shape(_BOTH, ("failure",), frozenset({"peer"})),
+    **{kind: Shape(_BOTH, ("success",), frozenset({"group", "peer"}))
+       for kind in ("floor-request", "floor-granted", "floor-deny", "floor-taken", "floor-release",
+                    "floor-idle", "floor-revoke")},
 }
 
 

@@ -21,8 +21,11 @@ from analyzer.base.limits import Limits
 from analyzer.meaning import mcfacts
 from analyzer.meaning.events import MIGRATION_REASON, Event
 from analyzer.meaning.events.facts import Fact, collect_facts, observations, sent_to_ue, uri_host
+from analyzer.meaning.events.floor import FloorCalls
+from analyzer.meaning.events.floor import kept as floor_kept
 from analyzer.meaning.events.publications import PACKAGES, Change, Publications
 from analyzer.meaning.systems import SystemMap
+from analyzer.messages.floor import FloorMessage
 
 _CALL_KINDS = {  # (session type, UE originates?) -> event kind
     ("prearranged", True): "group-call-originate",
@@ -57,11 +60,13 @@ class _Builder:
         # call_id → (group|private, UE address, service, identity fields for the BYE's event), oldest first
         self.calls: OrderedDict[str, tuple[str, str, str | None, dict]] = OrderedDict()
         self.forgotten_calls: list = [0, None]  # calls forgotten beyond ``limits.calls``, the first frame
+        self.floor = FloorCalls(limits.calls)  # where each call's media flows: floor events (``floor``)
 
-    def build(self, facts: list[Fact], end: float | None = None,
-              observed: Iterable[tuple] = ()) -> tuple[list[Event], SystemMap]:
+    def build(self, facts: list[Fact], end: float | None = None, observed: Iterable[tuple] = (),
+              floor: list | None = None) -> tuple[list[Event], SystemMap]:
         """Events of ``facts``; ``end``: when the capture ends (publications expire up to then);
-        ``observed``: more (domain, server) pairs to infer systems from."""
+        ``observed``: more (domain, server) pairs to infer systems from; ``floor``: floor control
+        messages, given to the calls that negotiated their ports."""
         seen = [*observed, *(pair for f in facts for pair in observations(f))]
         inferred = SystemMap.infer(seen, self.limits.domains, self.problems)
         self.systems = self.configured.merged_with(inferred) if self.configured else inferred
@@ -79,6 +84,7 @@ class _Builder:
                 self._bye(f)
         for change in self.publications.expire(end):
             self._publication(change)
+        self.events.extend(self.floor.events(floor or []))
         count, frame = self.forgotten_calls
         if count and self.problems is not None:
             self.problems.append(mcfacts.Problem(
@@ -172,6 +178,7 @@ class _Builder:
         if f.status is not None and f.status < 300:
             ids = {"group": group, "peer": peer, "identity": identity, "impu": impu, "client_id": f.client_id}
             self.calls[f.call_id] = (family, ue, f.service, ids)
+            self.floor.add_call(f, to_ue, self.events[-1])
             if len(self.calls) > self.limits.calls:
                 self.calls.popitem(last=False)
                 self.forgotten_calls[0] += 1
@@ -183,6 +190,7 @@ class _Builder:
 
     def _bye(self, f: Fact) -> None:
         family, ue, service, call = self.calls.pop(f.call_id)
+        self.floor.end_call(f.call_id, f.time)
         to_ue, f = f.client != ue, replace(f, service=f.service or service)
         if family == "group":
             self.emit(f, "group-call-leave", to_ue=to_ue, detail=f.reason, **call)
@@ -251,13 +259,23 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
     ``limits`` caps the tables (open transactions, calls, publications, inferred domains).
     """
     last = [None]
+    floor: list[FloorMessage] = []  # floor control messages that can make events (bounded)
 
     def timed(items: Iterable):
         for item in items:
             last[0] = item.time if last[0] is None else max(last[0], item.time)
+            if isinstance(item, FloorMessage) and floor_kept(item):
+                if len(floor) < limits.floor_messages:
+                    floor.append(item)
+                elif problems is not None and len(floor) == limits.floor_messages:
+                    floor.append(item)  # one past the cap marks it reported
+                    problems.append(mcfacts.Problem(
+                        "table-full", f"more than {limits.floor_messages} floor control messages from frame "
+                        f"{item.frame} on: later ones make no event; raise the cap with --limit "
+                        "floor_messages=N", (item.frame,)))
             yield item
 
     facts, observed = collect_facts(timed(items), problems, limits, meaningful=_meaningful)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
-    return _Builder(systems, migration_reason, problems, limits).build(facts, max(ends) if ends else None,
-                                                                       observed)
+    builder = _Builder(systems, migration_reason, problems, limits)
+    return builder.build(facts, max(ends) if ends else None, observed, floor[:limits.floor_messages])

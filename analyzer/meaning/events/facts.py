@@ -64,6 +64,8 @@ class Fact:
     if_match: str | None = None  # PUBLISH: SIP-If-Match, the entity-tag of the publication it refreshes
     etag: str | None = None  # PUBLISH: SIP-ETag of the 2xx, the publication's entity-tag from now on
     granted: int | None = None  # PUBLISH: Expires of the 2xx, the lifetime the server granted
+    offer_media: tuple[str, ...] = ()  # INVITE: the ip:ports its SDP offers (RTP, RTCP, floor control)
+    answer_media: tuple[str, ...] = ()  # INVITE: those the SDP of its 2xx answers
 
 
 def _uri(value: str | None) -> str | None:
@@ -131,6 +133,10 @@ def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
             else _int(req.headers.get("expires"))
     elif method == "PUBLISH":
         extra = _publication(req, tx.final)
+    elif method == "INVITE":  # where its media flows: floor control is tied to the call by these
+        ok = tx.final is not None and 200 <= (tx.final.status or 0) < 300
+        extra = {"offer_media": mcfacts.media_endpoints(req, problems),
+                 "answer_media": mcfacts.media_endpoints(tx.final, problems) if ok else ()}
     reason = None
     if method == "BYE":
         r = mcfacts.reason(req)

@@ -25,6 +25,7 @@ API:
     reason(msg) -> Reason | None                 reasons(msg) -> tuple[Reason, ...]
     warnings(msg) -> tuple[SipWarning, ...]
     xcap_target(msg) -> XcapTarget | None        token_request(msg) -> TokenRequest | None
+    media_endpoints(msg, problems=None) -> tuple[str, ...]  (ip:ports of the SDP's RTP/RTCP/floor)
     bearer_token_claims(msg) -> TokenClaims | None   jwt_claims(token_text) -> TokenClaims | None
 """
 
@@ -56,6 +57,7 @@ from analyzer.meaning.mcfacts.records import (
     Uri,
     XcapTarget,
 )
+from analyzer.meaning.mcfacts.sdp import media_endpoints
 from analyzer.meaning.mcfacts.tokens import bearer_token_claims, jwt_claims, token_request
 from analyzer.meaning.mcfacts.uri import domain_of, name_addr, uri_parts
 from analyzer.meaning.mcfacts.xcap import xcap_target
@@ -64,7 +66,7 @@ __all__ = [
     "AFFILIATION_STATUSES", "COMMAND_VERBS", "SERVICES", "AffiliationSet", "AffiliationStatus",
     "ContactFacts", "McInfo", "NameAddr", "PocSettings", "Problem", "Reason", "SipWarning", "TokenClaims",
     "TokenRequest", "Uri", "XcapTarget", "affiliation_set", "bearer_token_claims", "contact_facts",
-    "contacts", "domain_of", "jwt_claims", "mc_info", "mc_service", "mc_services", "name_addr",
-    "poc_settings", "reason", "reasons", "recipients", "token_request", "uri_parts", "warnings",
+    "contacts", "domain_of", "jwt_claims", "mc_info", "mc_service", "mc_services", "media_endpoints",
+    "name_addr", "poc_settings", "reason", "reasons", "recipients", "token_request", "uri_parts", "warnings",
     "xcap_target",
 ]
