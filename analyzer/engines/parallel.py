@@ -73,7 +73,7 @@ def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, b
         for item in produce():
             wire = _to_wire(item)
             batch.append(wire)
-            size += len(wire[1]) if wire[0] != 1 else 0
+            size += len(wire[1]) if wire[0] in (0, 2) else 0  # (bodies and payloads weigh)
             if len(batch) >= _BATCH or size >= _BATCH_BYTES:
                 conn.send_bytes(_batch(batch, reader))
                 batch, size = [], 0

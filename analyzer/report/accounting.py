@@ -26,17 +26,19 @@ def accounting_dict(stats: Accounting) -> dict:
     capture was read to its end; empty if it was not decoded to its end), the SIP/HTTP ``messages``,
     ``tls_flows`` (ClientHellos), ``tls_servers`` (server → ClientHellos), ``tls_keylog`` (a key log
     was used: those flows are the ones it did not open), ``esp`` (IPsec ESP packets not opened: packets,
-    SPIs, peers, whether keys were given) when there were any and, for a damaged capture, ``stopped``."""
+    SPIs, peers, whether keys were given) when there were any and, for a damaged capture, ``stopped``;
+    ``messages.floor_control`` counts the MC media-plane control messages when there were any."""
     if isinstance(stats, dict):
         return stats
     accounting = stats.accounting
     fates = {fate: accounting[fate] for fate in FATES if fate in accounting}
     fates.update((fate, n) for fate, n in accounting.items() if fate not in fates)
     out = {"total": stats.packets, "fates": fates,
-           "messages": {"sip": stats.sip_messages, "http": stats.http_messages,
-                        "floor_control": stats.floor_messages},
+           "messages": {"sip": stats.sip_messages, "http": stats.http_messages},
            "tls_flows": stats.tls_hellos, "tls_servers": dict(stats.tls_servers),
            "tls_keylog": stats.tls_keylog}
+    if stats.floor_messages:  # MC media-plane control messages, when there were any
+        out["messages"]["floor_control"] = stats.floor_messages
     if stats.esp:
         out["esp"] = stats.esp
     if stats.stopped is not None:

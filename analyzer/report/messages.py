@@ -65,9 +65,15 @@ def write_table(messages: Iterable[Message | FloorMessage], out: IO[str]) -> Non
         out.write(f"{m.frame:>7}  {when:<{width}} {m.src:<22} {m.dst:<22} {proto:<5} {summary}\n")
 
 
+def floor_title(m: FloorMessage) -> str:
+    """``Floor Granted``, ``MCPC Connect``, ``MCV0 3``: the message's name for people."""
+    title = m.message.replace("-", " ").title()
+    return title if m.name == "MCPT" else f"{m.name} {title.split(' ', 1)[-1] if m.name != 'MCPC' else title}"
+
+
 def floor_summary(m: FloorMessage) -> str:
     """``Floor Granted (ack) ssrc=0x1f2e user_id=sip:alice@...``: a line for tables and ladders."""
-    words = [m.message.replace("-", " ").title().replace("Mcpc", "MCPC")]
+    words = [floor_title(m)]
     if m.ack_requested:
         words.append("(ack)")
     words.extend(f"{name}={value}" for name, value in m.fields if not str(value).startswith("0x"))
