@@ -1,6 +1,9 @@
 """Floor control in a call (TS 24.380): who talks, as the floor control server and the UE say it over
 the floor control ports the call's SDP negotiated (media port + 2 on each side, as ``sip.sdp`` writes).
 
+Floor Idle carries the Floor Indicator (normal call) beside its sequence number, as servers send it (and
+as Wireshark 4.0 wants it: it reports a Floor Idle with the sequence number alone as malformed).
+
 ``by: ue`` — the UE asks (Floor Request), is granted (Floor Granted, with its SSRC), talks (uplink RTP
 with that SSRC), releases (Floor Release) and the server says the floor is free (Floor Idle).
 ``by: server`` — another participant talks: Floor Taken (with the talker's SSRC, which the downlink RTP
@@ -50,11 +53,12 @@ def floor(ctx: Context, step: Step, t: float) -> None:
         released = start + count * _INTERVAL
         sends.append(Datagram(released, ue_fc, srv_fc, floor_message("floor-release", ue, user_id=leg.mc_id)))
         sends.append(Datagram(released + ctx.net() * 2 + ctx.server(), srv_fc, ue_fc,
-                              floor_message("floor-idle", server, sequence_number=2)))
+                              floor_message("floor-idle", server, sequence_number=2, floor_indicator=0x8000)))
         return
     talker = _ssrc(dialog.call_id, "talker")
     span.ssrc = talker  # the downlink RTP (``noise``) carries the talker's SSRC
     party = step.peer or f"sip:talker@{leg.system.domain}"
     sends.append(Datagram(t, srv_fc, ue_fc, floor_message("floor-taken", server, granted_party=party,
                                                           ssrc=talker, sequence_number=1)))
-    sends.append(Datagram(t + TALK, srv_fc, ue_fc, floor_message("floor-idle", server, sequence_number=2)))
+    sends.append(Datagram(t + TALK, srv_fc, ue_fc, floor_message("floor-idle", server, sequence_number=2,
+                                                                 floor_indicator=0x8000)))
