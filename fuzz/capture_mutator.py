@@ -82,7 +82,7 @@ class Pipeline:
         from analyzer.engines import DecodeOptions
         from analyzer.meaning.analysis import MeaningOptions, analyse_capture
         from analyzer.report import document as report
-        from analyzer.report import events, junit, ladder, messages, sessions
+        from analyzer.report import events, junit, ladder_batch, messages, sessions
         from analyzer.report.accounting import summary_lines
         from analyzer.report.html import write_html
         from analyzer.report.text import write_text
@@ -99,8 +99,8 @@ class Pipeline:
         write_text(doc, sink)
         json.dumps(doc, ensure_ascii=False)
         junit.write_junit(doc, sink)
-        write_html(doc, sink, ladders={path: ladder.capture_ladders(analysis, part["procedures"], "dpkt",
-                                                                     options)})
+        drawn = ladder_batch.capture_ladders(analysis, part["procedures"], "dpkt", options)
+        write_html(doc, sink, ladders={path: drawn}, mode="all")
         report.exit_code(doc)
         found = [m for m in analysis.messages or () if hasattr(m, "proto")]
         messages.write_jsonl(found, sink)

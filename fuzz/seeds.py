@@ -301,6 +301,25 @@ def _floor() -> Iterator[bytes]:
         yield pack([(1, rtp_packet(5, n, n * 160)), (1, packet), (0, packet + packets[n - 1])])
 
 
+def _refers() -> Iterator[bytes]:
+    """REFERs of pre-established sessions the samples do not show: Refer-To in compact form with a
+    multipart body, inside the session's dialog (no Target-Dialog), a Reason as a URI header, a body
+    referenced from the REFER's own body."""
+    head = ("REFER sip:gc-1@10.10.0.10 SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.0.5;branch=z9hG4bK1\r\n"
+            "From: <sip:a@a.example>;tag=1\r\nTo: <sip:gc-1@a.example>;tag=2\r\nCall-ID: pre1\r\n"
+            "CSeq: 2 REFER\r\n")
+    multipart = ("multipart%2Fmixed%3Bboundary%3Db&body=--b%0D%0AContent-Type%3A%20application%2Fvnd.3gpp."
+                 "mcptt-info%2Bxml%0D%0A%0D%0A%3Cmcpttinfo%3E%3Cmcptt-Params%3E%3Csession-type%3Eprivate%3C"
+                 "%2Fsession-type%3E%3C%2Fmcptt-Params%3E%3C%2Fmcpttinfo%3E%0D%0A--b--")
+    for extra, body in (
+            (f"r: <sip:bob@a.example?Content-Type={multipart}>\r\n", ""),
+            ("Refer-To: <sip:G1@a.example;method=BYE?Reason=SIP%3Bcause%3D200%3Btext%3D%22MC%20migration%22>"
+             "\r\nTarget-Dialog: pre1;local-tag=1;remote-tag=2\r\n", ""),
+            ("Refer-To: <cid:x@a.example>\r\nContent-Type: application/vnd.3gpp.mcptt-info+xml\r\n",
+             "<mcpttinfo><mcptt-Params><session-type>chat</session-type></mcptt-Params></mcpttinfo>")):
+        yield f"{head}{extra}Content-Length: {len(body)}\r\n\r\n{body}".encode()
+
+
 SOURCES = {
     "pcap": _pcap, "link": _link, "fragments": _fragments, "esp": _esp, "tcp": _tcp, "sctp": _sctp,
     "sip": lambda: _messages("sip"), "http": lambda: _messages("http"), "framer": _framer,
@@ -309,7 +328,7 @@ SOURCES = {
     "scenario": lambda: _files("sample_captures/*.yaml", "analyzer/synth/examples/*.yaml",
                                "tests/hostile/scenarios/*.yaml"),
     "expect": lambda: _files("sample_captures/expected.yaml", "tests/hostile/expect/*.yaml"),
-    "mcfacts": lambda: _messages(),
+    "mcfacts": lambda: (*_refers(), *_messages()),
 }
 
 

@@ -81,9 +81,9 @@ def test_core_capture_is_deterministic_and_says_what_it_holds(tmp_path):
     make_core(tmp_path / "c.pcapng", seed=2)
     assert (tmp_path / "a.pcapng").read_bytes() == (tmp_path / "b.pcapng").read_bytes()
     assert (tmp_path / "a.pcapng").read_bytes() != (tmp_path / "c.pcapng").read_bytes()
-    assert "3 UEs, 285 packets, 255 SIP messages" in summary
+    assert "3 UEs, 327 packets, 291 SIP messages" in summary
     meta = json.loads((tmp_path / "a.pcapng.meta.json").read_text())
-    assert (meta["ues"], meta["packets"], meta["sip_messages"], meta["max_active_ues"]) == (3, 285, 255, 3)
+    assert (meta["ues"], meta["packets"], meta["sip_messages"], meta["max_active_ues"]) == (3, 327, 291, 3)
 
 
 def test_core_capture_judges_every_ue_as_the_example_alone(tmp_path, capsys):

@@ -30,6 +30,9 @@ from analyzer.meaning.mcfacts import (
     name_addr,
     reasons,
     recipients,
+    refer_to,
+    referred,
+    target_dialog,
     token_request,
     uri_parts,
     warnings,
@@ -284,6 +287,13 @@ def _heads() -> list[Case]:
 def _bodies() -> list[Case]:
     """Multipart and XML bodies, forms; and the bytes the framer and WebSocket/TLS readers go through."""
     return [
+        Case("refer-to-uri-headers", refer_to,
+             sip_with(b"Refer-To", lambda n: b"<sip:G1@x;method=BYE?" + b"a=%41&" * (n // 6) + b">")),
+        Case("refer-to-embedded-body", lambda m: referred(m, refer_to(m)), sip_with(
+            b"Refer-To", lambda n: b"<sip:G1@x?Content-Type=application%2Fvnd.3gpp.mcptt-info%2Bxml&body="
+            b"%3Cmcpttinfo%3E" + b"%3Cx%3Ey%3C%2Fx%3E" * (n // 18) + b"%3C%2Fmcpttinfo%3E>")),
+        Case("target-dialog-parameters", target_dialog,
+             sip_with(b"Target-Dialog", lambda n: b"c@h" + b';p="1;2"' * (n // 8))),
         Case("multipart-many-parts", parts, lambda n: multipart(
             b"--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n" * (n // 45) + b"--b--\r\n")),
         Case("multipart-preamble", parts,

@@ -187,6 +187,10 @@ def test_calls_registrations_and_retrievals_follow_the_scenario(path):
     scenario = load_scenario(path)
     msgs = messages(_capture(path))
     infos = [(m, i) for m in msgs if m.method == "INVITE" and (i := F.mc_info(m)) is not None]
+    # calls over a pre-established session: the MC info and recipients ride in the REFER's Refer-To
+    referred = [(m, *F.referred(m, F.refer_to(m))) for m in msgs if m.method == "REFER"]
+    infos += [(m, i) for m, i, _ in referred if i is not None]
+    listed = {id(m): F.recipients(m) for m, _ in infos} | {id(m): r for m, _, r in referred}
     sent = {s.index for s, t in step_times(scenario.timeline)
             if scenario.truncate_at is None or t < scenario.truncate_at}
     for step in scenario.timeline:
@@ -202,7 +206,7 @@ def test_calls_registrations_and_retrievals_follow_the_scenario(path):
             assert any(i.request_uri == step.group and i.session_type == step.type
                        and i.client_id == ue.client_id for _, i in infos), step
         elif step.do == "private-call" and step.role == "originate":
-            assert any(F.recipients(m) == (step.peer,) and i.session_type == "private"
+            assert any(listed[id(m)] == (step.peer,) and i.session_type == "private"
                        for m, i in infos), step
         elif step.do == "private-call":
             assert any(i.calling_user_id == step.peer and i.called_party_id == ident.mc_id
@@ -222,7 +226,8 @@ def test_calls_registrations_and_retrievals_follow_the_scenario(path):
                        and x.host == scenario.systems[step.system].cms and c.mc_id == ident.mc_id
                        for x, c in targets), step
         elif step.do == "release" and step.reason == "migration":
-            assert any(F.reason(m) == F.Reason("SIP", 200, "MC migration") for m in msgs if m.method == "BYE")
+            assert any(F.reason(m) == F.Reason("SIP", 200, "MC migration") for m in msgs
+                       if m.method in ("BYE", "REFER"))
         if step.fault.warning:
             code = int(step.fault.warning.split()[0])
             assert any(w.code == 399 and w.mc_code == code for m in msgs for w in F.warnings(m)), step

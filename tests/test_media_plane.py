@@ -92,6 +92,14 @@ def test_the_ladder_draws_floor_control_with_thin_arrows(capsys):
     assert out.count('stroke-dasharray="3 2"') == 12
 
 
+def test_the_html_report_draws_floor_control_in_its_ladders(tmp_path, capsys):
+    out = tmp_path / "report.html"
+    code, _, err = mcxa(capsys, "analyze", SAMPLE, "--format", "html", "-o", out, "-q")
+    assert code == ExitCode.OK and "error" not in err
+    html = out.read_text()
+    assert html.count('stroke-dasharray="3 2"') == 12 and "Floor Granted" in html
+
+
 def test_migration_kpis_from_floor_control(capsys):
     p = migration(capsys, SAMPLE)
     assert p["verdict"] == "compliant" and p["deviations"] == []

@@ -43,12 +43,14 @@ OTHER_FORMATS: dict[bytes, str] = {
 }
 
 
-def open_capture(path: str | os.PathLike, diagnostics: Diagnostics) -> CaptureReader:
-    """Open a capture for one streaming pass; ``path`` may be ``'-'`` for standard input.
+def open_capture(path: str | os.PathLike, diagnostics: Diagnostics, file=None) -> CaptureReader:
+    """Open a capture for one streaming pass; ``path`` may be ``'-'`` for standard input, and ``file`` a
+    binary file object already open on it (``follow``: a capture still being written), then closed with
+    the reader.
 
     The file header (and a gzip header) is read here, so a file that is not a usable capture fails now.
     """
-    source = ByteSource(path)
+    source = ByteSource(path, file)
     try:
         head = source.read_at_least(4)
         reader = READERS.get(head[:4])

@@ -18,7 +18,8 @@ high bit clear = 10^-n s, set = 2^-n s; default 10^-6) from ``if_tsoffset`` (opt
 A Simple Packet Block has no timestamp and gets the time of the last packet decoded before it (0.0 if none),
 which with a prefilter may be an earlier one than the packet just before it. So does a packet whose
 timestamp, with its interface's resolution and offset, is not a date in years 1..9999 (``bad-timestamp``).
-Every other block type (name resolution, statistics, decryption secrets, custom, ...) is skipped.
+An Interface Statistics Block's drop counters (``isb_ifdrop``, ``isb_osdrop``) go to ``drops``. Every
+other block type (name resolution, decryption secrets, custom, ...) is skipped.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ MAX_BLOCK = 16 << 20
 MAX_INTERFACES = 65_536
 
 OPT_ENDOFOPT, IF_TSRESOL, IF_TSOFFSET = 0, 9, 14
+ISB_OPTIONS, ISB_IFDROP, ISB_OSDROP = 20, 5, 7  # where an ISB's options start; the drop counters' codes
 DEFAULT_UNITS = 1_000_000
 
 
@@ -292,6 +294,18 @@ class PcapngReader(CaptureReader):
         offset = _tsoffset(options.get(IF_TSOFFSET), order)
         self._section.interfaces.append((linktype, units, offset * units, snaplen))
 
+    def _isb(self, buf: bytes, pos: int, blen: int) -> None:
+        """Interface statistics: the packets the capture tool says were dropped (``isb_ifdrop`` by the
+        interface, ``isb_osdrop`` by the OS), kept per interface as of its latest block (counts are
+        cumulative; a ring's later file repeats them from the start of the capture)."""
+        order = self._section.order
+        (ifid,) = struct.unpack_from(order + "8xI", buf, pos)
+        counts = dict(_options(buf, pos + ISB_OPTIONS, pos + blen - 4, order))
+        drops = [struct.unpack(order + "Q", counts[c])[0] for c in (ISB_IFDROP, ISB_OSDROP)
+                 if len(counts.get(c, b"")) == 8]
+        if drops and len(self.drops) < MAX_INTERFACES:
+            self.drops[ifid] = sum(drops)
+
     def _interface(self, ifid: int) -> tuple[int, int, int, int]:
         interfaces = self._section.interfaces
         if ifid >= len(interfaces):
@@ -366,7 +380,7 @@ BLOCKS: dict[int, BlockKind] = {
     SPB: BlockKind("simple packet block", 16, PcapngReader._spb, packet=True),
     EPB: BlockKind("enhanced packet block", 32, PcapngReader._epb, packet=True),
     4: BlockKind("name resolution block", 12),
-    5: BlockKind("interface statistics block", 24),
+    5: BlockKind("interface statistics block", 24, PcapngReader._isb),
     9: BlockKind("systemd journal export block", 12),
     0x0A: BlockKind("decryption secrets block", 20),
     0x0BAD: BlockKind("custom block", 16),

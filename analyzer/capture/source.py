@@ -170,11 +170,13 @@ class _Gunzip:
 class ByteSource:
     """A capture file's bytes, decompressed if they are gzip, read in chunks; knows how far it has got."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, file=None):
         self.path = path
         self.where = "<stdin>" if str(path) == STDIN else str(path)
         self.size: int | None = None  # on-disk size, for a progress bar; None for stdin and pipes
-        if str(path) == STDIN:
+        if file is not None:  # a file already open (``analyzer.capture.follow``: a capture still growing)
+            f, self._owned = file, True
+        elif str(path) == STDIN:
             f, self._owned = sys.stdin.buffer, False
         else:
             try:
@@ -265,6 +267,8 @@ class CaptureReader:
         self.on_chunk: Callable[[CaptureReader], None] | None = None
         #: Set when reading ended before the end of the file (damage, a broken gzip stream, a failed read).
         self.stopped: Stop | None = None
+        #: interface id → packets the capture tool recorded as dropped (pcapng statistics blocks), latest
+        self.drops: dict[int, int] = {}
 
     def _walk(self) -> Iterator[tuple]:
         raise NotImplementedError

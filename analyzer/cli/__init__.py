@@ -17,7 +17,7 @@ from analyzer import __version__
 from analyzer.base import times
 from analyzer.base.errors import McxaError
 from analyzer.base.exitcodes import ExitCode
-from analyzer.cli import judging, listing, tools
+from analyzer.cli import judging, listing, tools, watching
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +28,7 @@ def cli():
 
 
 for command in (listing.messages, listing.events, listing.sessions, listing.flow, judging.analyze,
-                judging.batch, judging.replay, tools.synth, tools.rules):
+                judging.batch, judging.replay, watching.watch, tools.synth, tools.rules):
     cli.add_command(command)
 
 

@@ -3,6 +3,7 @@ parallel, resumable) and ``replay`` (a live feed and expected-verdict drift chec
 
 from __future__ import annotations
 
+import os
 from functools import partial
 
 import click
@@ -29,18 +30,46 @@ from analyzer.engines import DecodeOptions
 ANALYZE_FORMATS = ("text", "json", "junit", "html")
 
 
+def _directory(ctx, param, value: str | None) -> str | None:
+    """Fail before decoding when the directory cannot be created or written."""
+    if value:
+        from analyzer.cli.options import output_path
+
+        output_path(ctx, param, os.path.join(value, "x") if os.path.isdir(value) else value)
+    return value
+
+
+def _write_pcaps(capture: str, procedures: list[dict], ladders: list, directory: str, taken: set[str],
+                 quiet: bool) -> None:
+    from analyzer.report.wireshark import write_procedure_captures
+
+    by_session = {ladder.session: ladder for ladder in ladders}
+    for path, count, p in write_procedure_captures(capture, procedures, by_session, directory, taken):
+        if not quiet:
+            click.echo(f"mcxa: {path}: {count} packets of {p['rule']} ({p['session']}, {p['verdict']})",
+                       err=True)
+
+
+
 @click.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(ANALYZE_FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
+@click.option("--ladders", "ladders_mode", type=click.Choice(["auto", "all", "none"]), default="auto",
+              show_default=True, help="--format html: draw the ladders of the UEs in a migration or a "
+                                      "deviation (auto), of every UE (all), or of none.")
+@click.option("--pcap-dir", type=click.Path(file_okay=False), callback=_directory, metavar="DIR",
+              help="Also write, per procedure with a deviation, its packets to "
+                   "DIR/<capture>-<ue>-<rule>.pcapng, with frame comments naming each message, step and "
+                   "deviation.")
 @rules_options
 @analysis_options
 @jobs_option
 @time_format_option
 @color_option
-def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_file, migration_reason, engine,
-            sip_ports, quiet):
+def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, systems_file, identities_file,
+            migration_reason, engine, sip_ports, quiet):
     """Judge the TS 23.280 §10.16 migrations in each CAPTURE against the rules: per UE and per group or
     private call, every step's status and every deviation with its frames. Exit code 0 compliant, 1
     deviation, 3 incomplete only."""
@@ -49,23 +78,37 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
     from analyzer.rules import load_rules
     from analyzer.rules.judge import judge
 
+    if pcap_dir and "-" in captures:
+        raise click.BadParameter("a capture from standard input cannot be read again for its frames: save it "
+                                 "to a file first", param_hint="--pcap-dir")
     rules = load_rules(rules_dir)
     if fmt != "text":  # documents read alike on every machine: UTC dates (times.UTC_DATE)
         click.get_current_context().meta.pop("mcxa.time_format", None)
     parts = []
     ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
+    taken: set[str] = set()  # --pcap-dir: the file names written
     for capture in captures:
         analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
-                            quiet, keep_messages=fmt == "html")
+                            quiet, keep_messages=fmt == "html" and ladders_mode != "none")
         phase("rules")
         judged = judge(analysis, rules, window)
         phase("report")
         parts.append(report.capture_report(analysis, judged))
-        if fmt == "html":
-            from analyzer.report.ladder import capture_ladders
-            ladders[capture] = capture_ladders(analysis, parts[-1]["procedures"], engine,
-                                               DecodeOptions(sip_ports=sip_ports, limits=current_limits(),
-                                                             workers=current_workers()))
+        draw = fmt == "html" and ladders_mode != "none"
+        if draw or pcap_dir:
+            from analyzer.report.html import shown_sessions
+            from analyzer.report.ladder_batch import capture_ladders
+            procedures = parts[-1]["procedures"]
+            wanted = {p["session"] for p in procedures if p["verdict"] == "deviation"} if pcap_dir else set()
+            picked = shown_sessions(procedures, ladders_mode) if draw else set()
+            drawn = capture_ladders(analysis, procedures, engine,
+                                    DecodeOptions(sip_ports=sip_ports, limits=current_limits(),
+                                                  workers=current_workers()),
+                                    None if picked is None else wanted | picked)
+            if draw:
+                ladders[capture] = [x for x in drawn if picked is None or x.session in picked]
+            if pcap_dir:
+                _write_pcaps(capture, parts[-1]["procedures"], drawn, pcap_dir, taken, quiet)
         if not quiet and fmt == "text":
             report_diagnostics(capture, analysis.diagnostics)
     doc = report.report(parts, rules)
@@ -74,7 +117,7 @@ def analyze(captures, fmt, output, rules_dir, window, systems_file, identities_f
         from analyzer.report.junit import write_junit as writer
     if fmt == "html":
         from analyzer.report.html import write_html
-        writer = partial(write_html, ladders=ladders)
+        writer = partial(write_html, ladders=ladders, mode=ladders_mode)
     write(writer, False, output, doc)
     raise click.exceptions.Exit(report.exit_code(doc))
 

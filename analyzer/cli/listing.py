@@ -81,7 +81,8 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
               help="Write to this file instead of stdout (required for parquet).")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)),
               help="Only events of this kind (repeatable).")
-@click.option("--ue", help="Only events of this UE: its session id (ue1...) or a substring of an identity.")
+@click.option("--ue", help="Only events of this UE: its session id (ue1...), an IP address, or (part of) any "
+                           "identity it used in any system: MC service ID, IMPU/IMPI, instance, client id.")
 @analysis_options
 @jobs_option
 @time_format_option
@@ -94,13 +95,13 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
     writer, needs_path = EVENT_WRITERS[fmt]
     check_output(fmt, needs_path, output)
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+    found = {s.id for s in _sessions_named(analysis, ue, quiet)} if ue else set()
     phase("report")
 
     def keep(row: dict) -> bool:
         if kinds and row["kind"] not in kinds:
             return False
-        return not ue or row["ue"] == ue or any(
-            ue.lower() in (row[f] or "").lower() for f in ("identity", "impu", "instance", "client_id"))
+        return not ue or row["ue"] in found
 
     write(writer, needs_path, output, analysis, keep)
     finish(capture, analysis.diagnostics, analysis.stats, quiet)
@@ -111,13 +112,20 @@ def events(capture, fmt, output, kinds, ue, systems_file, identities_file, migra
 @click.option("--format", "fmt", type=click.Choice(SESSION_FORMATS), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
+@click.option("--ue", help="Only this UE: its session id, an IP address, or (part of) any identity it used "
+                           "in any system (as for events).")
 @analysis_options
 @jobs_option
 @time_format_option
-def sessions(capture, fmt, output, systems_file, identities_file, migration_reason, engine, sip_ports, quiet):
+def sessions(capture, fmt, output, ue, systems_file, identities_file, migration_reason, engine, sip_ports,
+             quiet):
     """Per UE in CAPTURE: its identities and why they are linked, the MC systems it used, its
     registration/affiliation timeline and calls."""
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet)
+    if ue:
+        from dataclasses import replace
+
+        analysis = replace(analysis, sessions=_sessions_named(analysis, ue, quiet))
     phase("report")
     from analyzer.report.sessions import WRITERS as SESSION_WRITERS
 
@@ -127,18 +135,22 @@ def sessions(capture, fmt, output, systems_file, identities_file, migration_reas
 
 @click.command()
 @click.argument("capture", type=click.Path(dir_okay=False))
-@click.option("--ue", help="The UE session: its id (ue1...) or a substring of an identity (default: the "
-                           "first with a procedure instance).")
+@click.option("--ue", help="The UE session: its id (ue1...), an IP address, or (part of) any identity it "
+                           "used in any system (default: the first with a procedure instance).")
 @click.option("--call-id", help="Only the messages of this SIP Call-ID.")
 @click.option("--format", "fmt", type=click.Choice(["text", "svg"]), default="text", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), callback=output_path,
               help="Write to this file instead of stdout.")
+@click.option("--pcap", "pcap_out", type=click.Path(dir_okay=False, writable=True), callback=output_path,
+              metavar="FILE", help="Also write the packets of the drawing (every frame of its messages) to "
+                                   "this pcapng, with frame comments naming each message, step and "
+                                   "deviation.")
 @rules_options
 @analysis_options
 @jobs_option
 @time_format_option
 @color_option
-def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, identities_file,
+def flow(capture, ue, call_id, fmt, output, pcap_out, rules_dir, window, systems_file, identities_file,
          migration_reason, engine, sip_ports, quiet):
     """Ladder diagram of one UE session in CAPTURE: the UE and the servers of each MC system, its SIP/HTTP
     messages in time order, and the migration steps they are evidence of as judged by the rules (--rules,
@@ -148,6 +160,9 @@ def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, ide
     from analyzer.rules import load_rules
     from analyzer.rules.judge import judge
 
+    if pcap_out and capture == "-":
+        raise click.BadParameter("the capture comes from standard input, which cannot be read again for its "
+                                 "frames: save it to a file first", param_hint="--pcap")
     rules = load_rules(rules_dir)  # a bad rule file fails before the capture is read
     analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet,
                         keep_messages=True)
@@ -155,7 +170,10 @@ def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, ide
     judged = judge(analysis, rules, window)
     phase("report")
     procedures = report.capture_report(analysis, judged)["procedures"]
-    session = ladders.pick_session(analysis, procedures, ue, call_id)
+    if ue:
+        session = next(iter(_sessions_named(analysis, ue, quiet, "; drawing the first")), None)
+    else:
+        session = ladders.pick_session(analysis, procedures, None, call_id)
     if session is None:
         from analyzer.base.errors import UsageError
 
@@ -180,4 +198,25 @@ def flow(capture, ue, call_id, fmt, output, rules_dir, window, systems_file, ide
 
         writer = partial(writer, color=colour_wanted(output))
     write(writer, False, output, diagram)
+    if pcap_out:
+        from analyzer.report import wireshark
+
+        notes = wireshark.frame_comments(diagram.rows, procedures, None if call_id else session, capture)
+        count = wireshark.write_frames(capture, notes, pcap_out, [f"mcxa flow of {diagram.title}"])
+        if not quiet:
+            click.echo(f"mcxa: {pcap_out}: {count} packets of {session.id}", err=True)
     finish(capture, analysis.diagnostics, analysis.stats, quiet)
+
+
+def _sessions_named(analysis, ue: str, quiet: bool, then: str = "") -> list:
+    """The sessions ``--ue`` names (``meaning.lookup``); several named by one substring are said on stderr."""
+    from analyzer.meaning.lookup import find_sessions
+
+    found = find_sessions(analysis.sessions, ue)
+    if not found and not then:
+        click.echo(f"mcxa: --ue {ue} names no UE session (see 'mcxa sessions {analysis.path}')", err=True)
+    if len(found) > 1 and not quiet:
+        names = ", ".join(f"{s.id} ({s.mc_id() or '?'})" for s in found[:8])
+        click.echo(f"mcxa: --ue {ue} names {len(found)} UE sessions: {names}"
+                   f"{' …' if len(found) > 8 else ''}{then}", err=True)
+    return found

@@ -30,7 +30,7 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
     options = options or DecodeOptions()
     decoded = Decoded(path, iter(()))
     sas = load_esp_sas(options.esp_sa) if options.esp_sa else ()
-    reader = open_capture(path, decoded.diagnostics)
+    reader = open_capture(path, decoded.diagnostics, options.opener(path) if options.opener else None)
     demux = Demux(decoded.diagnostics, options.sip_ports, limits=options.limits, esp_sas=sas)
     reader.prefilter = demux.prefilter
 
@@ -65,10 +65,11 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
 
     def summary() -> tuple:
         """What the transport stage knows at its end (runs where it ran: maybe in the worker)."""
-        return demux.accounting(reader.packets), reader.stopped, unread.count, demux.esp.summary()
+        drops = sum(reader.drops.values()) if reader.drops else None
+        return demux.accounting(reader.packets), reader.stopped, unread.count, demux.esp.summary(), drops
 
     def take(result: tuple) -> None:
-        accounting, stopped, unread_there, decoded.stats.esp = result
+        accounting, stopped, unread_there, decoded.stats.esp, decoded.stats.capture_drops = result
         decoded.stats.accounting = accounting
         decoded.stats.stopped = ReadStop(*stopped) if stopped is not None else None
         unread.count = max(unread.count, unread_there)  # counted where parsing ran: here, or the worker

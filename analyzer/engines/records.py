@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
@@ -74,6 +75,8 @@ class DecodeStats:
     tls_servers: dict[str, int] = field(default_factory=dict)
     stopped: ReadStop | None = None  # set when reading ended before the end of the file
     tls_keylog: bool = False  # a TLS key log was used: the ClientHellos counted are those it did not open
+    #: packets the capture file says its capture tool dropped (pcapng statistics), None when it says nothing
+    capture_drops: int | None = None
     #: IPsec ESP packets not opened (``analyzer.transport.esp.EspReader.summary``), None when none
     esp: dict | None = None
 
@@ -104,6 +107,9 @@ class DecodeOptions:
     esp_sa: str | None = None  # YAML file of IPsec ESP SAs (``analyzer.transport.esp_sa``); dpkt engine only
     limits: Limits = DEFAULT_LIMITS  # caps on every table the decode keeps (``analyzer.base.limits``)
     parse_in_worker: bool = False  # with a worker: it parses the messages too (the consumer's work is heavy)
+    #: path → binary file object to read instead of opening the path (``mcxa watch`` follows a capture
+    #: still being written); dpkt engine only
+    opener: Callable[[str], Any] | None = None
 
 
 @dataclass(slots=True)

@@ -79,6 +79,10 @@ class _Problems:
         self.found.add(problem.code, problem.message, problem.frames)
 
 
+#: For stages run outside ``analyse_capture`` (``mcxa watch``).
+Problems = _Problems
+
+
 def _then(items, done: Callable[[], None]):
     """Pass items through, then call ``done``: reading has ended, the events are being completed."""
     yield from items

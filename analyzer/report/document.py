@@ -79,7 +79,18 @@ def step_dict(s: StepResult) -> dict:
             "frames": list(s.event.frames) if s.event else [],
             "time": s.event.time if s.event else None,
             "event": s.event.kind if s.event else None,
+            "detail": _step_detail(s.event),
             "spec": s.step.spec}
+
+
+def _step_detail(event) -> str | None:
+    """What kind of evidence a step matched, for people: ``evidence implicit-chat``, ``via
+    pre-established`` (None for the ordinary kind: a PUBLISH, an on-demand call)."""
+    if event is None:
+        return None
+    words = [f"evidence {event.evidence}" if event.evidence not in (None, "publish") else None,
+             f"via {event.via}" if event.via not in (None, "on-demand") else None]
+    return ", ".join(w for w in words if w) or None
 
 
 def _named(value) -> str | None:

@@ -12,7 +12,7 @@ from analyzer.report import tables
 
 COLUMNS = ("frame", "time", "ue", "kind", "direction", "outcome", "status", "system", "service", "identity",
            "impu", "group", "peer", "detail", "migration", "call_id", "ue_address", "server", "instance",
-           "client_id", "end", "frames", "all_frames", "transition", "time_iso")
+           "client_id", "end", "frames", "all_frames", "transition", "impi", "via", "evidence", "time_iso")
 
 
 def event_row(e: Event, ue: str | None) -> dict:
@@ -21,7 +21,8 @@ def event_row(e: Event, ue: str | None) -> dict:
             "identity": e.identity, "impu": e.impu, "group": e.group, "peer": e.peer, "detail": e.detail,
             "migration": e.migration, "call_id": e.call_id, "ue_address": e.ue_address, "server": e.server,
             "instance": e.instance, "client_id": e.client_id, "end": e.end, "frames": list(e.frames),
-            "all_frames": list(e.all_frames), "transition": e.transition, "time_iso": times.iso_utc(e.time)}
+            "all_frames": list(e.all_frames), "transition": e.transition, "impi": e.impi,
+            "via": e.via, "evidence": e.evidence, "time_iso": times.iso_utc(e.time)}
 
 
 def _rows(analysis: CaptureAnalysis, keep: Callable[[dict], bool]):

@@ -1,6 +1,9 @@
 """``mcxa analyze --format html``: one self-contained HTML page (inline CSS, inline SVG ladders; no script,
-font, image or other resource is loaded) with, per capture, the procedures and verdicts, per UE the ladder
-diagram, each procedure's step timeline, KPIs and deviations, and the decode diagnostics.
+font, image or other resource is loaded). First the migrations and their verdicts, then the building blocks
+counted per rule and verdict, then per capture the UEs in a migration or a deviation (``--ladders``), each
+with its ladder diagram (one legend per page), each procedure's step timeline, KPIs and deviations, every
+frame list also as a Wireshark display filter; and the decode diagnostics. A 2 000-UE capture without a
+migration is a page of a few hundred KB, not one ladder per UE.
 
 Every string that comes from a capture (or anywhere else) goes through ``html.escape`` — a SIP header
 saying ``<script>`` is shown as text, never run.
@@ -8,13 +11,18 @@ saying ``<script>`` is shown as text, never run.
 
 from __future__ import annotations
 
-import html
 from typing import IO
 
 from analyzer.base.times import clock
 from analyzer.report.accounting import accounting_text, esp_text, tls_text
 from analyzer.report.document import step_label, step_tone, unread_text
-from analyzer.report.ladder import Ladder, svg
+from analyzer.report.html_summary import badge as _badge
+from analyzer.report.html_summary import building_blocks, e, headline, shown_sessions
+from analyzer.report.html_summary import route as _route
+from analyzer.report.ladder import LEGEND, Ladder, svg
+from analyzer.report.wireshark import frame_filter, procedure_frames
+
+__all__ = ["render_html", "shown_sessions", "write_html"]
 
 _CSS = """
 :root { color-scheme: light; }
@@ -36,51 +44,34 @@ th { background: #f6f8fa; }
 .ladder-box svg { max-width: 100%; height: auto; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
 ul.deviations li { margin-bottom: 6px; }
+table.summary td:nth-child(2) { white-space: nowrap; }
+code.filter { color: #0550ae; user-select: all; }
+.legend ul { list-style: none; padding: 0; margin: 4px 0 12px; display: flex; flex-wrap: wrap;
+             gap: 4px 18px; }
+.swatch { display: inline-block; width: 12px; height: 12px; margin-right: 6px; vertical-align: -1px; }
 """
 
 
-def e(value: object) -> str:
-    """Escape any value for HTML text and attributes."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _badge(text: str, tone: str | None = None) -> str:
-    """A coloured label; ``tone`` (default: the text itself, a verdict or severity) picks the colour."""
-    return f'<span class="badge {e(tone or text)}">{e(text)}</span>'
-
-
 def _frames(frames) -> str:
-    return e(", ".join(map(str, frames))) if frames else "—"
+    """A frame list, and under it the same as a Wireshark display filter (to paste)."""
+    if not frames:
+        return "—"
+    return f"{e(', '.join(map(str, frames)))}<br><code class=\"filter\">{e(frame_filter(frames))}</code>"
 
 
 def _frames_label(frames) -> str:
     return f"frame{'s' if len(frames) > 1 else ''} {_frames(frames)}"
 
 
-def _route(p: dict) -> str:
-    return f"{p['from_system']} → {p['to_system']}" if p.get("to_system") else (p.get("from_system") or "")
+def _legend() -> str:
+    items = "".join(f"<li><span class=\"swatch\" style=\"background:{colour}\"></span>{e(text)}</li>"
+                    for colour, text in LEGEND)
+    return f"<div class=\"legend\"><b>Ladder legend</b><ul>{items}</ul></div>"
 
 
-def _summary(doc: dict) -> list[str]:
-    out = ["<h2>Summary</h2>", "<table class=\"summary\"><tr><th>capture</th><th>procedure</th><th>UE</th>"
-           "<th>group / peer</th><th>systems</th><th>verdict</th><th>time</th><th>deviations</th></tr>"]
-    for ci, cap in enumerate(doc["captures"]):
-        damage = unread_text(cap)
-        if damage:
-            out.append(f"<tr><td>{e(cap['file'])}</td><td colspan=\"4\">{e(damage)}</td>"
-                       f"<td>{_badge('incomplete')}</td><td colspan=\"2\"></td></tr>")
-        if not cap["procedures"]:
-            out.append(f"<tr><td>{e(cap['file'])}</td><td colspan=\"7\" class=\"muted\">no procedure found"
-                       "</td></tr>")
-        for p in cap["procedures"]:
-            errors = sum(1 for d in p["deviations"] if d["severity"] == "error")
-            out.append(f"<tr><td>{e(cap['file'])}</td>"
-                       f"<td><a href=\"#c{ci}-{e(p['session'])}\">{e(p['rule'])}</a></td>"
-                       f"<td>{e(p['ue'])}</td><td>{e(p['group'] or p['peer'] or '')}</td>"
-                       f"<td>{e(_route(p))}</td><td>{_badge(p['verdict'])}</td>"
-                       f"<td>{e(clock(p['start']))}–{e(clock(p['end']))}</td><td>{errors}</td></tr>")
-    out.append("</table>")
-    return out
+def _detail(step: dict) -> str:
+    """The kind of evidence a step matched (``evidence implicit-chat``, ``via pre-established``)."""
+    return f" <span class=\"muted\">({e(step['detail'])})</span>" if step.get("detail") else ""
 
 
 def _kpis(kpis: dict) -> str:
@@ -106,13 +97,15 @@ def _procedure(p: dict) -> list[str]:
     subject = p["group"] or p["peer"] or ""
     out = [f"<h4>{e(p['title'])} <code>{e(p['rule'])}</code> {_badge(p['verdict'])}</h4>",
            f"<p class=\"muted\">{e(p['spec'])} — {e(p['ue'])} {e(subject)} {e(_route(p))} "
-           f"({e(clock(p['start']))}–{e(clock(p['end']))})</p>",
+           f"({e(clock(p['start']))}–{e(clock(p['end']))}) — Wireshark: "
+           f"<code class=\"filter\">{e(frame_filter(procedure_frames(p)))}</code></p>",
            "<table class=\"steps\"><tr><th>step</th><th>status</th><th>time</th><th>frames</th><th>event</th>"
            "<th>what</th><th>spec</th></tr>"]
     for s in p["steps"]:
         out.append(f"<tr><td><code>{e(s['id'])}</code></td><td>{_badge(step_label(s), step_tone(s))}</td>"
                    f"<td>{e(clock(s['time'])) if s['time'] is not None else '—'}</td>"
-                   f"<td>{_frames(s['frames'])}</td><td>{e(s['event'] or '—')}</td><td>{e(s['title'])}</td>"
+                   f"<td>{_frames(s['frames'])}</td><td>{e(s['event'] or '—')}{_detail(s)}</td>"
+                   f"<td>{e(s['title'])}</td>"
                    f"<td>{e(s.get('spec') or '')}</td></tr>")
     out.append("</table>")
     out.append(_kpis(p.get("kpis", {})))
@@ -139,8 +132,10 @@ def _diagnostics(cap: dict) -> list[str]:
     return out
 
 
-def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None) -> str:
-    """The page for a report document; ``ladders``: capture file → the ladders of its UE sessions."""
+def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None, mode: str = "auto") -> str:
+    """The page for a report document: the migrations first, the building blocks folded, then per capture
+    the UEs ``shown_sessions(mode)`` picks, each with its ladder (``ladders``: capture file → the ladders
+    drawn) and procedures."""
     ladders = ladders or {}
     tool = doc.get("tool", {})
     out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -149,7 +144,13 @@ def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None) -> st
            "<h1>mcxa compliance report</h1>",
            f"<p class=\"muted\">{e(tool.get('name', 'mcxa'))} {e(tool.get('version', ''))} — "
            f"{e(doc.get('schema', ''))} — rules: {e(', '.join(tool.get('rules', [])))}</p>"]
-    out += _summary(doc)
+    shown: dict[str, set[str]] = {}
+    for cap in doc["captures"]:
+        picked = shown_sessions(cap["procedures"], mode)
+        shown[cap["file"]] = {p["session"] for p in cap["procedures"]} if picked is None else picked
+    out += headline(doc, shown)
+    out += building_blocks(doc, shown)
+    legend = False
     for ci, cap in enumerate(doc["captures"]):
         stats = cap["stats"]
         out.append(f"<h2 id=\"c{ci}\">{e(cap['file'])}</h2>")
@@ -165,25 +166,32 @@ def render_html(doc: dict, ladders: dict[str, list[Ladder]] | None = None) -> st
         by_session: dict[str, list[dict]] = {}
         for p in cap["procedures"]:
             by_session.setdefault(p["session"], []).append(p)
-        shown = ladders.get(cap["file"], [])
-        sessions = [ladder.session for ladder in shown] + [s for s in by_session
-                                                            if s not in {x.session for x in shown}]
+        drawn = {ladder.session: ladder for ladder in ladders.get(cap["file"], [])}
+        sessions = [*drawn, *(s for s in by_session if s in shown[cap["file"]] and s not in drawn)]
+        if drawn and not legend:
+            out.append(_legend())
+            legend = True
         for sid in sessions:
-            ladder = next((x for x in shown if x.session == sid), None)
+            ladder = drawn.get(sid)
             title = ladder.title if ladder else sid
             out.append(f"<section class=\"ue\" id=\"c{ci}-{e(sid)}\"><h3>{e(title)}</h3>")
             if ladder is not None:
-                drawing = svg(ladder, f"c{ci}-{sid}-ladder", inline=True)
+                drawing = svg(ladder, f"c{ci}-{sid}-ladder", inline=True, legend=False)
                 out.append(f"<div class=\"ladder-box\">{drawing}</div>")
             for p in by_session.get(sid, []):
                 out += _procedure(p)
             if not by_session.get(sid):
                 out.append("<p class=\"muted\">No procedure instance for this UE.</p>")
             out.append("</section>")
+        rest = stats["ue_sessions"] - len(sessions)
+        if rest > 0:
+            out.append(f"<p class=\"muted not-drawn\">{rest} other UE session(s) not detailed: the tables "
+                       "above count them ('--ladders all' details and draws every UE).</p>")
         out += _diagnostics(cap)
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def write_html(doc: dict, out: IO[str], ladders: dict[str, list[Ladder]] | None = None) -> None:
-    out.write(render_html(doc, ladders))
+def write_html(doc: dict, out: IO[str], ladders: dict[str, list[Ladder]] | None = None,
+               mode: str = "auto") -> None:
+    out.write(render_html(doc, ladders, mode))

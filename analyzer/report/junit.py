@@ -56,7 +56,8 @@ def _system_out(p: dict) -> str:
              f"{clock(p['start'])}–{clock(p['end'])}"]
     for s in p["steps"]:
         frames = ",".join(map(str, s["frames"])) or "-"
-        lines.append(f"  {s['id']}: {step_label(s)}, frames {frames}")
+        detail = f" ({s['detail']})" if s.get("detail") else ""
+        lines.append(f"  {s['id']}: {step_label(s)}{detail}, frames {frames}")
     for name, value in p.get("kpis", {}).items():
         if isinstance(value, (int, float)):  # (step seconds, access times and frames are lists or maps)
             lines.append(f"{name.replace('_', ' ')} {value:.3f} s")

@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape as _xml_escape
 from analyzer.base import times
 from analyzer.engines import DecodeOptions, get_engine
 from analyzer.meaning.analysis import CaptureAnalysis
+from analyzer.meaning.lookup import find_sessions
 from analyzer.meaning.roles import server_roles
 from analyzer.meaning.sessions import UeSession
 from analyzer.meaning.systems import server_ip
@@ -74,6 +75,7 @@ class Row:
     call_id: str | None
     detail: str  # for tooltips: CSeq, URI, SNI ...
     steps: tuple[StepMark, ...] = ()
+    frames: tuple[int, ...] = ()  # every frame that carried bytes of the message (TCP segments...)
 
     @property
     def deviating(self) -> bool:
@@ -97,13 +99,13 @@ def session_frames(session: UeSession) -> tuple[set[int], set[str]]:
     return frames, call_ids
 
 
-def collect_messages(analysis: CaptureAnalysis, engine: str = "dpkt",
-                     options: DecodeOptions | None = None) -> list[Message | FloorMessage | TlsHello]:
-    """The messages some UE session's ladder can show: from the analysis when it kept its messages,
-    else by decoding the capture again."""
+def collect_messages(analysis: CaptureAnalysis, engine: str = "dpkt", options: DecodeOptions | None = None,
+                     sessions: Iterable[UeSession] | None = None) -> list[Message | FloorMessage | TlsHello]:
+    """The messages the ladders of ``sessions`` (default: all) can show: from the analysis when it kept
+    its messages, else by decoding the capture again."""
     frames: set[int] = set()
     call_ids: set[str] = set()
-    for s in analysis.sessions:
+    for s in analysis.sessions if sessions is None else sessions:
         f, c = session_frames(s)
         frames |= f
         call_ids |= c
@@ -198,11 +200,11 @@ def build_ladder(analysis: CaptureAnalysis, session: UeSession, messages: Iterab
         found.sort(key=lambda s: not s.migration)
         if isinstance(m, FloorMessage):
             rows.append(Row(m.frame, m.time, col(m.src), col(m.dst), floor_title(m), "floor", None,
-                            floor_summary(m), tuple(found)))
+                            floor_summary(m), tuple(found), frames))
             continue
         if isinstance(m, TlsHello):
             rows.append(Row(m.frame, m.time, col(m.src), col(m.dst), "TLS ClientHello", "tls", None,
-                            f"SNI {m.sni or '(none)'}", tuple(found)))
+                            f"SNI {m.sni or '(none)'}", tuple(found), frames))
             continue
         if m.kind == "request":
             label = m.method or "?"
@@ -211,32 +213,18 @@ def build_ladder(analysis: CaptureAnalysis, session: UeSession, messages: Iterab
             label = f"{m.status} {m.reason or ''}".strip()
             detail = f"{label} ({m.cseq})" if m.cseq else label
         rows.append(Row(m.frame, m.time, col(m.src), col(m.dst), label, m.proto, m.call_id, detail,
-                        tuple(found)))
+                        tuple(found), frames))
     title = f"{session.id} {session.mc_id() or ''}".strip()
     return Ladder(session.id, title, columns, rows, unplaced)
 
 
-def capture_ladders(analysis: CaptureAnalysis, procedures: list[dict], engine: str = "dpkt",
-                    options: DecodeOptions | None = None) -> list[Ladder]:
-    """The ladder of every UE session of a capture (one extra decode for all of them, unless the analysis
-    kept its messages)."""
-    if not analysis.sessions:
-        return []
-    messages = collect_messages(analysis, engine, options)
-    return [build_ladder(analysis, s, messages, procedures) for s in analysis.sessions]
-
-
 def pick_session(analysis: CaptureAnalysis, procedures: Iterable[dict], ue: str | None = None,
                  call_id: str | None = None) -> UeSession | None:
-    """``--ue``: a session id or a substring of one of its identities; else the one with this Call-ID;
+    """``--ue``: the first session ``meaning.lookup.find_sessions`` finds; else the one with this Call-ID;
     else the first session with a procedure instance; else the first session."""
     sessions = analysis.sessions
     if ue:
-        for s in sessions:
-            if s.id == ue:
-                return s
-        low = ue.lower()
-        return next((s for s in sessions if any(low in i.value.lower() for i in s.identities)), None)
+        return next(iter(find_sessions(sessions, ue)), None)
     if call_id:
         return next((s for s in sessions if any(e.call_id == call_id for e in s.events)), None)
     with_procedure = {p["session"] for p in procedures}
@@ -265,13 +253,21 @@ def _svg_cut(text: str, chars: int) -> str:
     return cut(text, max(chars, 3))
 
 
-def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False) -> str:
-    """SVG text of ``ladder``: a standalone document, or (``inline``) an element for an HTML page."""
+#: What the colours of a drawing mean (one legend per page in the HTML report).
+LEGEND = (("#24292f", "message (arrow: sender → receiver; hover for details)"), (_FILL["ok"], "step matched"),
+          (_FILL["info"], "optional step not seen"),
+          (_FILL["warn"], "step cannot be judged (encrypted, capture ended)"),
+          (_FILL["bad"], "deviating step and its messages"))
+
+
+def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False, legend: bool = True) -> str:
+    """SVG text of ``ladder``: a standalone document, or (``inline``) an element for an HTML page, whose
+    legend (``legend=False``) the page then gives once."""
     n = len(ladder.columns)
     xs = [_LEFT + _LANE // 2 + i * _LANE for i in range(n)]
     width = _LEFT + n * _LANE + _NOTES
     extra = len(ladder.unplaced)
-    height = _TOP + (len(ladder.rows) + 1) * _ROW + extra * 20 + 120
+    height = _TOP + (len(ladder.rows) + 1) * _ROW + extra * 20 + (120 if legend else 20)
     pid = esc(id_prefix)
     xmlns = "" if inline else ' xmlns="http://www.w3.org/2000/svg"'
     out = [f'<svg{xmlns} class="ladder" id="{pid}" width="{width}" '
@@ -337,19 +333,15 @@ def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False) -> str:
         out.append(f'<text class="step {mark.tone}" x="10" y="{y}" fill="{_FILL[mark.tone]}">'
                    f'{esc(f"{mark.rule} / {mark.text}: no message in the capture")}</text>')
         y += 20
-    # legend
-    y += 8
-    out.append(f'<g class="legend"><text x="10" y="{y}" font-weight="bold">Legend</text>')
-    items = [("#24292f", "message (arrow: sender → receiver; hover for details)"),
-             (_FILL["ok"], "step matched"),
-             (_FILL["info"], "optional step not seen"),
-             (_FILL["warn"], "step cannot be judged (encrypted, capture ended)"),
-             (_FILL["bad"], "deviating step and its messages")]
-    for colour, text in items:
-        y += 18
-        out.append(f'<rect x="14" y="{y - 10}" width="12" height="12" fill="{colour}"/>'
-                   f'<text x="32" y="{y}">{esc(text)}</text>')
-    out.append("</g></svg>")
+    if legend:
+        y += 8
+        out.append(f'<g class="legend"><text x="10" y="{y}" font-weight="bold">Legend</text>')
+        for colour, text in LEGEND:
+            y += 18
+            out.append(f'<rect x="14" y="{y - 10}" width="12" height="12" fill="{colour}"/>'
+                       f'<text x="32" y="{y}">{esc(text)}</text>')
+        out.append("</g>")
+    out.append("</svg>")
     return "\n".join(out) + "\n"
 
 

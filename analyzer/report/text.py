@@ -9,6 +9,7 @@ from typing import IO
 
 from analyzer.report.accounting import accounting_text, esp_text, tls_text
 from analyzer.report.document import unread_text
+from analyzer.report.wireshark import frame_filter
 
 
 def _fit(text: str | None, width: int) -> str:
@@ -32,7 +33,9 @@ def _paint(text: str, style: str, color: bool) -> str:
 
 def write_text(doc: dict, out: IO[str], color: bool = False) -> None:
     """One line per procedure, then its deviations, then where to look next. Fits 80 columns; with
-    ``color``, verdicts and severities are coloured (ANSI), as ``mcxa flow`` colours steps."""
+    ``color``, verdicts and severities are coloured (ANSI), as ``mcxa flow`` colours steps. Each deviation
+    gives the Wireshark display filter of its frames, on one line that may pass 80 columns (it is pasted
+    whole)."""
     for cap in doc["captures"]:
         stats = cap["stats"]
         ues = stats["ue_sessions"]
@@ -77,6 +80,8 @@ def write_text(doc: dict, out: IO[str], color: bool = False) -> None:
                                      break_on_hyphens=False)
                 tag = f"[{d['severity']}]"
                 out.write(" " * 7 + _paint(tag, d["severity"], color) + text[7 + len(tag):] + "\n")
+                if d["frames"]:  # one line, never wrapped: it is pasted into Wireshark whole
+                    out.write(f"         Wireshark: {frame_filter(d['frames'])}\n")
         if quiet:
             counts = Counter(p["rule"] for p in quiet)
             out.write("  + compliant building blocks: "

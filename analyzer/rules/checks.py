@@ -12,11 +12,22 @@ import re
 from typing import Any
 
 from analyzer.base.yamlfile import Locations, describe, did_you_mean
-from analyzer.meaning.events import DIRECTIONS, KINDS, OUTCOMES, SERVICES, SHAPES, SUBJECT_FIELDS, TRANSITIONS
+from analyzer.meaning.events import (
+    DIRECTIONS,
+    EVIDENCE,
+    KINDS,
+    OUTCOMES,
+    SERVICES,
+    SHAPES,
+    SUBJECT_FIELDS,
+    TRANSITIONS,
+    VIAS,
+)
 
 #: Fields whose values form a closed set.
 CLOSED: dict[str, tuple[str, ...]] = {"kind": tuple(KINDS), "outcome": OUTCOMES, "direction": DIRECTIONS,
-                                      "service": SERVICES, "transition": tuple(TRANSITIONS)}
+                                      "service": SERVICES, "transition": tuple(TRANSITIONS), "via": VIAS,
+                                      "evidence": tuple(EVIDENCE)}
 #: Fields that hold numbers or flags rather than text.
 _INTEGER_FIELDS = frozenset(("status",))
 _FLAG_FIELDS = frozenset(("migration",))

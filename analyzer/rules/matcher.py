@@ -128,11 +128,19 @@ def instances(rule: Rule, session: UeSession, capture_end: float) -> list[Instan
 
 
 def _candidates(step: Step, events: tuple[Event, ...], start: float, bindings: dict) -> tuple:
+    """The step's event: through its first alternative any event fits from ``start`` on, the first
+    successful one, else the first one. The scan ends at that first success (``mcxa watch`` judges again
+    every second: a scan to the end for every step made that quadratic in a UE session's events)."""
     for alternative in step.match:
-        found = [e for e in events if e.time >= start and fits(e, alternative, bindings)]
-        if found:
-            good = [e for e in found if e.outcome in ("success", "encrypted")]
-            return (good or found)[0], alternative
+        first = None
+        for e in events:
+            if e.time >= start and fits(e, alternative, bindings):
+                if e.outcome in ("success", "encrypted"):
+                    return e, alternative
+                if first is None:
+                    first = e
+        if first is not None:
+            return first, alternative
     return None, None
 
 

@@ -75,13 +75,18 @@ def timeline(analysis: CaptureAnalysis, procedures: list[dict]) -> list[Line]:
                 f"{e.kind:<23} {outcome:<11} {subject}").rstrip()
         keyed.append((e.time, 0, n, text))
     for n, p in enumerate(procedures):
-        subject = p.get("group") or p.get("peer") or p.get("from_system") or ""
-        steps = ", ".join(f"{s['id']}: {s['status']}" for s in p["steps"] if s["status"] != "matched")
-        text = (f"{clock(p['end'])}  {p['session']:<4} VERDICT {p['verdict'].upper():<10} {p['rule']} "
-                f"{p['ue']} {subject}" + (f" ({steps})" if steps else "")).rstrip()
-        keyed.append((p["end"], 1, n, text))
+        keyed.append((p["end"], 1, n, verdict_text(p)))
     keyed.sort(key=lambda k: k[:3])
     return [Line(t, text) for t, _, _, text in keyed]
+
+
+def verdict_text(p: dict, label: str = "VERDICT") -> str:
+    """The line that tells a report procedure's verdict: end time, session, verdict, rule, UE, subject and
+    the steps not matched."""
+    subject = p.get("group") or p.get("peer") or p.get("from_system") or ""
+    steps = ", ".join(f"{s['id']}: {s['status']}" for s in p["steps"] if s["status"] != "matched")
+    return (f"{clock(p['end'])}  {p['session']:<4} {label} {p['verdict'].upper():<10} {p['rule']} "
+            f"{p['ue']} {subject}" + (f" ({steps})" if steps else "")).rstrip()
 
 
 class Pacer:

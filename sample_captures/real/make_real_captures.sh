@@ -3,8 +3,8 @@
 #
 #   sudo bash sample_captures/real/make_real_captures.sh [SECTION...]
 #
-# SECTION is sip, publications or http (default: all three); e.g. `... publications` remakes only
-# the two publication captures and leaves the other files alone.
+# SECTION is sip, publications, preestablished or http (default: all four); e.g. `... publications`
+# remakes only the two publication captures and leaves the other files alone.
 #
 # Produces (next to this script):
 #   sipp-mcptt-udp.pcap        SIPp UE <-> SIPp MC server, SIP over UDP/IPv4
@@ -22,6 +22,11 @@
 #                              service authorisation, an affiliation granted 2 s and never
 #                              refreshed (it expires), then log-off (poc-settings Expires: 0);
 #                              TCP/IPv6
+#   sipp-mcptt-preestablished-udp.pcap (section preestablished)
+#                              a pre-established session (TS 24.379 cl. 6.3.3): INVITE with no
+#                              group or peer, a prearranged group call by REFER inside it (MC
+#                              information in the Refer-To URI), leaving it by REFER method=BYE,
+#                              BYE of the session; UDP/IPv4
 #
 # Everything runs inside two network namespaces created here (mcxa-cap-ue and
 # mcxa-cap-srv) joined by one veth pair:
@@ -59,6 +64,8 @@ PUB_UAC_XML="$HERE/mcptt-ue-publications-uac.xml"
 PUB_UAS_XML="$HERE/mcptt-server-publications-uas.xml"
 EXP_UAC_XML="$HERE/mcptt-ue-publication-expiry-uac.xml"
 EXP_UAS_XML="$HERE/mcptt-server-publication-expiry-uas.xml"
+PRE_UAC_XML="$HERE/mcptt-ue-preestablished-uac.xml"
+PRE_UAS_XML="$HERE/mcptt-server-preestablished-uas.xml"
 
 # Dummy access token (JWT shape, not signed by anything real). Same token as in
 # the mcptt-info of the poc-settings PUBLISH in mcptt-ue-uac.xml.
@@ -71,9 +78,10 @@ die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- preflight
 SECTIONS=("$@")
-[ "${#SECTIONS[@]}" -gt 0 ] || SECTIONS=(sip publications http)
+[ "${#SECTIONS[@]}" -gt 0 ] || SECTIONS=(sip publications preestablished http)
 for s in "${SECTIONS[@]}"; do
-    case "$s" in sip|publications|http) ;; *) die "unknown section: $s (choose sip, publications, http)";; esac
+    case "$s" in sip|publications|preestablished|http) ;;
+        *) die "unknown section: $s (choose sip, publications, preestablished, http)";; esac
 done
 want() { local s; for s in "${SECTIONS[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
@@ -82,7 +90,7 @@ for c in ip sipp tcpdump nginx curl ss; do
     command -v "$c" >/dev/null 2>&1 || die "missing command: $c"
 done
 for f in "$UAC_XML" "$UAS_XML" "$CALLS_UAC_XML" "$CALLS_UAS_XML" "$PROFILE_XML" \
-         "$PUB_UAC_XML" "$PUB_UAS_XML" "$EXP_UAC_XML" "$EXP_UAS_XML"; do
+         "$PUB_UAC_XML" "$PUB_UAS_XML" "$EXP_UAC_XML" "$EXP_UAS_XML" "$PRE_UAC_XML" "$PRE_UAS_XML"; do
     [ -f "$f" ] || die "missing file: $f"
 done
 
@@ -269,6 +277,14 @@ run_sipp_pair sipp-publication-expiry-tcp-ipv6 t1 "$SRV6" "$UE6" "[$SRV6]:$SIP_P
 stop_capture sipp-publication-expiry-tcp-ipv6
 fi
 
+# ---------------------------------------------------------------- 2d. pre-established session (REFER)
+if want preestablished; then
+log "SIP over UDP/IPv4 (pre-established session, group call by REFER): $UE4 -> $SRV4:$SIP_PORT"
+start_capture sipp-mcptt-preestablished-udp "udp port $SIP_PORT or (ip and ip[6:2] & 0x3fff != 0)"
+run_sipp_pair sipp-mcptt-preestablished-udp u1 "$SRV4" "$UE4" "$SRV4:$SIP_PORT" "$PRE_UAC_XML" "$PRE_UAS_XML"
+stop_capture sipp-mcptt-preestablished-udp
+fi
+
 # ---------------------------------------------------------------- 3. HTTP (nginx + curl)
 if want http; then
 log "HTTP: curl ($UE4) -> nginx $SRV4:$HTTP_PORT"
@@ -362,6 +378,7 @@ if command -v tshark >/dev/null 2>&1; then
     # expected number of SIP (or HTTP) messages per file; only the files made now are checked
     declare -A EXPECTED=([sipp-mcptt-udp]=14 [sipp-mcptt-tcp-ipv6]=14 [sipp-mcptt-private-lateentry-udp]=12
                          [sipp-publication-lifecycle-udp]=12 [sipp-publication-expiry-tcp-ipv6]=6
+                         [sipp-mcptt-preestablished-udp]=10
                          [nginx-profile-http]=4)
     for f in "${MADE[@]}"; do
         name="$(basename "$f" .pcap)"

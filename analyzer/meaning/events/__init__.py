@@ -21,26 +21,40 @@ KINDS: dict[str, str] = {
     "deregistration": "REGISTER with expiry 0",
     "service-authorisation": "PUBLISH Event: poc-settings (or a REGISTER carrying an MC info body): the "
                              "client asks the MC server to authorise it (24.379 cl.7)",
-    "affiliation": "a group newly present in the client's affiliation publication (RFC 3903: an initial "
-                   "or modifying PUBLISH; one event per group)",
+    "affiliation": "the client became affiliated to a group (one event per group; ``evidence`` says how): "
+                   "newly present in its affiliation publication (an initial or modifying PUBLISH, RFC "
+                   "3903), implicitly by joining a chat group or starting an emergency or imminent-peril "
+                   "group call (24.379 cl. 9), or by an affiliation command the MC server sent it (remote "
+                   "affiliation, negotiated mode)",
     "deaffiliation": "a group gone from the client's affiliation publication: left out by a modifying "
                      "PUBLISH, or every group of a publication removed (Expires: 0) or expired without "
-                     "refresh (one event per group)",
+                     "refresh; or a de-affiliation command the MC server sent it (one event per group)",
     "affiliation-status": "NOTIFY from the MC server giving a group's affiliation status for the client",
     "profile-retrieval": "HTTP GET of an MC user-profile document (XCAP AUID org.3gpp.mc*.user-profile)",
     "config-retrieval": "HTTP GET of another configuration document (UE config, groups, service config)",
     "config-access-encrypted": "TLS to a configuration-management server: the retrieval cannot be read "
                                "without keys (SNI names the server)",
     "token-request": "OAuth/OIDC token request to an identity-management server (HTTP, or TLS to it)",
-    "group-call-originate": "the UE's INVITE starting a prearranged group call",
-    "group-call-join": "the UE's INVITE joining a chat group call (24.379 §10.1.2)",
+    "group-call-originate": "the UE's INVITE starting a prearranged group call, or its REFER asking for "
+                            "one over a pre-established session (``via``)",
+    "group-call-join": "the UE's INVITE joining a chat group call (24.379 §10.1.2), or its REFER asking for "
+                       "it over a pre-established session (``via``)",
     "group-call-incoming": "a server-initiated INVITE bringing the UE into a group call (carries "
                            "mcptt-calling-group-id): call set-up towards a receiving member, or late entry "
                            "into an ongoing call — on the wire the two look the same",
-    "group-call-leave": "BYE ending the UE's participation in a group call (either side)",
-    "private-call-setup": "INVITE of a private call, from or to the UE",
+    "group-call-leave": "BYE ending the UE's participation in a group call (either side); over a "
+                        "pre-established session, the UE's REFER with Refer-To method=BYE, or the end of "
+                        "the session",
+    "private-call-setup": "INVITE of a private call, from or to the UE; or the UE's REFER asking for one "
+                          "over a pre-established session",
     "private-call-established": "2xx answer to a private-call INVITE",
-    "private-call-release": "BYE of a private call (either side), with its Reason if any",
+    "private-call-release": "BYE of a private call (either side), with its Reason if any; over a "
+                            "pre-established session, the UE's REFER with Refer-To method=BYE, or the end "
+                            "of the session",
+    "pre-established-session": "the UE's INVITE setting up a session with its participating MC server "
+                               "ahead of any call (24.379 cl. 6.3.3: media offered, no group or peer); "
+                               "calls are then made in it by REFER",
+    "pre-established-session-release": "BYE ending a pre-established session (either side)",
     "redirect": "3xx answer to an INVITE: the callee is reached elsewhere (e.g. a migrated user, §10.16.5)",
     "floor-request": "MCPTT Floor Request (TS 24.380 floor control, RTCP APP MCPT) on the ports a call "
                      "of the UE negotiated: the UE asks to talk",
@@ -63,6 +77,19 @@ TRANSITIONS: dict[str, str] = {
     "modify": "SIP-If-Match and a body: the body replaces the publication's state",
     "remove": "Expires: 0: the publication ends now",
     "expiry": "no refresh came before the granted lifetime ran out: the publication ended then",
+}
+#: How a call event came about (``Event.via``): an INVITE/BYE of its own, or a REFER over a pre-established
+#: session (24.379 cl. 6.3.3). Rules that name the kind match both.
+VIAS = ("on-demand", "pre-established")
+#: What shows an affiliation (``Event.evidence``, on affiliation, deaffiliation and affiliation-status).
+EVIDENCE: dict[str, str] = {
+    "publish": "the client's own PUBLISH (24.379 §9.2.1.2)",
+    "notify": "the MC server's NOTIFY of the client's affiliation status (§9.2.1.3): also what shows an "
+              "implicit affiliation from the profile at registration",
+    "implicit-chat": "joining a chat group call affiliates implicitly (§9.1, §10.1.2)",
+    "implicit-emergency": "an emergency or imminent-peril group call affiliates implicitly (§9.1)",
+    "remote": "an affiliation command about the client sent to it by the MC server (another user or a "
+              "dispatcher asked, §9.2.1.4)",
 }
 #: The MC services an event may name (``Event.service``).
 SERVICES = ("mcptt", "mcvideo", "mcdata")
@@ -88,8 +115,8 @@ SHAPES: dict[str, Shape] = {
     "registration": Shape(("from-ue",), _ANSWERED),
     "deregistration": Shape(("from-ue",), _ANSWERED),
     "service-authorisation": Shape(("from-ue",), _ANSWERED),
-    "affiliation": Shape(("from-ue",), _ANSWERED, frozenset({"group"})),
-    "deaffiliation": Shape(("from-ue",), _ANSWERED, frozenset({"group"})),
+    "affiliation": Shape(_BOTH, _ANSWERED, frozenset({"group"})),
+    "deaffiliation": Shape(_BOTH, _ANSWERED, frozenset({"group"})),
     "affiliation-status": Shape(("to-ue",), _ANSWERED, frozenset({"group"})),
     "profile-retrieval": Shape(("from-ue",), _ANSWERED),
     "config-retrieval": Shape(("from-ue",), _ANSWERED),
@@ -106,6 +133,8 @@ SHAPES: dict[str, Shape] = {
     **{kind: Shape(_BOTH, ("success",), frozenset({"group", "peer"}))
        for kind in ("floor-request", "floor-granted", "floor-deny", "floor-taken", "floor-release",
                     "floor-idle", "floor-revoke")},
+    "pre-established-session": Shape(("from-ue",), _ANSWERED),
+    "pre-established-session-release": Shape(_BOTH, _ANSWERED),
 }
 
 
@@ -136,6 +165,9 @@ class Event:
     migration: bool | None = None  # private-call-release: the Reason says migration (None: no Reason)
     all_frames: tuple[int, ...] = ()  # every frame that carried bytes of those messages (TCP segments...)
     transition: str | None = None  # (de)affiliation, service-authorisation: a key of ``TRANSITIONS``
+    impi: str | None = None  # (de)registration: the private identity it authenticated with
+    via: str | None = None  # call events: one of ``VIAS``
+    evidence: str | None = None  # (de)affiliation, affiliation-status: a key of ``EVIDENCE``
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -144,6 +176,10 @@ class Event:
             raise ValueError(f"bad event outcome/direction {self.outcome}/{self.direction}")
         if self.transition is not None and self.transition not in TRANSITIONS:
             raise ValueError(f"unknown publication transition {self.transition!r}")
+        if self.via is not None and self.via not in VIAS:
+            raise ValueError(f"unknown call path {self.via!r}")
+        if self.evidence is not None and self.evidence not in EVIDENCE:
+            raise ValueError(f"unknown affiliation evidence {self.evidence!r}")
         if not self.frames:
             raise ValueError("an event cites at least one frame")
 

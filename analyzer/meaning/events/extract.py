@@ -20,9 +20,10 @@ from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
 from analyzer.meaning import mcfacts
 from analyzer.meaning.events import MIGRATION_REASON, Event
-from analyzer.meaning.events.facts import Fact, collect_facts, observations, sent_to_ue, uri_host
+from analyzer.meaning.events.facts import Fact, _Collector, collect_facts, observations, sent_to_ue, uri_host
 from analyzer.meaning.events.floor import FloorCalls
 from analyzer.meaning.events.floor import kept as floor_kept
+from analyzer.meaning.events.preestablished import PreEstablished, is_setup
 from analyzer.meaning.events.publications import PACKAGES, Change, Publications
 from analyzer.meaning.systems import SystemMap
 from analyzer.messages.floor import FloorMessage
@@ -61,6 +62,8 @@ class _Builder:
         self.calls: OrderedDict[str, tuple[str, str, str | None, dict]] = OrderedDict()
         self.forgotten_calls: list = [0, None]  # calls forgotten beyond ``limits.calls``, the first frame
         self.floor = FloorCalls(limits.calls)  # where each call's media flows: floor events (``floor``)
+        self.pre = PreEstablished(limits.calls)  # pre-established sessions, by Call-ID
+        self.referred: set[str] = set()  # Call-IDs that a REFER's Target-Dialog names
 
     def build(self, facts: list[Fact], end: float | None = None, observed: Iterable[tuple] = (),
               floor: list | None = None) -> tuple[list[Event], SystemMap]:
@@ -70,22 +73,24 @@ class _Builder:
         seen = [*observed, *(pair for f in facts for pair in observations(f))]
         inferred = SystemMap.infer(seen, self.limits.domains, self.problems)
         self.systems = self.configured.merged_with(inferred) if self.configured else inferred
+        self.referred = {f.target_dialog for f in facts if f.method == "REFER" and f.target_dialog}
         deferred = []
         for f in facts:
             handler, _ = _HANDLERS.get(f.method, (None, None))
             if handler is None:
                 continue
-            if f.method == "BYE" and f.call_id not in self.calls:
+            if f.method == "BYE" and f.call_id not in self.calls and f.call_id not in self.pre:
                 deferred.append(f)
                 continue
             handler(self, f)
         for f in deferred:
-            if f.call_id in self.calls:
+            if f.call_id in self.calls or f.call_id in self.pre:
                 self._bye(f)
         for change in self.publications.expire(end):
             self._publication(change)
         self.events.extend(self.floor.events(floor or []))
         count, frame = self.forgotten_calls
+        count += self.pre.forgotten
         if count and self.problems is not None:
             self.problems.append(mcfacts.Problem(
                 "table-full", f"more than {self.limits.calls} calls awaited their BYE at once from frame "
@@ -115,7 +120,7 @@ class _Builder:
             detail = "challenged, no authenticated retry in the capture"
         elif f.reason:  # a rejection: its status and Warning first
             detail = "; ".join(filter(None, (f.reason, detail)))
-        self.emit(f, kind, impu=f.to_uri, instance=f.instance, detail=detail)
+        self.emit(f, kind, impu=f.to_uri, instance=f.instance, detail=detail, impi=f.impi)
         if f.mc_body and kind == "registration":
             self.emit(f, "service-authorisation", impu=f.to_uri, identity=f.mc_uri, client_id=f.client_id,
                       instance=f.instance)
@@ -137,6 +142,7 @@ class _Builder:
                 self.emit(f, "service-authorisation", identity=f.mc_uri or f.claims_mc_id or c.identity,
                           **common)
             return
+        common["evidence"] = "publish"
         for group in sorted(c.added):
             self.emit(f, "affiliation", group=group, identity=c.identity, **common)
         for group in sorted(c.removed):
@@ -150,13 +156,36 @@ class _Builder:
             return
         for entry in aff.entries:
             self.emit(f, "affiliation-status", to_ue=True, group=entry.group, identity=aff.entity,
-                      client_id=entry.client, impu=f.to_uri, detail=entry.status)
+                      client_id=entry.client, impu=f.to_uri, detail=entry.status, evidence="notify")
+
+    def _command(self, f: Fact) -> None:
+        """An affiliation command the MC server sends a client (remote affiliation, negotiated mode): the
+        client is (de)affiliated by another user's or a dispatcher's request. A command a client sends
+        about someone else makes no event of its own (the target's events show what it did)."""
+        if self.systems.of_address(f.client) is None:
+            return
+        for entry in f.affiliation.entries:
+            kind = "affiliation" if entry.status == "affiliate" else "deaffiliation"
+            self.emit(f, kind, to_ue=True, group=entry.group, impu=f.to_uri, evidence="remote",
+                      detail="affiliation command")
+
+    def implicit_affiliation(self, f: Fact, kind: str, group: str | None) -> None:
+        """A successful chat join, or emergency / imminent-peril group call, affiliates the client to the
+        group without any PUBLISH (24.379 cl. 9)."""
+        evidence = "implicit-chat" if kind == "group-call-join" else \
+            "implicit-emergency" if kind == "group-call-originate" and f.emergency else None
+        if evidence and group and f.status is not None and f.status < 300:
+            self.emit(f, "affiliation", group=group, impu=f.from_uri, client_id=f.client_id,
+                      evidence=evidence, detail=f"implied by {kind}")
 
     def _invite(self, f: Fact) -> None:
         to_ue = sent_to_ue(f)
         ue = f.server if to_ue else f.client
         if f.call_id in self.calls:  # a re-INVITE inside a known call
             self.calls.move_to_end(f.call_id)
+            return
+        if f.call_id in self.pre:  # a re-INVITE modifying a pre-established session
+            self.pre.touch(f.call_id)
             return
         if f.status is not None and 300 <= f.status < 400:
             self.emit(f, "redirect", to_ue=to_ue, peer=f.contact, detail=f.reason, impu=f.from_uri)
@@ -170,15 +199,21 @@ class _Builder:
             group, family, kind = None, "private", "private-call-setup"
             peer = f.calling_user if to_ue else (f.recipients[0] if f.recipients else f.called_party)
         else:
+            if is_setup(f, to_ue, self.referred):
+                self.pre.setup(self, f)
             return
         identity = (f.mc_uri or f.called_party) if to_ue else None
         impu = f.to_uri if to_ue else f.from_uri
         self.emit(f, kind, to_ue=to_ue, group=group, peer=peer, identity=identity, impu=impu,
-                  client_id=f.client_id, detail=f.reason)
+                  client_id=f.client_id, detail=f.reason, via="on-demand")
+        started = self.events[-1]  # the call's event (an implicit affiliation may follow it)
+        if not to_ue:
+            self.implicit_affiliation(f, kind, group)
         if f.status is not None and f.status < 300:
-            ids = {"group": group, "peer": peer, "identity": identity, "impu": impu, "client_id": f.client_id}
+            ids = {"group": group, "peer": peer, "identity": identity, "impu": impu, "client_id": f.client_id,
+                   "via": "on-demand"}
             self.calls[f.call_id] = (family, ue, f.service, ids)
-            self.floor.add_call(f, to_ue, self.events[-1])
+            self.floor.add_call(f, to_ue, started)
             if len(self.calls) > self.limits.calls:
                 self.calls.popitem(last=False)
                 self.forgotten_calls[0] += 1
@@ -186,12 +221,23 @@ class _Builder:
                     self.forgotten_calls[1] = f.frames[0]
             if family == "private":
                 self.emit(replace(f, time=f.end or f.time), "private-call-established", to_ue=to_ue,
-                          peer=peer, identity=identity, impu=impu, client_id=f.client_id)
+                          peer=peer, identity=identity, impu=impu, client_id=f.client_id, via="on-demand")
 
     def _bye(self, f: Fact) -> None:
+        if f.call_id in self.pre:
+            self.pre.release(self, f)
+            return
         family, ue, service, call = self.calls.pop(f.call_id)
         self.floor.end_call(f.call_id, f.time)
         to_ue, f = f.client != ue, replace(f, service=f.service or service)
+        self.end_call(f, family, call, to_ue=to_ue)
+
+    def _refer(self, f: Fact) -> None:
+        self.pre.refer(self, f)
+
+    def end_call(self, f: Fact, family: str, call: dict, *, to_ue: bool, **fields) -> None:
+        """The event that ends a call: ``call`` holds the fields its set-up gave (``fields`` override)."""
+        call = call | fields
         if family == "group":
             self.emit(f, "group-call-leave", to_ue=to_ue, detail=f.reason, **call)
         else:
@@ -220,9 +266,10 @@ def _always(f: Fact) -> bool:
 
 
 def _may_call(f: Fact) -> bool:
-    """An INVITE that names no MC call (no session type, recipient, caller) and is no 3xx makes no event."""
+    """An INVITE that names no MC call (no session type, recipient, caller), is no 3xx and no MC INVITE at
+    all makes no event."""
     return bool(300 <= (f.status or 0) < 400 or f.session_type or f.recipients or f.calling_user
-                or f.calling_group)
+                or f.calling_group or f.service)  # an MC INVITE naming no call: a pre-established session
 
 
 def _may_http(f: Fact) -> bool:
@@ -237,6 +284,8 @@ _HANDLERS = {
     "NOTIFY": (_Builder._notify, lambda f: f.affiliation is not None and f.affiliation.kind == "notify"),
     "INVITE": (_Builder._invite, _may_call),
     "BYE": (_Builder._bye, _always),
+    "REFER": (_Builder._refer, _always),
+    "MESSAGE": (_Builder._command, lambda f: f.affiliation is not None and f.affiliation.kind == "command"),
     "HTTP-GET": (_Builder._http, _may_http),
     "HTTP-POST": (_Builder._http, _may_http),
     "TLS": (_Builder._tls, _always),
@@ -264,18 +313,39 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
     def timed(items: Iterable):
         for item in items:
             last[0] = item.time if last[0] is None else max(last[0], item.time)
-            if isinstance(item, FloorMessage) and floor_kept(item):
-                if len(floor) < limits.floor_messages:
-                    floor.append(item)
-                elif problems is not None and len(floor) == limits.floor_messages:
-                    floor.append(item)  # one past the cap marks it reported
-                    problems.append(mcfacts.Problem(
-                        "table-full", f"more than {limits.floor_messages} floor control messages from frame "
-                        f"{item.frame} on: later ones make no event; raise the cap with --limit "
-                        "floor_messages=N", (item.frame,)))
+            keep_floor(floor, item, limits, problems)
             yield item
 
     facts, observed = collect_facts(timed(items), problems, limits, meaningful=_meaningful)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
     builder = _Builder(systems, migration_reason, problems, limits)
     return builder.build(facts, max(ends) if ends else None, observed, floor[:limits.floor_messages])
+
+
+def keep_floor(floor: list, item, limits: Limits, problems: list | None) -> None:
+    """Add ``item`` to ``floor`` if it is a floor control message that can make an event, up to
+    ``limits.floor_messages`` of them (one more marks the cap reported: pass ``floor[:cap]`` on)."""
+    if not isinstance(item, FloorMessage) or not floor_kept(item) or len(floor) > limits.floor_messages:
+        return
+    if len(floor) == limits.floor_messages:
+        if problems is None:
+            return
+        problems.append(mcfacts.Problem(
+            "table-full", f"more than {limits.floor_messages} floor control messages from frame {item.frame} "
+            "on: later ones make no event; raise the cap with --limit floor_messages=N", (item.frame,)))
+    floor.append(item)
+
+
+def fact_collector(problems: list, limits: Limits = DEFAULT_LIMITS) -> _Collector:
+    """Pass 1 fed one item at a time (``feed``), for ``mcxa watch``: its ``facts`` so far (None where a
+    challenge was merged into its retry, in completion order) can go to ``build_events`` at any moment;
+    ``close`` ends it, giving the last ones."""
+    return _Collector(problems, limits, _meaningful)
+
+
+def build_events(facts: list[Fact], systems: SystemMap | None, migration_reason: re.Pattern,
+                 problems: list | None, end: float | None, observed: Iterable[tuple] = (),
+                 limits: Limits = DEFAULT_LIMITS, floor: list | None = None) -> tuple[list[Event], SystemMap]:
+    """Pass 2 over ``facts`` (sorted by time) up to ``end``: what ``extract_events`` gives after pass 1;
+    ``floor``: the floor control messages so far (those ``floor_kept`` keeps, in capture order)."""
+    return _Builder(systems, migration_reason, problems, limits).build(facts, end, observed, floor)

@@ -10,6 +10,7 @@ Frames: ``Fact.frames`` are the frames that completed each message (``Message.fr
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -17,8 +18,9 @@ from dataclasses import dataclass, replace
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
 from analyzer.meaning import mcfacts
+from analyzer.meaning.mcfacts.common import content_types
 from analyzer.meaning.transactions import Transaction, TransactionTracker
-from analyzer.messages.records import Message
+from analyzer.messages.records import Headers, Message
 from analyzer.transport.records import TlsHello
 
 #: SIP methods that never make an event on their own.
@@ -64,6 +66,12 @@ class Fact:
     if_match: str | None = None  # PUBLISH: SIP-If-Match, the entity-tag of the publication it refreshes
     etag: str | None = None  # PUBLISH: SIP-ETag of the 2xx, the publication's entity-tag from now on
     granted: int | None = None  # PUBLISH: Expires of the 2xx, the lifetime the server granted
+    impi: str | None = None  # REGISTER: the private identity it authenticates with (Authorization username)
+    emergency: bool = False  # MC info: an emergency or imminent-peril call (implicit affiliation, cl. 9)
+    sdp: bool = False  # the request offers media (a pre-established session's INVITE does)
+    refer_target: str | None = None  # REFER: the Refer-To URI's address of record (the group or the user)
+    refer_method: str | None = None  # REFER: the Refer-To's method= (BYE: release the call)
+    target_dialog: str | None = None  # REFER: the Call-ID its Target-Dialog names (the session it is about)
     offer_media: tuple[str, ...] = ()  # INVITE: the ip:ports its SDP offers (RTP, RTCP, floor control)
     answer_media: tuple[str, ...] = ()  # INVITE: those the SDP of its 2xx answers
 
@@ -72,6 +80,18 @@ def _uri(value: str | None) -> str | None:
     """The address of record of a From/To/Contact value: URI parameters and tags dropped."""
     parsed = mcfacts.name_addr(value) if value else None
     return parsed.uri.aor if parsed and parsed.uri else None
+
+
+#: The ``username`` of an Authorization header: the IMPI of a REGISTER (TS 24.229 §5.1.1.2). Bounded.
+_USERNAME = re.compile(r'(?:^|[\s,])username\s*=\s*"([^"]{1,256})"', re.I)
+
+
+def _impi(req: Message) -> str | None:
+    for value in req.headers.getall("authorization") + req.headers.getall("proxy-authorization"):
+        found = _USERNAME.search(value)
+        if found:
+            return found.group(1)
+    return None
 
 
 def _int(text: str | None) -> int | None:
@@ -120,30 +140,55 @@ def _publication(req: Message, final: Message | None) -> dict:
             "has_body": bool(req.body.strip())}
 
 
+def _types(req: Message) -> list[str]:
+    """The media types of a request's body (a multipart's parts too), lower case."""
+    return [t.strip().lower() for t in content_types(req)]
+
+
+def _with_reason(req: Message, text: str | None) -> Message:
+    """``req`` with ``text`` as its Reason header, so a Reason from a Refer-To URI header is read alike."""
+    return replace(req, headers=Headers([("reason", text)] if text else []))
+
+
 def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
     req = tx.request
     if req is None or tx.method in _QUIET:
         return None
     method = tx.method or ""
-    info = mcfacts.mc_info(req, problems)
+    refer = mcfacts.refer_to(req) if method == "REFER" else None
+    if method == "REFER":
+        info, listed = mcfacts.referred(req, refer, problems)
+    else:
+        info = mcfacts.mc_info(req, problems)
+        listed = mcfacts.recipients(req, problems) if method == "INVITE" else ()
     contact = mcfacts.contact_facts(req) if method == "REGISTER" else None  # instance, expiry
     extra: dict = {}
     if method == "REGISTER":
         extra["expires"] = contact.expires if contact and contact.expires is not None \
             else _int(req.headers.get("expires"))
+        extra["impi"] = _impi(req)
     elif method == "PUBLISH":
         extra = _publication(req, tx.final)
     elif method == "INVITE":  # where its media flows: floor control is tied to the call by these
         ok = tx.final is not None and 200 <= (tx.final.status or 0) < 300
         extra = {"offer_media": mcfacts.media_endpoints(req, problems),
                  "answer_media": mcfacts.media_endpoints(tx.final, problems) if ok else ()}
+    elif method == "REFER":
+        dialog = mcfacts.target_dialog(req)
+        extra = {"refer_target": refer.uri.aor if refer and refer.uri else None,
+                 "refer_method": refer.method if refer else None,
+                 "target_dialog": dialog.call_id if dialog else None}
     reason = None
-    if method == "BYE":
+    if method == "BYE" or (refer is not None and refer.method == "BYE"):
         r = mcfacts.reason(req)
         reason = r.text if r and r.text else (req.headers.get("reason") or None)
+        if reason is None and refer is not None:  # a Reason carried as a URI header of the Refer-To
+            r = mcfacts.reason(_with_reason(req, refer.header("reason")))
+            reason = r.text if r and r.text else refer.header("reason")
     elif tx.final is not None and (tx.final.status or 0) >= 300:
         reason = _status_note(tx.final)
-    affiliation = mcfacts.affiliation_set(req, problems) if method in ("PUBLISH", "NOTIFY") else None
+    affiliation = mcfacts.affiliation_set(req, problems) if method in ("PUBLISH", "NOTIFY", "MESSAGE") \
+        else None
     redirect = None
     if tx.final is not None and 300 <= (tx.final.status or 0) < 400:
         redirect = _uri(tx.final.headers.get("contact"))
@@ -159,7 +204,8 @@ def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
         calling_group=info.calling_group_id if info else None,
         called_party=info.called_party_id if info else None,
         session_type=info.session_type if info else None,
-        recipients=mcfacts.recipients(req, problems) if method == "INVITE" else (),
+        recipients=listed, emergency=bool(info and (info.emergency or info.imminent_peril)),
+        sdp=any(t.startswith("application/sdp") for t in _types(req)) if method == "INVITE" else False,
         affiliation=affiliation, event_package=(req.headers.get("event") or "").split(";")[0].strip().lower()
         or None, reason=reason, challenged=tx.challenge_of is not None,
         mc_body=info is not None, contact=redirect,

@@ -5,8 +5,9 @@ A call's INVITE (offer) and its 2xx (answer) name the ip:ports of its RTP, RTCP 
 (``mcfacts.media_endpoints``). A floor message whose source or destination is one of them, sent after the
 INVITE and before the call's BYE, belongs to that call (the latest such call, when ports are reused); the
 side that named the endpoint tells the direction: the UE's own endpoint is the one its SDP named. Floor
-messages no call negotiated (a capture that starts mid-call, pre-established sessions whose SDP came
-earlier) are listed by ``mcxa messages`` but make no event: mcxa does not guess their UE.
+messages no on-demand call negotiated (a capture that starts mid-call; a pre-established session, whose
+media the calls REFERs make in it share: not tied yet) are listed by ``mcxa messages`` but make no event:
+mcxa does not guess their call.
 """
 
 from __future__ import annotations

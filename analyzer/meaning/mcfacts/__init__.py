@@ -27,6 +27,8 @@ API:
     xcap_target(msg) -> XcapTarget | None        token_request(msg) -> TokenRequest | None
     media_endpoints(msg, problems=None) -> tuple[str, ...]  (ip:ports of the SDP's RTP/RTCP/floor)
     bearer_token_claims(msg) -> TokenClaims | None   jwt_claims(token_text) -> TokenClaims | None
+    refer_to(msg) -> ReferTo | None              target_dialog(msg) -> TargetDialog | None
+    referred(msg, refer_to, problems=None) -> (McInfo | None, recipients)   (pre-established sessions)
 """
 
 from analyzer.meaning.mcfacts.bodies import affiliation_set, mc_info, poc_settings, recipients
@@ -57,6 +59,7 @@ from analyzer.meaning.mcfacts.records import (
     Uri,
     XcapTarget,
 )
+from analyzer.meaning.mcfacts.refer import ReferTo, TargetDialog, refer_to, referred, target_dialog
 from analyzer.meaning.mcfacts.sdp import media_endpoints
 from analyzer.meaning.mcfacts.tokens import bearer_token_claims, jwt_claims, token_request
 from analyzer.meaning.mcfacts.uri import domain_of, name_addr, uri_parts
@@ -64,9 +67,9 @@ from analyzer.meaning.mcfacts.xcap import xcap_target
 
 __all__ = [
     "AFFILIATION_STATUSES", "COMMAND_VERBS", "SERVICES", "AffiliationSet", "AffiliationStatus",
-    "ContactFacts", "McInfo", "NameAddr", "PocSettings", "Problem", "Reason", "SipWarning", "TokenClaims",
-    "TokenRequest", "Uri", "XcapTarget", "affiliation_set", "bearer_token_claims", "contact_facts",
-    "contacts", "domain_of", "jwt_claims", "mc_info", "mc_service", "mc_services", "media_endpoints",
-    "name_addr", "poc_settings", "reason", "reasons", "recipients", "token_request", "uri_parts", "warnings",
-    "xcap_target",
+    "ContactFacts", "McInfo", "NameAddr", "PocSettings", "Problem", "Reason", "ReferTo", "SipWarning",
+    "TargetDialog", "TokenClaims", "TokenRequest", "Uri", "XcapTarget", "affiliation_set",
+    "bearer_token_claims", "contact_facts", "contacts", "domain_of", "jwt_claims", "mc_info", "mc_service",
+    "mc_services", "media_endpoints", "name_addr", "poc_settings", "reason", "reasons", "recipients",
+    "refer_to", "referred", "target_dialog", "token_request", "uri_parts", "warnings", "xcap_target",
 ]

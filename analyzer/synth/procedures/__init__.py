@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from analyzer.synth.procedures.affiliation import affiliate, deaffiliate
-from analyzer.synth.procedures.calls import group_call, late_entry, leave, private_call, release
+from analyzer.synth.procedures.calls import (
+    group_call,
+    late_entry,
+    leave,
+    pre_established,
+    private_call,
+    release,
+)
 from analyzer.synth.procedures.context import Context
 from analyzer.synth.procedures.floor import floor
 from analyzer.synth.procedures.noise import add_noise, options
@@ -29,6 +36,7 @@ PROCEDURES: dict[str, Callable[[Context, Step, float], None]] = {
     "service-authorisation": service_authorisation,
     "affiliate": affiliate,
     "deaffiliate": deaffiliate,
+    "pre-established": pre_established,
     "group-call": group_call,
     "late-entry": late_entry,
     "private-call": private_call,

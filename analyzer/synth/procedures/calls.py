@@ -1,9 +1,14 @@
 """Calls: group calls and late entry, private calls, and their end (release with its Reason, leave). A
 call is UE-originated (INVITE to a PSI) or server-initiated (INVITE to the UE); either way its dialog and
-downlink media stay in the context until a BYE.
+downlink media stay in the context until a BYE. A pre-established session (TS 24.379 cl. 6.3.3) is a
+UE-originated INVITE naming no call; calls ``over: pre-established`` are the UE's REFERs about it, and end
+with a REFER whose Refer-To says ``method=BYE``.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from urllib.parse import quote
 
 from analyzer.synth.procedures.context import Answer, Context, Dialog, MediaSpan, to_tag_of
 from analyzer.synth.procedures.topology import ACCESS_NETWORK, Leg, host
@@ -97,10 +102,63 @@ def _server_invite(ctx: Context, step: Step, t: float, leg: Leg, function: str, 
     ctx.dialogs[dialog.name] = dialog
 
 
+def pre_established(ctx: Context, step: Step, t: float) -> None:
+    """INVITE to the participating PSI offering media, with the client ID and no group, peer or type."""
+    leg = ctx.leg(step.ue, step.system)
+    info = info_xml(leg.service, [("{s}-client-id", "string", leg.ue.client_id)])
+    parts = [((("Content-Type", leg.service.info_type),), info)]
+    _ue_invite(ctx, step, t, leg, leg.psi("participating"), parts, None, ringing=False)
+
+
+def _session_of(ctx: Context, step: Step) -> Dialog | None:
+    """The UE's latest pre-established session in the step's system still up."""
+    return next((d for d in reversed(ctx.dialogs.values()) if d.kind == "pre-established"
+                 and d.leg.ue.name == step.ue and d.leg.system.name == step.system), None)
+
+
+def _refer_headers(session: Dialog, refer_to: str) -> list[tuple[str, str]]:
+    """RFC 3515 without an implicit subscription (RFC 4488), about ``session`` (Target-Dialog, RFC 4538)."""
+    return [("Refer-To", refer_to), ("Refer-Sub", "false"), ("Require", "norefersub"),
+            ("Supported", "norefersub"),
+            ("Target-Dialog", f"{session.call_id};local-tag={session.ue_tag};remote-tag={session.srv_tag}")]
+
+
+def _refer(ctx: Context, step: Step, t: float, session: Dialog, refer_to: str,
+           extra: list[tuple[str, str]] = ()):
+    leg = session.leg
+    headers = [*ctx.mc_headers(leg), *_refer_headers(session, refer_to), ("Referred-By", f"<{leg.impu}>"),
+               *extra]
+    req = ctx.ue_request(leg, "REFER", session.srv_target, f"<{session.srv_target}>",
+                         ctx.call_id(host(leg.ue_ep.ip)), headers)
+    return ctx.transaction(t, leg, req, True, [Answer(200, ctx.net() * 2 + ctx.server())], main=True)
+
+
+def _refer_call(ctx: Context, step: Step, t: float, target: str, parts: list) -> None:
+    """A call asked for by REFER: the MC information rides in the Refer-To URI (``body`` URI header)."""
+    session = _session_of(ctx, step)
+    if session is None:
+        ctx.note(f"{step.label}: no pre-established session is up: no REFER sent")
+        return
+    ctype, body = parts[0][0][0][1], parts[0][1]
+    if len(parts) > 1:
+        ctype, body = multipart(parts, ctx.boundary())
+    refer_to = f"<{target}?Content-Type={quote(ctype, safe='')}&body={quote(body, safe='')}>"
+    out = _refer(ctx, step, t, session, refer_to)
+    if out is None or out[1].status >= 300:
+        return
+    ctx.dialogs[step.id or ""] = replace(session, name=step.id or "", kind=step.do, target=target,
+                                         session=session, media=None)
+
+
 def group_call(ctx: Context, step: Step, t: float) -> None:
     leg = ctx.leg(step.ue, step.system)
     assert step.group is not None
-    if step.role == "originate":
+    if step.over == "pre-established":
+        info = info_xml(leg.service, [("session-type", "plain", step.type),
+                                      ("{s}-request-uri", "uri", step.group),
+                                      ("{s}-client-id", "string", leg.ue.client_id)])
+        _refer_call(ctx, step, t, step.group, [((("Content-Type", leg.service.info_type),), info)])
+    elif step.role == "originate":
         info = info_xml(leg.service, [("session-type", "plain", step.type),
                                       ("{s}-request-uri", "uri", step.group),
                                       ("{s}-client-id", "string", leg.ue.client_id)])
@@ -130,6 +188,9 @@ def private_call(ctx: Context, step: Step, t: float) -> None:
         parts = [((("Content-Type", "application/resource-lists+xml"),
                    ("Content-Disposition", "recipient-list")), resource_lists_xml([step.peer])),
                  ((("Content-Type", leg.service.info_type),), info)]
+        if step.over == "pre-established":
+            _refer_call(ctx, step, t, step.peer, [parts[1], parts[0]])
+            return
         _ue_invite(ctx, step, t, leg, leg.psi("private-call"), parts, mode, ringing=step.answer == "manual")
     else:
         _server_invite(ctx, step, t, leg, "private-call", [
@@ -145,6 +206,16 @@ def _bye(ctx: Context, step: Step, t: float, reason: str | None) -> None:
         return
     extra = [("Reason", reason)] if reason else []
     from_ue = step.by == "ue"
+    if dialog.session is not None:  # a call made by REFER: released by REFER method=BYE
+        if not from_ue:
+            ctx.note(f"{step.label}: the server ends a call over a pre-established session on the media "
+                     "plane (MCPC Disconnect): not synthesised")
+            return
+        _refer(ctx, step, t, dialog.session, f"<{dialog.target};method=BYE>", extra)
+        return
+    for name, call in list(ctx.dialogs.items()):  # the calls a released session carried end with it
+        if call.session is dialog:
+            del ctx.dialogs[name]
     req = ctx.in_dialog(dialog, "BYE", from_ue, extra)
     delay = ctx.net() * 2 + (ctx.server() if from_ue else ctx.client())
     ctx.transaction(t, dialog.leg, req, from_ue, [Answer(200, delay)], main=True)

@@ -69,6 +69,8 @@ class Dialog:
     srv_cseq: int
     record_route: tuple[str, ...] = ()
     media: MediaSpan | None = None
+    target: str | None = None  # a call made by REFER: the group or user its Refer-To named
+    session: Dialog | None = None  # a call made by REFER: the pre-established session it rides on
 
 
 @dataclass(slots=True)

@@ -30,6 +30,10 @@ def _ssrc(call_id: str, who: str) -> int:
 
 def floor(ctx: Context, step: Step, t: float) -> None:
     dialog = ctx.dialogs.get(step.call or "")
+    if dialog is not None and dialog.session is not None:
+        ctx.note(f"call '{step.call}' rides on a pre-established session: its floor control is not "
+                 "synthesised")
+        return
     if dialog is None or dialog.media is None:
         ctx.note(f"call '{step.call}' is not established: no floor control")
         return

@@ -56,17 +56,30 @@ affiliate              system, groups                     first time per system:
 deaffiliate            system, groups | all: true         PUBLISH with the remaining set (``all``: PUBLISH
                                                           Expires: 0) / 200, NOTIFY (removed groups
                                                           ``deaffiliating``) / 200
-group-call             system, group, id, type, role      type prearranged | chat; role originate: UE INVITE /
-                                                          100 / 200 / ACK; role receive: the server INVITEs
-                                                          the UE (isfocus, mcptt-calling-group-id) / 200 / ACK
+pre-established        system, id                         a session with the participating server ahead of
+                                                          any call (24.379 cl. 6.3.3): UE INVITE to the
+                                                          participating PSI (SDP + mcptt-info with the
+                                                          client ID only) / 100 / 200 / ACK
+group-call             system, group, id, type, role,     type prearranged | chat; role originate: UE INVITE /
+                       over                               100 / 200 / ACK; role receive: the server INVITEs
+                                                          the UE (isfocus, mcptt-calling-group-id) / 200 /
+                                                          ACK. ``over: pre-established`` (role originate):
+                                                          REFER to the session's identity, Target-Dialog
+                                                          naming it, Refer-Sub: false, Require: norefersub,
+                                                          Refer-To <group?Content-Type=…&body=mcptt-info>
+                                                          / 200 (default over: on-demand)
 late-entry             system, group, id                  server-initiated INVITE (Answer-Mode: Auto,
                                                           mcptt-calling-group-id) / 200 / ACK
-private-call           system, peer, id, role, answer     role originate: INVITE to the private-call PSI
-                                                          (resource-lists recipient-list + session-type
+private-call           system, peer, id, role, answer,    role originate: INVITE to the private-call PSI
+                       over                               (resource-lists recipient-list + session-type
                                                           private) / 100 / 180 / 200 / ACK; receive: server
                                                           INVITE / 180 / 200 / ACK; answer auto | manual
-                                                          (default manual; auto: no 180)
-release                call, reason, reason_text, by      BYE / 200 in the private call's dialog; with
+                                                          (default manual; auto: no 180). ``over:
+                                                          pre-established``: a REFER as for group-call, its
+                                                          Refer-To body a multipart (mcptt-info +
+                                                          recipient list) / 200
+release                call, reason, reason_text, by      BYE / 200 in the private call's (or the
+                                                          pre-established session's) dialog; with
                                                           ``reason: migration`` a ``Reason: SIP;cause=200;
                                                           text="MC migration"`` header (``reason_text``
                                                           replaces the text); by ue | server (default ue)
@@ -88,9 +101,15 @@ floor                  call, by, peer                     TS 24.380 floor contro
 =====================  =================================  ==================================================
 
 ``release``, ``leave`` and ``floor`` take their system from the call. A call ``id`` is unique in the file
-and a ``call:`` must name one set up by an earlier step of the same UE (``release``: a private call;
-``leave``: a group call or late entry; ``floor``: any call). When the call never got established (its step
-omitted or failed), nothing is sent and ``SynthResult.notes`` says so.
+and a ``call:`` must name one set up by an earlier step of the same UE (``release``: a private call or a
+pre-established session; ``leave``: a group call or late entry; ``floor``: any call). When the call never
+got established (its step omitted or failed), nothing is sent and ``SynthResult.notes`` says so.
+Pre-established sessions: a call ``over: pre-established`` rides on the UE's latest session set up by an
+earlier ``pre-established`` step in the same system (the loader refuses one without). Its ``release`` or
+``leave`` (by ue) is a REFER whose Refer-To says ``method=BYE`` (with the release's Reason header); a
+server-side end would be media-plane call control (MCPC Disconnect), which is not synthesised (a note says
+so). Releasing the session itself is a BYE, which ends the call it carried. Implicit affiliation needs no
+step: a chat ``group-call`` with no ``affiliate`` before it is what a client that relies on it sends.
 
 Faults (``fault:`` on a step; several keys may be combined):
 
@@ -107,8 +126,9 @@ Faults (``fault:`` on a step; several keys may be combined):
 - ``{split: N}``: TCP only (SIP over TCP, or HTTP): every message of the step spans at least N segments.
 
 The main transaction is the authenticated REGISTER (register), the de-REGISTER, the PUBLISH (service
-authorisation, affiliate, deaffiliate), the INVITE (calls), the BYE (release, leave), the HTTP request
-(token, profile retrieval) and the OPTIONS.
+authorisation, affiliate, deaffiliate), the INVITE (calls, pre-established), the REFER (calls over a
+pre-established session and their release), the BYE (release, leave), the HTTP request (token, profile
+retrieval) and the OPTIONS.
 
 Noise: ``rtp_streams: N`` adds N one-way RTP streams (v2, PCMU, 160-byte payload, 20 ms, even ports):
 first the downlink media of established calls, for as long as they last; then random UE ↔ MC server

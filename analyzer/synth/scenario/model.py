@@ -144,11 +144,12 @@ STEP_KINDS: dict[str, StepKind] = {
     "service-authorisation": StepKind({"system": str}, ("system",)),
     "affiliate": StepKind({"system": str, "groups": list}, ("system", "groups")),
     "deaffiliate": StepKind({"system": str, "groups": list, "all": bool}, ("system",)),
-    "group-call": StepKind({"system": str, "group": str, "id": str, "type": str, "role": str},
+    "pre-established": StepKind({"system": str, "id": str}, ("system", "id")),
+    "group-call": StepKind({"system": str, "group": str, "id": str, "type": str, "role": str, "over": str},
                            ("system", "group", "id")),
     "late-entry": StepKind({"system": str, "group": str, "id": str}, ("system", "group", "id")),
-    "private-call": StepKind({"system": str, "peer": str, "id": str, "role": str, "answer": str},
-                             ("system", "peer", "id")),
+    "private-call": StepKind({"system": str, "peer": str, "id": str, "role": str, "answer": str,
+                              "over": str}, ("system", "peer", "id")),
     "release": StepKind({"call": str, "reason": str, "reason_text": str, "by": str}, ("call",)),
     "leave": StepKind({"call": str, "by": str}, ("call",)),
     "token": StepKind({"system": str, "over": str}, ("system",), "http"),
@@ -161,9 +162,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "type": ("prearranged", "chat"), "role": ("originate", "receive"), "answer": ("auto", "manual"),
     "by": ("ue", "server"), "over": ("http", "https"), "reason": tuple(RELEASE_REASONS),
 }
+#: ``over:`` of a call: its own INVITE, or a REFER over the UE's latest pre-established session in the system.
+CALL_OVER = ("on-demand", "pre-established")
 #: Which call-creating procedures each procedure naming a ``call:`` (ending it, or floor control in it)
 #: may name.
-CALL_ENDERS: dict[str, tuple[str, ...]] = {"release": ("private-call",),
+CALL_ENDERS: dict[str, tuple[str, ...]] = {"release": ("private-call", "pre-established"),
                                            "leave": ("group-call", "late-entry"),
                                            "floor": ("group-call", "late-entry", "private-call")}
 FAULT_KEYS: dict[str, type | tuple[type, ...]] = {

@@ -11,6 +11,7 @@ from analyzer.base.yamlfile import check_mapping, describe
 from analyzer.synth.scenario.checks import Checker, family
 from analyzer.synth.scenario.model import (
     CALL_ENDERS,
+    CALL_OVER,
     CHOICES,
     COMMON_KEYS,
     FAULT_KEYS,
@@ -59,7 +60,10 @@ def check_timeline(check: Checker, data: list, systems: dict[str, System],
         values: dict[str, Any] = {}
         for key in kind.keys:
             if key in raw and key in CHOICES:
-                values[key] = check.choice((*path, key), raw[key], CHOICES[key])
+                choices = CALL_OVER if key == "over" and do.endswith("-call") else CHOICES[key]
+                values[key] = check.choice((*path, key), raw[key], choices)
+        if values.get("over") == "pre-established":
+            _check_session(check, path, raw, calls, ue_name)
         if "call" in raw:
             call = calls.get(raw["call"])
             if call is None or call.ue != ue_name:
@@ -113,6 +117,17 @@ def check_timeline(check: Checker, data: list, systems: dict[str, System],
             calls[step.id] = step
         steps.append(step)
     return tuple(steps)
+
+
+def _check_session(check: Checker, path: tuple, raw: dict, calls: dict[str, Step], ue_name: str) -> None:
+    """A call over a pre-established session is the UE's REFER in a session it set up earlier there."""
+    if raw.get("role", "originate") != "originate":
+        raise check.error((*path, "role"), "a call over a pre-established session is made by the UE's "
+                                           "REFER: role must be originate")
+    if not any(s.do == "pre-established" and s.ue == ue_name and s.system == raw.get("system")
+               for s in calls.values()):
+        raise check.error((*path, "over"), f"UE '{ue_name}' set up no pre-established session in system "
+                                           f"'{raw.get('system')}' before this step")
 
 
 def _fault(check: Checker, raw: Any, path, kind: StepKind, ue: Ue, index: int) -> Fault:
