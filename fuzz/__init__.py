@@ -58,6 +58,8 @@ HARNESSES: dict[str, Harness] = {h.name: h for h in (
     Harness("xml", "the hardened XML parser and lookups by local name", 8192, "xml.dict"),
     Harness("websocket", "WebSocket framing, masking, permessage-deflate", 8192),
     Harness("tls", "the TLS ClientHello reader (server name)", 4096),
+    Harness("floor", "MC media-plane control (RTCP APP MCPT/MCPC/MCV0-3 fields) and its prefilter signature",
+            4096),
     Harness("rules", "rule files (strict YAML, load_rule), judged and rendered when they load", 4096,
             "yaml.dict"),
     Harness("scenario", "synth scenarios (parse_scenario), synthesised when they load", 4096, "yaml.dict"),

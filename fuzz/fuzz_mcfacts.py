@@ -24,7 +24,7 @@ def load():
         mcfacts.contacts(m), mcfacts.contact_facts(m), mcfacts.reasons(m), mcfacts.reason(m)
         mcfacts.warnings(m), mcfacts.xcap_target(m), mcfacts.token_request(m), mcfacts.bearer_token_claims(m)
         refer = mcfacts.refer_to(m)
-        mcfacts.target_dialog(m), mcfacts.referred(m, refer, problems)
+        mcfacts.target_dialog(m), mcfacts.referred(m, refer, problems), mcfacts.media_endpoints(m, problems)
         for name in ("from", "to", "p-asserted-identity", "contact", "authorization"):
             text = m.headers.get(name)
             mcfacts.name_addr(text), mcfacts.domain_of(text), mcfacts.jwt_claims(text)

@@ -287,6 +287,20 @@ def _files(*patterns: str) -> Iterator[bytes]:
                 yield f.read()
 
 
+def _floor() -> Iterator[bytes]:
+    """Every message synth writes, alone, in pairs, through the demux, and among RTP."""
+    from analyzer.synth.floor import MCPC, MCPT, floor_message, mcpc_message, rtp_packet
+
+    user = "sip:alice@mcx.example"
+    packets = [floor_message(m, 7, ack=bool(n & 1), user_id=user, duration=30, ssrc=9, sequence_number=n,
+                             priority=3) for n, m in enumerate(MCPT)]
+    packets += [mcpc_message(m, 8, session_identity="sip:g@x", group_id="sip:g@x", answer_state=1)
+                for m in MCPC]
+    for n, packet in enumerate(packets):
+        yield pack([(n & 1, packet)])
+        yield pack([(1, rtp_packet(5, n, n * 160)), (1, packet), (0, packet + packets[n - 1])])
+
+
 def _refers() -> Iterator[bytes]:
     """REFERs of pre-established sessions the samples do not show: Refer-To in compact form with a
     multipart body, inside the session's dialog (no Target-Dialog), a Reason as a URI header, a body
@@ -309,7 +323,7 @@ def _refers() -> Iterator[bytes]:
 SOURCES = {
     "pcap": _pcap, "link": _link, "fragments": _fragments, "esp": _esp, "tcp": _tcp, "sctp": _sctp,
     "sip": lambda: _messages("sip"), "http": lambda: _messages("http"), "framer": _framer,
-    "multipart": _multipart, "xml": _xml, "websocket": _websocket, "tls": _tls,
+    "multipart": _multipart, "xml": _xml, "websocket": _websocket, "tls": _tls, "floor": _floor,
     "rules": lambda: _files("rules/*.yaml", "tests/hostile/rules/*.yaml"),
     "scenario": lambda: _files("sample_captures/*.yaml", "analyzer/synth/examples/*.yaml",
                                "tests/hostile/scenarios/*.yaml"),

@@ -137,7 +137,7 @@ def test_cli_writes_the_capture_and_needs_an_output(tmp_path, capsys):
     out = tmp_path / "m.pcapng"
     assert main(["synth", str(EXAMPLE), "-o", str(out)]) == ExitCode.OK
     assert out.read_bytes() == written(example(), tmp_path).read_bytes()
-    assert "1536 packets, 99 SIP/HTTP messages, 2 TLS ClientHello(s)" in capsys.readouterr().err
+    assert "1538 packets, 99 SIP/HTTP messages, 2 TLS ClientHello(s)" in capsys.readouterr().err
     assert main(["synth", str(EXAMPLE)]) == ExitCode.BAD_INPUT
     err = capsys.readouterr().err
     assert "-o" in err and len(err.strip().splitlines()) == 1

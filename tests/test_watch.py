@@ -21,6 +21,7 @@ from analyzer.base.diagnostics import Diagnostics
 from analyzer.capture import live as capture_tool
 from analyzer.capture import open_capture
 from analyzer.capture.follow import Control, FollowedFiles, ring_members
+from analyzer.cli import main as cli_main
 from analyzer.engines import DecodeOptions
 from analyzer.meaning.analysis import MeaningOptions
 from analyzer.rules import load_rules
@@ -328,3 +329,20 @@ def test_the_status_line_is_cleared_around_each_verdict():
     assert out.getvalue().endswith("VERDICT COMPLIANT  registration sip:a@x x\n")
     line = "mcxa watch wlan0: 12,345 packets, 3 UEs, 2 open, 7 decided"
     assert err.getvalue() == f"\r\x1b[K{line}\r\x1b[K\r\x1b[K{line}"  # drawn, cleared, drawn again
+
+
+def test_floor_control_kpis_while_watching_are_those_of_analyze(tmp_path):
+    sample = "group-migration-floor-control.pcapng"
+    data = (SAMPLES / sample).read_bytes()
+    path = tmp_path / "floor.pcapng"
+    told, _ = watch_file(path, write=lambda: slowly(path, data, piece=4096))
+    out = tmp_path / "report.json"
+    assert cli_main(["analyze", str(SAMPLES / sample), "--format", "json", "-o", str(out)]) == 0
+    analysed = json.loads(out.read_text())["captures"][0]["procedures"]
+
+    def media(procedures):
+        return [(p["rule"], p["kpis"].get("access_times"), p["kpis"].get("media_interruption"))
+                for p in procedures if p["rule"] == "group-call-migration"]
+
+    watched = media([t.procedure for t in told])
+    assert watched == media(analysed) and watched[0][1] and watched[0][2] is not None

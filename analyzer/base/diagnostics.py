@@ -34,6 +34,8 @@ CODES: dict[str, str] = {
     "tcp-unfinished": "a TCP stream ended in the middle of a message",
     "malformed-sip": "bytes on a SIP flow did not parse as a SIP message",
     "malformed-http": "bytes on an HTTP flow did not parse as an HTTP message",
+    "malformed-floor-control": "an MC media-plane control packet (RTCP APP MCPT, MCPC, MCV0-3) is cut short "
+                               "or a field overruns it; the fields before the damage are kept",
     "junk-before-message": "bytes before a SIP/HTTP start line were skipped",
     "sip-no-content-length": "SIP message over a stream without Content-Length",
     "malformed-websocket": "a WebSocket frame could not be decoded",

@@ -51,6 +51,7 @@ class Limits:
     publications: int = 4096  # live affiliation/service-authorisation publications (RFC 3903)
     identities: int = 1_000_000  # UE identities (MC IDs, IMPUs, instance and client IDs) linked into sessions
     domains: int = 10_000  # distinct domains (and server addresses) MC systems are inferred from
+    floor_messages: int = 200_000  # MCPTT floor control messages kept to be given to their calls (events)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

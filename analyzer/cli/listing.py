@@ -30,6 +30,7 @@ from analyzer.cli.options import (
 )
 from analyzer.engines import DecodeOptions, get_engine
 from analyzer.meaning.events import KINDS
+from analyzer.messages.floor import FloorMessage
 from analyzer.messages.records import Message
 from analyzer.messages.select import MessageFilter
 from analyzer.report.messages import WRITERS
@@ -55,7 +56,8 @@ SESSION_FORMATS = ("text", "json")
 @quiet_option
 @time_format_option
 def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, quiet):
-    """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed); then, on
+    """List every SIP and HTTP message in CAPTURE (pcap, pcapng, optionally gzip-compressed), and the MC
+    floor control / media-plane control messages (RTCP APP MCPT, MCPC, MCV0-3); then, on
     stderr, where every packet went and the diagnostics. Exit code 0, or 3 (incomplete) when reading
     stopped before the end of a damaged file: the messages before the damage are listed."""
     writer, needs_path = WRITERS[fmt]
@@ -66,7 +68,8 @@ def messages(capture, fmt, output, methods, call_id, user, engine, sip_ports, qu
                                 workers=current_workers())
         decoded = get_engine(engine)(capture, options)
         keep = MessageFilter(frozenset(m.upper() for m in methods), call_id, user)
-        selected = (item for item in decoded.items if isinstance(item, Message) and keep(item))
+        listed = (Message, FloorMessage)
+        selected = (item for item in decoded.items if isinstance(item, listed) and keep(item))
         write(writer, needs_path, output, selected)
     finish(capture, decoded.diagnostics, decoded.stats, quiet)
 

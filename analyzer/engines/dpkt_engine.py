@@ -14,11 +14,12 @@ from analyzer.capture import open_capture
 from analyzer.engines import parallel
 from analyzer.engines.records import Decoded, DecodeOptions, ReadStop
 from analyzer.messages.decode import to_message
+from analyzer.messages.floor import FloorMessage, decode_control
 from analyzer.messages.parse import MalformedMessage
 from analyzer.messages.records import Message
 from analyzer.transport.demux import Demux
 from analyzer.transport.esp_sa import load_esp_sas
-from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, Payload, TlsHello
+from analyzer.transport.records import DIAGNOSTIC, SIGNALLING, ControlPayload, Payload, TlsHello
 
 #: Below this size a worker process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 << 20
@@ -35,8 +36,11 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
 
     unread = _UnreadFrames()  # the frames of messages that did not parse, wherever parsing runs
 
-    def parsed(items: Iterator[Payload | TlsHello]) -> Iterator[Message | TlsHello]:
+    def parsed(items: Iterator) -> Iterator[Message | FloorMessage | TlsHello]:
         for item in items:
+            if isinstance(item, ControlPayload):
+                yield from _floor(item, decoded.diagnostics)
+                continue
             if isinstance(item, Payload):
                 message = _message(item, decoded.diagnostics)
                 if message is None:
@@ -140,3 +144,11 @@ def _message(payload: Payload, diag) -> Message | None:
     for problem in parsed.problems:
         diag.add(f"malformed-{message.proto}", problem, payload.frames)
     return message
+
+
+def _floor(payload: ControlPayload, diag) -> list[FloorMessage]:
+    """The media-plane control messages of one datagram; what could not be read is a diagnostic."""
+    found, problems = decode_control(payload)
+    for problem in problems:
+        diag.add("malformed-floor-control", f"{payload.src} → {payload.dst}: {problem}", payload.frames)
+    return found

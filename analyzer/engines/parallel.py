@@ -31,7 +31,7 @@ def available() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-def _to_wire(item: Message | Payload | TlsHello) -> tuple:
+def _to_wire(item) -> tuple:
     """Plain tuples pickle several times faster than slotted dataclasses; a message's headers travel as
     their (name, value) pairs and are indexed again on arrival."""
     if isinstance(item, Message):
@@ -41,11 +41,15 @@ def _to_wire(item: Message | Payload | TlsHello) -> tuple:
     if isinstance(item, Payload):
         return (0, item.data, item.frames, item.time, item.src, item.dst, item.transport, item.framing,
                 item.reply_to)
-    return (1, item.frame, item.time, item.src, item.dst, item.sni)
+    if isinstance(item, TlsHello):
+        return (1, item.frame, item.time, item.src, item.dst, item.sni)
+    return (3, item)  # rare records (media-plane control): pickled whole
 
 
-def _from_wire(t: tuple) -> Message | Payload | TlsHello:
+def _from_wire(t: tuple):
     kind = t[0]
+    if kind == 3:
+        return t[1]
     if kind == 2:
         return Message(t[2], t[3], t[4], t[5], t[6], t[7], Headers(t[8], lowered=True), t[1], *t[9:])
     return Payload(*t[1:]) if kind == 0 else TlsHello(*t[1:])
@@ -69,7 +73,7 @@ def _worker(produce: Callable[[], Iterable], reader, diagnostics: Diagnostics, b
         for item in produce():
             wire = _to_wire(item)
             batch.append(wire)
-            size += len(wire[1]) if wire[0] != 1 else 0
+            size += len(wire[1]) if wire[0] in (0, 2) else 0  # (bodies and payloads weigh)
             if len(batch) >= _BATCH or size >= _BATCH_BYTES:
                 conn.send_bytes(_batch(batch, reader))
                 batch, size = [], 0

@@ -65,6 +65,7 @@ class DecodeStats:
     packets: int = 0
     sip_messages: int = 0
     http_messages: int = 0
+    floor_messages: int = 0  # MC media-plane control messages (floor control, MCPC, MCVideo)
     tls_hellos: int = 0
     bytes_read: int = 0
     last_time: float | None = None  # capture time of the last packet in the file (read so far)
@@ -89,8 +90,10 @@ class DecodeStats:
                 self.tls_servers[OTHER_TLS_SERVERS] = self.tls_servers.get(OTHER_TLS_SERVERS, 0) + 1
         elif item.proto == "sip":
             self.sip_messages += 1
-        else:
+        elif item.proto == "http":
             self.http_messages += 1
+        else:  # media-plane control (``analyzer.messages.floor``)
+            self.floor_messages += 1
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from analyzer.messages.floor import FloorMessage
 from analyzer.messages.records import Message
 
 #: Headers whose URIs name the users a SIP or HTTP message is about (IMPUs, MC service IDs in HTTP).
@@ -29,13 +30,18 @@ class MessageFilter:
     P-Preferred-Identity, Contact, P-Associated-URI or X-3GPP-*-Identity values, of the IMPI (Authorization
     username), or of an MC service ID or client id in an mc*-info body (looked at only when the text
     occurs in the body at all).
+
+    A media-plane control message (``FloorMessage``) matches ``methods`` by its message name
+    (``FLOOR-GRANTED``...), ``user`` by its user ID, granted party and group fields, and never a Call-ID.
     """
 
     methods: frozenset[str] = frozenset()
     call_id: str | None = None
     user: str | None = None
 
-    def __call__(self, m: Message) -> bool:
+    def __call__(self, m: Message | FloorMessage) -> bool:
+        if isinstance(m, FloorMessage):
+            return self._floor(m)
         if self.methods and _method(m) not in self.methods:
             return False
         if self.call_id is not None and m.call_id != self.call_id:
@@ -48,6 +54,19 @@ class MessageFilter:
             if not any(needle in value.lower() for value in haystack) and not _in_body(m.body, needle):
                 return False
         return True
+
+    def _floor(self, m: FloorMessage) -> bool:
+        if (self.methods and m.message.upper() not in self.methods) or self.call_id is not None:
+            return False
+        if self.user is None:
+            return True
+        needle = self.user.lower()
+        return any(needle in str(m.get(name) or "").lower() for name in _FLOOR_USER_FIELDS)
+
+
+#: The fields of a media-plane control message that name users or groups.
+_FLOOR_USER_FIELDS = ("user_id", "granted_party", "queued_user_id", "group_id", "inviting_user_id",
+                      "session_identity")
 
 
 def _in_body(body: bytes, needle: str) -> bool:

@@ -26,7 +26,8 @@ def accounting_dict(stats: Accounting) -> dict:
     capture was read to its end; empty if it was not decoded to its end), the SIP/HTTP ``messages``,
     ``tls_flows`` (ClientHellos), ``tls_servers`` (server → ClientHellos), ``tls_keylog`` (a key log
     was used: those flows are the ones it did not open), ``esp`` (IPsec ESP packets not opened: packets,
-    SPIs, peers, whether keys were given) when there were any and, for a damaged capture, ``stopped``."""
+    SPIs, peers, whether keys were given) when there were any and, for a damaged capture, ``stopped``;
+    ``messages.floor_control`` counts the MC media-plane control messages when there were any."""
     if isinstance(stats, dict):
         return stats
     accounting = stats.accounting
@@ -36,6 +37,8 @@ def accounting_dict(stats: Accounting) -> dict:
            "messages": {"sip": stats.sip_messages, "http": stats.http_messages},
            "tls_flows": stats.tls_hellos, "tls_servers": dict(stats.tls_servers),
            "tls_keylog": stats.tls_keylog}
+    if stats.floor_messages:  # MC media-plane control messages, when there were any
+        out["messages"]["floor_control"] = stats.floor_messages
     if stats.esp:
         out["esp"] = stats.esp
     if stats.stopped is not None:
@@ -53,10 +56,17 @@ def accounting_text(stats: Accounting) -> str:
         return f"{packets} read"
     parts = [f"{fates.get('signalling', 0)} signalling ({_carried(acc)})",
              # the tshark engine does not tell media from other traffic: no false "0 media"
-             *(f"{fates[fate]} {fate}" for fate in ("media", "other") if fate in fates),
+             *(f"{fates[fate]} {fate}{_floor(acc) if fate == 'media' else ''}" for fate in ("media", "other")
+               if fate in fates),
              f"{fates.get('diagnostic', 0)} with a diagnostic"]
     parts += [f"{n} {fate}" for fate, n in fates.items() if fate not in _CORE and n]
     return f"{packets}: {', '.join(parts)}"
+
+
+def _floor(acc: dict) -> str:
+    """`` (3 floor control messages)`` after the media count, when it carried MC media-plane control."""
+    n = acc["messages"].get("floor_control", 0)
+    return f" ({_plural(n, 'floor control message')})" if n else ""
 
 
 def tls_text(stats: Accounting) -> str | None:

@@ -32,10 +32,13 @@ def _kpis(inst: Instance) -> dict:
     when every step was seen and succeeded (nothing missing or failed): ``migration_duration``, from the
     first step's request to the last step's final answer, and ``service_interruption``, from the end of
     the call in the old system (its release or leave when the capture shows it, else the first step's
-    request) to the last step's final answer (back in the call in the new system).
+    request) to the last step's final answer (back in the call in the new system). And the media-plane
+    figures of ``analyzer.rules.media`` (``media_interruption``, ``access_times``, ``late_entry_time``)
+    where the capture's floor control shows them.
     """
     kpis: dict = {"step_seconds": {s.step.id: round(s.event.time - s.reference, 3)
-                                   for s in inst.steps if s.event is not None and s.reference is not None}}
+                                   for s in inst.steps if s.event is not None and s.reference is not None},
+                  **inst.figures}  # media-plane figures where floor control shows them (rules.media)
     required = [s for s in inst.steps if not s.step.optional]
     done = required and all(s.event is not None and s.status != "failed" for s in required)
     if inst.rule.migration is None or not done:

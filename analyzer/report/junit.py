@@ -59,8 +59,10 @@ def _system_out(p: dict) -> str:
         detail = f" ({s['detail']})" if s.get("detail") else ""
         lines.append(f"  {s['id']}: {step_label(s)}{detail}, frames {frames}")
     for name, value in p.get("kpis", {}).items():
-        if name != "step_seconds":
+        if isinstance(value, (int, float)):  # (step seconds, access times and frames are lists or maps)
             lines.append(f"{name.replace('_', ' ')} {value:.3f} s")
+    for access in p.get("kpis", {}).get("access_times", ()):
+        lines.append(f"access time {access['seconds']:.3f} s, frames {','.join(map(str, access['frames']))}")
     for d in p["deviations"]:
         lines.append(deviation_line(d))
     return "\n".join(lines) + "\n"

@@ -24,8 +24,10 @@ from analyzer.meaning.lookup import find_sessions
 from analyzer.meaning.roles import server_roles
 from analyzer.meaning.sessions import UeSession
 from analyzer.meaning.systems import server_ip
+from analyzer.messages.floor import FloorMessage
 from analyzer.messages.records import Message
 from analyzer.report.document import step_label, step_tone
+from analyzer.report.messages import floor_summary, floor_title
 from analyzer.transport.records import TlsHello
 
 UE = "ue"
@@ -69,7 +71,7 @@ class Row:
     src: int  # column index
     dst: int
     label: str  # "METHOD" or "STATUS reason"
-    proto: str  # sip | http | tls
+    proto: str  # sip | http | tls | floor (MC media-plane control: drawn as a thin arrow)
     call_id: str | None
     detail: str  # for tooltips: CSeq, URI, SNI ...
     steps: tuple[StepMark, ...] = ()
@@ -98,7 +100,7 @@ def session_frames(session: UeSession) -> tuple[set[int], set[str]]:
 
 
 def collect_messages(analysis: CaptureAnalysis, engine: str = "dpkt", options: DecodeOptions | None = None,
-                     sessions: Iterable[UeSession] | None = None) -> list[Message | TlsHello]:
+                     sessions: Iterable[UeSession] | None = None) -> list[Message | FloorMessage | TlsHello]:
     """The messages the ladders of ``sessions`` (default: all) can show: from the analysis when it kept
     its messages, else by decoding the capture again."""
     frames: set[int] = set()
@@ -107,12 +109,12 @@ def collect_messages(analysis: CaptureAnalysis, engine: str = "dpkt", options: D
         f, c = session_frames(s)
         frames |= f
         call_ids |= c
-    kept: list[Message | TlsHello] = []
+    kept: list[Message | FloorMessage | TlsHello] = []
     items = analysis.messages if analysis.messages is not None \
         else get_engine(engine)(analysis.path, options or DecodeOptions()).items
     for item in items:
-        if isinstance(item, TlsHello):
-            if item.frame in frames:
+        if isinstance(item, (TlsHello, FloorMessage)):
+            if item.frame in frames:  # a floor message: the evidence of a floor event of the session
                 kept.append(item)
         elif frames.intersection(item.frames) or (item.call_id and item.call_id in call_ids) \
                 or item.reply_to in frames:
@@ -123,10 +125,13 @@ def collect_messages(analysis: CaptureAnalysis, engine: str = "dpkt", options: D
 def _select(session: UeSession, messages: Iterable[Message | TlsHello],
             call_id: str | None) -> list[Message | TlsHello]:
     frames, call_ids = session_frames(session)
-    chosen: list[Message | TlsHello] = []
+    call_frames = {f for e in session.events if e.call_id == call_id for f in e.frames}
+    chosen: list = []
     picked: set[int] = set()
     for m in messages:
-        if isinstance(m, TlsHello):
+        if isinstance(m, FloorMessage):  # shown when a floor event of the session (or the call) cites it
+            ok = m.frame in (frames if call_id is None else call_frames)
+        elif isinstance(m, TlsHello):
             ok = m.frame in frames and call_id is None
         elif call_id is not None:
             ok = m.call_id == call_id
@@ -136,7 +141,7 @@ def _select(session: UeSession, messages: Iterable[Message | TlsHello],
         if ok:
             chosen.append(m)
             picked.add(m.frame if isinstance(m, TlsHello) else m.frames[0])
-            if not isinstance(m, TlsHello):
+            if isinstance(m, Message):
                 picked.update(m.frames)
     chosen.sort(key=lambda m: (m.time, m.frame))
     return chosen
@@ -193,6 +198,10 @@ def build_ladder(analysis: CaptureAnalysis, session: UeSession, messages: Iterab
                 if mark not in found:
                     found.append(mark)
         found.sort(key=lambda s: not s.migration)
+        if isinstance(m, FloorMessage):
+            rows.append(Row(m.frame, m.time, col(m.src), col(m.dst), floor_title(m), "floor", None,
+                            floor_summary(m), tuple(found), frames))
+            continue
         if isinstance(m, TlsHello):
             rows.append(Row(m.frame, m.time, col(m.src), col(m.dst), "TLS ClientHello", "tls", None,
                             f"SNI {m.sni or '(none)'}", tuple(found), frames))
@@ -303,8 +312,9 @@ def svg(ladder: Ladder, id_prefix: str = "ladder", inline: bool = False, legend:
             lx, room = x1 + 36, _LANE - 40
             anchor = "start"
         else:
-            out.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{colour}" stroke-width="1.5" '
-                       f'marker-end="url(#{pid}-arrow-{tone})"/>')
+            width = '0.8" stroke-dasharray="3 2' if row.proto == "floor" else "1.5"  # floor control: thin
+            out.append(f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="{colour}" '
+                       f'stroke-width="{width}" marker-end="url(#{pid}-arrow-{tone})"/>')
             lx, room, anchor = (x1 + x2) / 2, abs(x2 - x1) - 16, "middle"
         weight = ' font-weight="bold"' if row.deviating else ""
         out.append(f'<text x="{lx}" y="{y - 5}" text-anchor="{anchor}" fill="{colour}"{weight}>'

@@ -12,12 +12,14 @@ from collections.abc import Iterable
 from analyzer.engines import DecodeOptions
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.meaning.sessions import UeSession
+from analyzer.messages.floor import FloorMessage
 from analyzer.messages.records import Message
 from analyzer.report.ladder import Ladder, build_ladder, collect_messages, session_frames
 from analyzer.transport.records import TlsHello
 
 
-def candidates(sessions: Iterable[UeSession], messages: Iterable[Message | TlsHello]) -> dict[str, list]:
+def candidates(sessions: Iterable[UeSession],
+               messages: Iterable[Message | FloorMessage | TlsHello]) -> dict[str, list]:
     """Session id → the messages its ladder may show (a superset of ``build_ladder``'s choice), in order:
     those sharing a frame or a Call-ID with its events, and the HTTP answers to those."""
     by_frame: dict[int, list[str]] = {}
@@ -34,7 +36,7 @@ def candidates(sessions: Iterable[UeSession], messages: Iterable[Message | TlsHe
     for m in messages:
         frames = (m.frame,) if isinstance(m, TlsHello) else m.frames
         owners = {sid for f in frames for sid in by_frame.get(f, ())}
-        if not isinstance(m, TlsHello):
+        if isinstance(m, Message):  # (a floor message goes only where a floor event cites its frame)
             owners.update(by_call.get(m.call_id, ()) if m.call_id else ())
             owners.update(taken.get(m.reply_to, ()) if m.reply_to is not None else ())
         for sid in owners:

@@ -161,13 +161,14 @@ def _lanes(row: Row, centres: list[int], lane: int, n: int) -> str:
         line[a] = "↺"
         start, room = a + 2, lane - lane // 2 - 2
     else:
+        thin = row.proto == "floor"  # media-plane control: a thin arrow beside the signalling
         for x in range(a + 1, b):
-            line[x] = "─"
+            line[x] = "┈" if thin else "─"
         if row.dst > row.src:
-            line[b - 1] = "▶"
+            line[b - 1] = "▷" if thin else "▶"
             first = a + 1
         else:
-            line[a + 1] = "◀"
+            line[a + 1] = "◁" if thin else "◀"
             first = a + 2
         room = b - a - 3
         start = first + max(0, (room - len(row.label)) // 2)

@@ -70,8 +70,10 @@ def write_text(doc: dict, out: IO[str], color: bool = False) -> None:
             kpis = p["kpis"]
             if "service_interruption" in kpis:
                 route = f"{_fit(p['from_system'] or '?', 18)} → {_fit(p['to_system'], 18)}"
+                heard = kpis.get("media_interruption")
+                heard = f" (as heard: {heard:.1f} s)" if heard is not None else ""
                 out.write(f"       {route}: migration {kpis['migration_duration']:.1f} s, interruption "
-                          f"{kpis['service_interruption']:.1f} s\n")
+                          f"{kpis['service_interruption']:.1f} s{heard}\n")
             for d in p["deviations"]:
                 text = f"[{d['severity']}] {d['message']}" + (f" ({d['spec']})" if d.get("spec") else "")
                 text = textwrap.fill(text, 80, initial_indent=" " * 7, subsequent_indent=" " * 9,

@@ -20,6 +20,7 @@ from analyzer.base.errors import InputError
 from analyzer.base.yamlfile import Locations, check_mapping, describe, did_you_mean, load_yaml
 from analyzer.meaning.events import SERVICES, Event
 from analyzer.rules.checks import check_constraint, check_reachable
+from analyzer.rules.kpis import parse_kpis
 
 #: Event fields a pattern may test or a binding may read.
 FIELDS = frozenset(Event.__slots__)
@@ -67,10 +68,11 @@ class Rule:
     window: float
     steps: tuple[Step, ...]
     path: str
+    kpis: tuple = ()  # ``analyzer.rules.kpis.Threshold``s: the media-plane KPIs checked, and how
 
 
 _RULE_KEYS = {"id": str, "title": str, "spec": str, "services": list, "instance": dict, "window": float,
-              "steps": list}
+              "steps": list, "kpis": dict}
 _INSTANCE_KEYS = {"anchor": dict, "bind": dict, "migration": dict, "bind_migration": dict, "ended_by": dict}
 _STEP_KEYS = {"id": str, "title": str, "spec": str, "match": list, "after": str, "within": float,
               "optional": bool, "bind": dict, "note_unless": dict, "note": str}
@@ -163,7 +165,8 @@ def load_rule(path: str | os.PathLike) -> Rule:
         _pattern(inst["migration"], where, ("instance", "migration")) if "migration" in inst else None,
         _bindings(inst.get("bind_migration", {}), where, ("instance", "bind_migration")),
         _pattern(inst["ended_by"], where, ("instance", "ended_by")) if "ended_by" in inst else None,
-        float(data.get("window", DEFAULT_WINDOW)), tuple(steps), str(path))
+        float(data.get("window", DEFAULT_WINDOW)), tuple(steps), str(path),
+        parse_kpis(data.get("kpis", {}), where, ("kpis",)))
 
 
 def load_rules(location: str | os.PathLike | None = None) -> list[Rule]:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.rules import Rule
 from analyzer.rules.matcher import Instance, instances
+from analyzer.rules.media import measure
 
 
 def capture_end(analysis: CaptureAnalysis) -> float:
@@ -21,5 +22,8 @@ def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = N
     for session in analysis.sessions:
         for rule in rules:
             found += instances(replace(rule, window=window) if window else rule, session, end)
+    for inst in found:
+        if inst.rule.migration is not None or inst.rule.kpis:  # media-plane figures, KPI thresholds
+            inst.figures = measure(inst)
     found.sort(key=lambda i: (i.anchor.time, i.rule.id))
     return found

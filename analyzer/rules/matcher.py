@@ -47,6 +47,7 @@ class Instance:
     ended: Event | None = None  # the event that ended the anchor's call (``ended_by``), if seen
     steps: list[StepResult] = field(default_factory=list)
     deviations: list[Deviation] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)  # measured beside the steps (``analyzer.rules.media``)
 
     @property
     def verdict(self) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from analyzer.engines import Decoded, DecodeOptions, get_engine
 from analyzer.meaning.analysis import CaptureAnalysis, MeaningOptions, Problems
-from analyzer.meaning.events.extract import build_events, fact_collector
+from analyzer.meaning.events.extract import build_events, fact_collector, keep_floor
 from analyzer.meaning.sessions import build_sessions
 from analyzer.report.document import procedure_dict
 from analyzer.rules import Rule
@@ -106,6 +106,7 @@ class Watcher:
         self.live = False  # a packet came stamped near the wall clock (``LIVE_SKEW``)
         self.problems = Problems()  # counted and capped per code, as diagnostics are
         self.collector = fact_collector(self.problems, meaning.limits)
+        self.floor: list = []  # floor control messages for floor events (``keep_floor``: bounded)
         self.decoded: Decoded | None = None
         self.told: dict[tuple, str] = {}  # instance key → verdict told (bounded by the instances held)
         self._next = clock() + TICK
@@ -119,6 +120,7 @@ class Watcher:
 
     def feed(self, item) -> None:
         self.collector.feed(item)
+        keep_floor(self.floor, item, self.meaning.limits, self.problems)
         if not self.live and abs(self.wall() - item.time) < LIVE_SKEW:
             self.live = True
         self.maybe_tick()
@@ -160,7 +162,8 @@ class Watcher:
     def _analysis(self, facts: list, problems: list | None) -> CaptureAnalysis:
         m = self.meaning
         events, systems = build_events(facts, m.systems, m.migration_reason, problems, self.latest,
-                                       list(self.collector.observed), m.limits)
+                                       list(self.collector.observed), m.limits,
+                                       self.floor[:m.limits.floor_messages])
         sessions = build_sessions(events, m.identity_map, m.address_window, m.limits.identities, problems)
         return CaptureAnalysis(self.path, self.decoded.stats, self.decoded.diagnostics, events, systems,
                                sessions)

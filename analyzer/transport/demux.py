@@ -2,7 +2,8 @@
 
 Most packets of a drive-test capture are media. The hot loop therefore looks at a few fixed offsets of
 plain Ethernet/IPv4/IPv6 packets and drops, without decoding, every UDP datagram whose payload cannot
-start a SIP/HTTP message (RTP begins 0x80..0xBF; a start line begins with an upper-case letter) and every
+start a SIP/HTTP message (RTP begins 0x80..0xBF; a start line begins with an upper-case letter; MC floor
+control, RTCP APP packets named "MCP."/"MCV.", passes: ``rtcp``) and every
 TCP segment of a flow that is not followed. Anything unusual (fragments, tunnels, other link types,
 extension headers, SCTP, IPsec ESP) takes the general path. Flows are selected, not packets: a TCP flow is
 followed from its SYN, or from the first segment that starts a SIP/HTTP message or a TLS handshake, so the
@@ -35,10 +36,12 @@ from analyzer.transport.records import (
     MEDIA,
     OTHER,
     SIGNALLING,
+    ControlPayload,
     Payload,
     TlsHello,
     endpoint,
 )
+from analyzer.transport.rtcp import APP, NAME_PREFIXES, is_control
 from analyzer.transport.sctp import SctpAssembler
 from analyzer.transport.startline import looks_like_start_line
 from analyzer.transport.tcpflows import TCP_IDLE_TIMEOUT, TcpFlows
@@ -139,7 +142,8 @@ class Demux:
                 if (first < 0xC0 and buf[l4] >= 4 and buf[l4 + 2] >= 4
                         and (buf[l4 + 1] != 0x94 or buf[l4] != 0x11)
                         and (buf[l4 + 3] != 0x94 or buf[l4 + 2] != 0x11)):
-                    return False
+                    # ... but for MC media-plane control (``rtcp``): RTCP APP (204) with an MC name.
+                    return l4 + 20 <= e and buf[l4 + 9] == APP and buf[l4 + 16:l4 + 19] in NAME_PREFIXES
             elif 65 <= first <= 90:
                 return True
             if (((buf[l4] << 8) | buf[l4 + 1]) in self._udp_ports
@@ -307,6 +311,9 @@ class Demux:
             fates[OTHER] += weight
         elif 0x80 <= payload[0] < 0xC0 and sport > 1023 and dport > 1023 and NAT_T_PORT not in (sport, dport):
             fates[MEDIA] += weight
+            if is_control(payload):
+                self._out.append(ControlPayload(payload, frames, time, self._name(pkt.src, sport),
+                                                self._name(pkt.dst, dport)))
         elif GTPU_PORT in (sport, dport):
             if depth < _MAX_TUNNEL_DEPTH:
                 self._tunnel(gtpu, payload, frames, number, time, depth, weight)

@@ -1,5 +1,5 @@
-"""Records of the transport stage: what it hands to the message parsers (``Payload``, ``TlsHello``), and
-the ``FramedMessage`` its SIP/HTTP framer hands to the TCP connection."""
+"""Records of the transport stage: what it hands to the message parsers (``Payload``, ``TlsHello``,
+``ControlPayload``), and the ``FramedMessage`` its SIP/HTTP framer hands to the TCP connection."""
 
 from __future__ import annotations
 
@@ -66,6 +66,18 @@ class TlsHello:
     src: str
     dst: str
     sni: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPayload:
+    """A UDP payload between media ports that starts with an MC media-plane control packet
+    (``analyzer.transport.rtcp``): ``analyzer.messages.floor`` decodes it."""
+
+    data: bytes
+    frames: tuple[int, ...]
+    time: float
+    src: str
+    dst: str
 
 
 def endpoint(ip: str, port: int) -> str:

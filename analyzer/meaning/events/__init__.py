@@ -56,6 +56,15 @@ KINDS: dict[str, str] = {
                                "calls are then made in it by REFER",
     "pre-established-session-release": "BYE ending a pre-established session (either side)",
     "redirect": "3xx answer to an INVITE: the callee is reached elsewhere (e.g. a migrated user, §10.16.5)",
+    "floor-request": "MCPTT Floor Request (TS 24.380 floor control, RTCP APP MCPT) on the ports a call "
+                     "of the UE negotiated: the UE asks to talk",
+    "floor-granted": "MCPTT Floor Granted on a call's floor control port: the UE may talk",
+    "floor-deny": "MCPTT Floor Deny on a call's floor control port (with its reject cause)",
+    "floor-taken": "MCPTT Floor Taken on a call's floor control port: another participant talks (the UE "
+                   "hears the call)",
+    "floor-release": "MCPTT Floor Release on a call's floor control port: the UE stops talking",
+    "floor-idle": "MCPTT Floor Idle on a call's floor control port: nobody talks",
+    "floor-revoke": "MCPTT Floor Revoke on a call's floor control port (with its reject cause)",
 }
 
 OUTCOMES = ("success", "failure", "no-answer", "encrypted")
@@ -121,6 +130,9 @@ SHAPES: dict[str, Shape] = {
     "private-call-established": Shape(_BOTH, ("success",), frozenset({"peer"})),
     "private-call-release": Shape(_BOTH, _ANSWERED, frozenset({"peer", "migration"})),
     "redirect": Shape(_BOTH, ("failure",), frozenset({"peer"})),
+    **{kind: Shape(_BOTH, ("success",), frozenset({"group", "peer"}))
+       for kind in ("floor-request", "floor-granted", "floor-deny", "floor-taken", "floor-release",
+                    "floor-idle", "floor-revoke")},
     "pre-established-session": Shape(("from-ue",), _ANSWERED),
     "pre-established-session-release": Shape(_BOTH, _ANSWERED),
 }

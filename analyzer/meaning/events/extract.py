@@ -21,9 +21,12 @@ from analyzer.base.limits import Limits
 from analyzer.meaning import mcfacts
 from analyzer.meaning.events import MIGRATION_REASON, Event
 from analyzer.meaning.events.facts import Fact, _Collector, collect_facts, observations, sent_to_ue, uri_host
+from analyzer.meaning.events.floor import FloorCalls
+from analyzer.meaning.events.floor import kept as floor_kept
 from analyzer.meaning.events.preestablished import PreEstablished, is_setup
 from analyzer.meaning.events.publications import PACKAGES, Change, Publications
 from analyzer.meaning.systems import SystemMap
+from analyzer.messages.floor import FloorMessage
 
 _CALL_KINDS = {  # (session type, UE originates?) -> event kind
     ("prearranged", True): "group-call-originate",
@@ -58,13 +61,15 @@ class _Builder:
         # call_id → (group|private, UE address, service, identity fields for the BYE's event), oldest first
         self.calls: OrderedDict[str, tuple[str, str, str | None, dict]] = OrderedDict()
         self.forgotten_calls: list = [0, None]  # calls forgotten beyond ``limits.calls``, the first frame
+        self.floor = FloorCalls(limits.calls)  # where each call's media flows: floor events (``floor``)
         self.pre = PreEstablished(limits.calls)  # pre-established sessions, by Call-ID
         self.referred: set[str] = set()  # Call-IDs that a REFER's Target-Dialog names
 
-    def build(self, facts: list[Fact], end: float | None = None,
-              observed: Iterable[tuple] = ()) -> tuple[list[Event], SystemMap]:
+    def build(self, facts: list[Fact], end: float | None = None, observed: Iterable[tuple] = (),
+              floor: list | None = None) -> tuple[list[Event], SystemMap]:
         """Events of ``facts``; ``end``: when the capture ends (publications expire up to then);
-        ``observed``: more (domain, server) pairs to infer systems from."""
+        ``observed``: more (domain, server) pairs to infer systems from; ``floor``: floor control
+        messages, given to the calls that negotiated their ports."""
         seen = [*observed, *(pair for f in facts for pair in observations(f))]
         inferred = SystemMap.infer(seen, self.limits.domains, self.problems)
         self.systems = self.configured.merged_with(inferred) if self.configured else inferred
@@ -83,6 +88,7 @@ class _Builder:
                 self._bye(f)
         for change in self.publications.expire(end):
             self._publication(change)
+        self.events.extend(self.floor.events(floor or []))
         count, frame = self.forgotten_calls
         count += self.pre.forgotten
         if count and self.problems is not None:
@@ -200,12 +206,14 @@ class _Builder:
         impu = f.to_uri if to_ue else f.from_uri
         self.emit(f, kind, to_ue=to_ue, group=group, peer=peer, identity=identity, impu=impu,
                   client_id=f.client_id, detail=f.reason, via="on-demand")
+        started = self.events[-1]  # the call's event (an implicit affiliation may follow it)
         if not to_ue:
             self.implicit_affiliation(f, kind, group)
         if f.status is not None and f.status < 300:
             ids = {"group": group, "peer": peer, "identity": identity, "impu": impu, "client_id": f.client_id,
                    "via": "on-demand"}
             self.calls[f.call_id] = (family, ue, f.service, ids)
+            self.floor.add_call(f, to_ue, started)
             if len(self.calls) > self.limits.calls:
                 self.calls.popitem(last=False)
                 self.forgotten_calls[0] += 1
@@ -220,6 +228,7 @@ class _Builder:
             self.pre.release(self, f)
             return
         family, ue, service, call = self.calls.pop(f.call_id)
+        self.floor.end_call(f.call_id, f.time)
         to_ue, f = f.client != ue, replace(f, service=f.service or service)
         self.end_call(f, family, call, to_ue=to_ue)
 
@@ -299,16 +308,32 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
     ``limits`` caps the tables (open transactions, calls, publications, inferred domains).
     """
     last = [None]
+    floor: list[FloorMessage] = []  # floor control messages that can make events (bounded)
 
     def timed(items: Iterable):
         for item in items:
             last[0] = item.time if last[0] is None else max(last[0], item.time)
+            keep_floor(floor, item, limits, problems)
             yield item
 
     facts, observed = collect_facts(timed(items), problems, limits, meaningful=_meaningful)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
-    return _Builder(systems, migration_reason, problems, limits).build(facts, max(ends) if ends else None,
-                                                                       observed)
+    builder = _Builder(systems, migration_reason, problems, limits)
+    return builder.build(facts, max(ends) if ends else None, observed, floor[:limits.floor_messages])
+
+
+def keep_floor(floor: list, item, limits: Limits, problems: list | None) -> None:
+    """Add ``item`` to ``floor`` if it is a floor control message that can make an event, up to
+    ``limits.floor_messages`` of them (one more marks the cap reported: pass ``floor[:cap]`` on)."""
+    if not isinstance(item, FloorMessage) or not floor_kept(item) or len(floor) > limits.floor_messages:
+        return
+    if len(floor) == limits.floor_messages:
+        if problems is None:
+            return
+        problems.append(mcfacts.Problem(
+            "table-full", f"more than {limits.floor_messages} floor control messages from frame {item.frame} "
+            "on: later ones make no event; raise the cap with --limit floor_messages=N", (item.frame,)))
+    floor.append(item)
 
 
 def fact_collector(problems: list, limits: Limits = DEFAULT_LIMITS) -> _Collector:
@@ -320,6 +345,7 @@ def fact_collector(problems: list, limits: Limits = DEFAULT_LIMITS) -> _Collecto
 
 def build_events(facts: list[Fact], systems: SystemMap | None, migration_reason: re.Pattern,
                  problems: list | None, end: float | None, observed: Iterable[tuple] = (),
-                 limits: Limits = DEFAULT_LIMITS) -> tuple[list[Event], SystemMap]:
-    """Pass 2 over ``facts`` (sorted by time) up to ``end``: what ``extract_events`` gives after pass 1."""
-    return _Builder(systems, migration_reason, problems, limits).build(facts, end, observed)
+                 limits: Limits = DEFAULT_LIMITS, floor: list | None = None) -> tuple[list[Event], SystemMap]:
+    """Pass 2 over ``facts`` (sorted by time) up to ``end``: what ``extract_events`` gives after pass 1;
+    ``floor``: the floor control messages so far (those ``floor_kept`` keeps, in capture order)."""
+    return _Builder(systems, migration_reason, problems, limits).build(facts, end, observed, floor)

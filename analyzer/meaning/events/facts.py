@@ -72,6 +72,8 @@ class Fact:
     refer_target: str | None = None  # REFER: the Refer-To URI's address of record (the group or the user)
     refer_method: str | None = None  # REFER: the Refer-To's method= (BYE: release the call)
     target_dialog: str | None = None  # REFER: the Call-ID its Target-Dialog names (the session it is about)
+    offer_media: tuple[str, ...] = ()  # INVITE: the ip:ports its SDP offers (RTP, RTCP, floor control)
+    answer_media: tuple[str, ...] = ()  # INVITE: those the SDP of its 2xx answers
 
 
 def _uri(value: str | None) -> str | None:
@@ -167,6 +169,10 @@ def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
         extra["impi"] = _impi(req)
     elif method == "PUBLISH":
         extra = _publication(req, tx.final)
+    elif method == "INVITE":  # where its media flows: floor control is tied to the call by these
+        ok = tx.final is not None and 200 <= (tx.final.status or 0) < 300
+        extra = {"offer_media": mcfacts.media_endpoints(req, problems),
+                 "answer_media": mcfacts.media_endpoints(tx.final, problems) if ok else ()}
     elif method == "REFER":
         dialog = mcfacts.target_dialog(req)
         extra = {"refer_target": refer.uri.aor if refer and refer.uri else None,

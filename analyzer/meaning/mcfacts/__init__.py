@@ -25,6 +25,7 @@ API:
     reason(msg) -> Reason | None                 reasons(msg) -> tuple[Reason, ...]
     warnings(msg) -> tuple[SipWarning, ...]
     xcap_target(msg) -> XcapTarget | None        token_request(msg) -> TokenRequest | None
+    media_endpoints(msg, problems=None) -> tuple[str, ...]  (ip:ports of the SDP's RTP/RTCP/floor)
     bearer_token_claims(msg) -> TokenClaims | None   jwt_claims(token_text) -> TokenClaims | None
     refer_to(msg) -> ReferTo | None              target_dialog(msg) -> TargetDialog | None
     referred(msg, refer_to, problems=None) -> (McInfo | None, recipients)   (pre-established sessions)
@@ -59,6 +60,7 @@ from analyzer.meaning.mcfacts.records import (
     XcapTarget,
 )
 from analyzer.meaning.mcfacts.refer import ReferTo, TargetDialog, refer_to, referred, target_dialog
+from analyzer.meaning.mcfacts.sdp import media_endpoints
 from analyzer.meaning.mcfacts.tokens import bearer_token_claims, jwt_claims, token_request
 from analyzer.meaning.mcfacts.uri import domain_of, name_addr, uri_parts
 from analyzer.meaning.mcfacts.xcap import xcap_target
@@ -68,6 +70,6 @@ __all__ = [
     "ContactFacts", "McInfo", "NameAddr", "PocSettings", "Problem", "Reason", "ReferTo", "SipWarning",
     "TargetDialog", "TokenClaims", "TokenRequest", "Uri", "XcapTarget", "affiliation_set",
     "bearer_token_claims", "contact_facts", "contacts", "domain_of", "jwt_claims", "mc_info", "mc_service",
-    "mc_services", "name_addr", "poc_settings", "reason", "reasons", "recipients", "refer_to", "referred",
-    "target_dialog", "token_request", "uri_parts", "warnings", "xcap_target",
+    "mc_services", "media_endpoints", "name_addr", "poc_settings", "reason", "reasons", "recipients",
+    "refer_to", "referred", "target_dialog", "token_request", "uri_parts", "warnings", "xcap_target",
 ]

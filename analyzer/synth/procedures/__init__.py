@@ -21,6 +21,7 @@ from analyzer.synth.procedures.calls import (
     release,
 )
 from analyzer.synth.procedures.context import Context
+from analyzer.synth.procedures.floor import floor
 from analyzer.synth.procedures.noise import add_noise, options
 from analyzer.synth.procedures.registration import deregister, register, service_authorisation
 from analyzer.synth.procedures.retrieval import profile_retrieval, token
@@ -44,5 +45,6 @@ PROCEDURES: dict[str, Callable[[Context, Step, float], None]] = {
     "token": token,
     "profile-retrieval": profile_retrieval,
     "options": options,
+    "floor": floor,
 }
 assert set(PROCEDURES) == set(STEP_KINDS), "procedure registry and scenario vocabulary differ"

@@ -79,6 +79,7 @@ class MediaSpan:
     src: Endpoint  # the MC server's media port
     dst: Endpoint  # the UE's media port
     end: float | None = None
+    ssrc: int | None = None  # the downlink RTP's SSRC when floor control named it (else drawn at random)
 
 
 @dataclass(slots=True)

@@ -51,17 +51,20 @@ def add_noise(ctx: Context, end: float) -> None:
             span = spans[i]
             src, dst, t0 = span.src, span.dst, span.start + 0.04
             t1 = span.end if span.end is not None else end
+            ssrc = span.ssrc
         else:
             leg = ctx.leg(*pairs[ctx.rng.randrange(len(pairs))])
             src = Endpoint(leg.system.mc_server, ctx.port())
             dst = Endpoint(leg.ue_ep.ip, ctx.port())
-            t0, t1 = ctx.rng.uniform(0.0, 0.5), end
-        _rtp_stream(ctx, src, dst, t0, min(t1, end), pool)
+            t0, t1, ssrc = ctx.rng.uniform(0.0, 0.5), end, None
+        _rtp_stream(ctx, src, dst, t0, min(t1, end), pool, ssrc)
 
 
-def _rtp_stream(ctx: Context, src: Endpoint, dst: Endpoint, t0: float, t1: float, pool: list[bytes]) -> None:
+def _rtp_stream(ctx: Context, src: Endpoint, dst: Endpoint, t0: float, t1: float, pool: list[bytes],
+                negotiated: int | None = None) -> None:
     rng = ctx.rng
     seq, stamp, ssrc = rng.getrandbits(16), rng.getrandbits(32), rng.getrandbits(32)
+    ssrc = negotiated if negotiated is not None else ssrc  # (drawn anyway: later draws stay the same)
     count = int((t1 - t0) / RTP_INTERVAL)
     sends = ctx.sends
     for n in range(count):

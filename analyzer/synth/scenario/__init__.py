@@ -90,13 +90,20 @@ profile-retrieval      system, over                       GET /xcap-root/org.3gp
                                                           <MC ID>/mcptt-user-profile.xml with Bearer token /
                                                           200 + ETag (304 when repeated); over as for token
 options                system                             OPTIONS / 200 (one keep-alive)
+floor                  call, by, peer                     TS 24.380 floor control on the call's floor ports
+                                                          (each side's media port + 2): by ue: Floor Request
+                                                          / Granted (the UE's SSRC) / 1 s of uplink RTP with
+                                                          it / Release / Idle; by server (another talks,
+                                                          ``peer`` or sip:talker@domain): Floor Taken (the
+                                                          talker's SSRC, which the call's downlink RTP then
+                                                          carries) / 1 s later Idle. Faults: omit, delay,
+                                                          reorder only
 =====================  =================================  ==================================================
 
-``release`` and ``leave`` take their system from the call. A call ``id`` is unique in the file and a
-``call:`` must name one set up by an earlier step of the same UE (``release``: a private call or a
-pre-established session; ``leave``: a group call or late entry). When the call never got established
-(its step omitted or failed), nothing is sent and ``SynthResult.notes`` says so.
-
+``release``, ``leave`` and ``floor`` take their system from the call. A call ``id`` is unique in the file
+and a ``call:`` must name one set up by an earlier step of the same UE (``release``: a private call or a
+pre-established session; ``leave``: a group call or late entry; ``floor``: any call). When the call never
+got established (its step omitted or failed), nothing is sent and ``SynthResult.notes`` says so.
 Pre-established sessions: a call ``over: pre-established`` rides on the UE's latest session set up by an
 earlier ``pre-established`` step in the same system (the loader refuses one without). Its ``release`` or
 ``leave`` (by ue) is a REFER whose Refer-To says ``method=BYE`` (with the release's Reason header); a

@@ -133,7 +133,7 @@ class StepKind:
 
     keys: Mapping[str, type | tuple[type, ...]]
     required: tuple[str, ...]
-    proto: str = "sip"
+    proto: str = "sip"  # sip | http | media (floor control: RTCP APP over UDP)
 
 
 NUMBER = float  # check_mapping takes float for any number, int or float
@@ -155,6 +155,7 @@ STEP_KINDS: dict[str, StepKind] = {
     "token": StepKind({"system": str, "over": str}, ("system",), "http"),
     "profile-retrieval": StepKind({"system": str, "over": str}, ("system",), "http"),
     "options": StepKind({"system": str}, ("system",)),
+    "floor": StepKind({"call": str, "by": str, "peer": str}, ("call",), "media"),
 }
 #: Keys whose value is one of a few words.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -163,9 +164,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 #: ``over:`` of a call: its own INVITE, or a REFER over the UE's latest pre-established session in the system.
 CALL_OVER = ("on-demand", "pre-established")
-#: Which call-creating procedures each call-ending procedure may name.
+#: Which call-creating procedures each procedure naming a ``call:`` (ending it, or floor control in it)
+#: may name.
 CALL_ENDERS: dict[str, tuple[str, ...]] = {"release": ("private-call", "pre-established"),
-                                           "leave": ("group-call", "late-entry")}
+                                           "leave": ("group-call", "late-entry"),
+                                           "floor": ("group-call", "late-entry", "private-call")}
 FAULT_KEYS: dict[str, type | tuple[type, ...]] = {
     "omit": bool, "delay": NUMBER, "reorder": str, "error": int, "warning": str, "no-answer": bool,
     "retransmit": int, "split": int,

@@ -71,7 +71,8 @@ def check_timeline(check: Checker, data: list, systems: dict[str, System],
                 raise check.error((*path, "call"), f"unknown call '{raw['call']}' of UE '{ue_name}' "
                                                    f"(calls set up before this step: {known})")
             if call.do not in CALL_ENDERS[do]:
-                raise check.error((*path, "call"), f"'{raw['call']}' is a {call.do}; {do} ends a "
+                verb = "is for" if do == "floor" else "ends"
+                raise check.error((*path, "call"), f"'{raw['call']}' is a {call.do}; {do} {verb} a "
                                                    f"{' or '.join(CALL_ENDERS[do])}")
             system = call.system
         else:
@@ -139,6 +140,8 @@ def _fault(check: Checker, raw: Any, path, kind: StepKind, ue: Ue, index: int) -
                                     f"others are a mapping of: {', '.join(FAULT_KEYS)})")
         return Fault(omit=True)
     check_mapping(raw, check.loc, path, FAULT_KEYS)
+    if kind.proto == "media" and set(raw) - {"omit", "delay", "reorder"}:
+        raise check.error(path, "floor control takes only the faults omit, delay and reorder")
     tcp = kind.proto == "http" or ue.transport == "tcp"
     if "reorder" in raw:
         check.choice((*path, "reorder"), raw["reorder"], ("before-previous",))

@@ -1,0 +1,81 @@
+"""Media-plane figures of a procedure instance, and the TS 22.179 KPIs whose thresholds a rule sets.
+
+Measured on the floor events (``analyzer.meaning.events.floor``) of the instance's calls — the anchor's
+call (``call_id`` of the anchor event) and the call its last step found (late entry, re-establishment):
+
+- ``access_times`` (TS 22.179 §6.15, KPI 1, MCPTT access time): each Floor Request the UE sent in one of
+  those calls to the next Floor Granted it received in the same call, in seconds. TS 22.179 measures
+  from the button press to the permission to talk; a capture shows the network's share of it (where the
+  capture was taken): the figure is a lower bound of the KPI.
+- ``late_entry_time`` (KPI 4, late call entry time): from the request of the step that entered the group
+  call in the partner system (the late-entry INVITE to the UE, or the UE's join INVITE) to the first
+  Floor Taken the UE received in that call (someone talks: the audio the user hears follows). None when
+  nobody talked (a Floor Idle came first, or no floor message at all), and for private calls.
+- ``media_interruption``: the last floor message the UE received in the old call (the end of the last
+  talk burst it heard: Floor Idle, or a Taken/Granted) to the first Floor Taken or Granted it received in
+  the new call — the interruption as the user hears it, beside the signalling one (report ``_kpis``).
+  RTP is not counted: the figure rests on floor control only.
+
+A rule's ``kpis:`` (``analyzer.rules.kpis``) sets thresholds: each figure over its ``max`` adds a deviation
+of that severity (info or warning, never an error: verdicts are unchanged).
+"""
+
+from __future__ import annotations
+
+from analyzer.rules.kpis import KPIS
+from analyzer.rules.results import Deviation
+
+_HEARD = frozenset(("floor-taken", "floor-granted"))
+_ENTRIES = frozenset(("group-call-incoming", "group-call-join"))  # what enters a group call: a late entry
+
+
+def _calls(inst) -> tuple[str | None, str | None, object]:
+    """The old call's Call-ID, the new call's, and the event that entered the new call."""
+    last = inst.steps[-1].event if inst.steps else None
+    return inst.anchor.call_id, last.call_id if last is not None else None, last
+
+
+def measure(inst) -> dict:
+    """The media-plane figures of ``inst`` (only those the capture allows), and its KPI deviations."""
+    old, new, entry = _calls(inst)
+    floor = [e for e in inst.session.events if e.kind.startswith("floor-") and e.call_id in (old, new)
+             and e.call_id is not None]
+    figures: dict = {}
+    access = []
+    for call in dict.fromkeys((old, new)):
+        pending = None
+        for e in (e for e in floor if e.call_id == call):
+            if e.kind == "floor-request" and e.direction == "from-ue":
+                pending = e
+            elif e.kind == "floor-granted" and e.direction == "to-ue" and pending is not None:
+                access.append({"call_id": call, "system": e.system, "frames": [pending.frame, e.frame],
+                               "seconds": round(e.time - pending.time, 3)})
+                pending = None
+            elif e.kind == "floor-deny":
+                pending = None
+    if access:
+        figures["access_times"] = access
+    received_new = [e for e in floor if e.call_id == new and e.direction == "to-ue"]
+    if entry is not None and new is not None and new != old and received_new:
+        first = received_new[0]
+        if first.kind == "floor-taken" and entry.kind in _ENTRIES:
+            figures["late_entry_time"] = round(first.time - entry.time, 3)
+            figures["late_entry_frames"] = [entry.frame, first.frame]
+        heard_old = [e for e in floor if e.call_id == old and e.direction == "to-ue"]
+        heard_new = [e for e in received_new if e.kind in _HEARD]
+        if heard_old and heard_new:
+            figures["media_interruption"] = round(heard_new[0].time - heard_old[-1].time, 3)
+            figures["media_interruption_frames"] = [heard_old[-1].frame, heard_new[0].frame]
+    for threshold in inst.rule.kpis:
+        if threshold.kpi == "access_time":
+            over = [(a["seconds"], tuple(a["frames"])) for a in access if a["seconds"] > threshold.max]
+        else:
+            late = figures.get("late_entry_time")
+            frames = tuple(figures.get("late_entry_frames", ()))
+            over = [] if late is None or late <= threshold.max else [(late, frames)]
+        for seconds, frames in over:
+            inst.deviations.append(Deviation(
+                f"kpi-{threshold.kpi.replace('_', '-')}", None, threshold.severity,
+                f"{KPIS[threshold.kpi]}: {seconds:.3f} s, above the {threshold.max:.3f} s the rule allows",
+                "3GPP TS 22.179 §6.15", frames))
+    return figures

@@ -1,0 +1,68 @@
+"""Floor control in a call (TS 24.380): who talks, as the floor control server and the UE say it over
+the floor control ports the call's SDP negotiated (media port + 2 on each side, as ``sip.sdp`` writes).
+
+Floor Idle carries the Floor Indicator (normal call) beside its sequence number, as servers send it (and
+as Wireshark 4.0 wants it: it reports a Floor Idle with the sequence number alone as malformed).
+
+``by: ue`` — the UE asks (Floor Request), is granted (Floor Granted, with its SSRC), talks (uplink RTP
+with that SSRC), releases (Floor Release) and the server says the floor is free (Floor Idle).
+``by: server`` — another participant talks: Floor Taken (with the talker's SSRC, which the downlink RTP
+of the call then carries), then Floor Idle. SSRCs are derived from the Call-ID, so scenarios without
+floor steps draw the same random numbers as before.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from analyzer.synth.floor import floor_message, rtp_packet
+from analyzer.synth.procedures.context import Context
+from analyzer.synth.scenario import Step
+from analyzer.synth.wire import Datagram, Endpoint
+
+TALK = 1.0  # seconds of talk burst
+_INTERVAL = 0.020  # one RTP packet per 20 ms
+
+
+def _ssrc(call_id: str, who: str) -> int:
+    return zlib.crc32(f"{who}/{call_id}".encode()) or 1
+
+
+def floor(ctx: Context, step: Step, t: float) -> None:
+    dialog = ctx.dialogs.get(step.call or "")
+    if dialog is not None and dialog.session is not None:
+        ctx.note(f"call '{step.call}' rides on a pre-established session: its floor control is not "
+                 "synthesised")
+        return
+    if dialog is None or dialog.media is None:
+        ctx.note(f"call '{step.call}' is not established: no floor control")
+        return
+    span, leg = dialog.media, dialog.leg
+    ue_fc = Endpoint(span.dst.ip, span.dst.port + 2)
+    srv_fc = Endpoint(span.src.ip, span.src.port + 2)
+    server = _ssrc(dialog.call_id, "floor-control-server")
+    sends = ctx.sends
+    if step.by == "ue":
+        ue = _ssrc(dialog.call_id, "ue")
+        sends.append(Datagram(t, ue_fc, srv_fc, floor_message("floor-request", ue, priority=7,
+                                                               user_id=leg.mc_id)))
+        granted = t + ctx.net() * 2 + ctx.server()
+        sends.append(Datagram(granted, srv_fc, ue_fc, floor_message(
+            "floor-granted", server, duration=30, ssrc=ue, priority=7, sequence_number=1)))
+        start = granted + ctx.client()
+        count = int(TALK / _INTERVAL)
+        for n in range(count):
+            sends.append(Datagram(start + n * _INTERVAL, span.dst, span.src,
+                                  rtp_packet(ue, n, n * 160, 0, 160)))
+        released = start + count * _INTERVAL
+        sends.append(Datagram(released, ue_fc, srv_fc, floor_message("floor-release", ue, user_id=leg.mc_id)))
+        sends.append(Datagram(released + ctx.net() * 2 + ctx.server(), srv_fc, ue_fc,
+                              floor_message("floor-idle", server, sequence_number=2, floor_indicator=0x8000)))
+        return
+    talker = _ssrc(dialog.call_id, "talker")
+    span.ssrc = talker  # the downlink RTP (``noise``) carries the talker's SSRC
+    party = step.peer or f"sip:talker@{leg.system.domain}"
+    sends.append(Datagram(t, srv_fc, ue_fc, floor_message("floor-taken", server, granted_party=party,
+                                                          ssrc=talker, sequence_number=1)))
+    sends.append(Datagram(t + TALK, srv_fc, ue_fc, floor_message("floor-idle", server, sequence_number=2,
+                                                                 floor_indicator=0x8000)))
