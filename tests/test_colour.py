@@ -12,7 +12,6 @@ import pytest
 
 from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
-from tests.packets import sip_request, udp_frame, write_pcap
 from tests.terminal import plain, run_on_terminal
 
 REJECTED = "sample_captures/group-migration-affiliation-rejected.pcapng"
@@ -49,19 +48,6 @@ def test_colour_always_goes_into_a_pipe_even_with_no_color(capsys, monkeypatch, 
 def test_colour_option_is_refused_where_nothing_is_coloured(capsys):
     assert main(["messages", REJECTED, "--color", "always"]) == ExitCode.BAD_INPUT
     assert "No such option '--color'" in capsys.readouterr().err
-
-
-@pytest.fixture(scope="module")
-def big_capture(tmp_path_factory):
-    """Just over 2 MiB (the progress line shows for files over 1 MiB): SIP between media datagrams."""
-    path = tmp_path_factory.mktemp("colour") / "big.pcap"
-    media = udp_frame("10.0.0.1", "10.0.0.2", 40000, 40002, b"\x80" * 1500)
-    frames = []
-    for i in range(4):
-        frames.append(udp_frame("10.0.0.1", "10.0.0.2", 5060, 5060, sip_request("OPTIONS", f"c-{i}")))
-        frames += [media] * 360
-    write_pcap(path, frames)
-    return path
 
 
 #: The progress line at once (no 1 s delay), so what it says does not depend on the machine's speed.

@@ -22,20 +22,6 @@ class FakeTTY(io.StringIO):
         return True
 
 
-@pytest.fixture(scope="module")
-def big_capture(tmp_path_factory):
-    """Just over 2 MiB: 4 SIP requests between ~1.4k media datagrams of 1.5 kB."""
-    path = tmp_path_factory.mktemp("progress") / "big.pcap"
-    media = udp_frame("10.0.0.1", "10.0.0.2", 40000, 40002, b"\x80" * 1500)
-    frames = []
-    for i in range(4):
-        frames.append(udp_frame("10.0.0.1", "10.0.0.2", 5060, 5060, sip_request("OPTIONS", f"c-{i}")))
-        frames += [media] * 360
-    write_pcap(path, frames)
-    assert path.stat().st_size > 2 << 20
-    return path
-
-
 def test_the_bar_appears_after_the_delay_with_bytes_rate_and_messages():
     stream, now = FakeTTY(), [100.0]
     bar = DecodeProgress("/captures/drive.pcapng", 10_000_000, Console(file=stream, force_terminal=True,
