@@ -147,6 +147,19 @@ def test_each_kind_of_packet_gets_its_fate(tmp_path):
     assert transport_accounting(path, prefilter=False) == transport_accounting(path, prefilter=True)
 
 
+def test_packets_of_a_message_the_capture_cut_off_count_with_its_diagnostic(tmp_path):
+    """The frames holding only the start of a message the end of the capture cut off are named by a
+    tcp-unfinished diagnostic and counted with it; a frame that also completed a message stays signalling."""
+    flow = Flow((UE, 40000), (SRV, 5060))
+    cut = sip_request("MESSAGE", "call-2", body=b"x" * 300)[:-100]
+    frames = [*flow.handshake(), flow.frame("a", INVITE + cut[:40]),  # completes the INVITE, starts the cut
+              *flow.pieces("a", cut[40:], [100])]
+    items, stats, diagnostics = full_decode(write(tmp_path, frames))
+    assert [m.method for m in items] == ["INVITE"]
+    assert diagnostics.summary() == {"tcp-unfinished": 1}
+    assert stats.accounting == {"signalling": 4, "media": 0, "other": 0, "diagnostic": 2}
+
+
 def test_fragments_count_when_their_datagram_completes_or_expires_even_nested_in_a_tunnel(tmp_path):
     inner = ipv4_fragments("10.9.0.1", "10.9.0.2", 17, udp(5060, 5060, INVITE), 400, ident=5)
     outer = [ether(f) for piece in inner

@@ -101,6 +101,12 @@ class TcpConnection:
                 total += side.handler.buffered
         return total
 
+    @property
+    def unfinished_frames(self) -> int:
+        """Frames that carried nothing but the start of a message the end of its stream cut off."""
+        return sum(side.handler.unfinished_frames for side in self._sides.values()
+                   if type(side.handler) is MessageFramer)
+
     def drop_history(self) -> None:
         """Memory is short: forget the retransmission histories (nothing decoded is lost)."""
         for side in self._sides.values():

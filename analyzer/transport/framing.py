@@ -55,8 +55,9 @@ class MessageFramer:
     the bytes to a WebSocket framer).
     """
 
-    __slots__ = ("_buf", "_chunked", "_closed", "_diag", "_dropped", "_dropped_frames", "_junk", "_limits",
-                 "_line", "_msg", "_name", "_nl", "_requests", "_scan", "_skip", "_state", "_total")
+    __slots__ = ("_buf", "_chunked", "_closed", "_diag", "_dropped", "_dropped_frames", "_junk", "_last_out",
+                 "_limits", "_line", "_msg", "_name", "_nl", "_requests", "_scan", "_skip", "_state",
+                 "_total", "unfinished_frames")
 
     def __init__(self, diagnostics: Diagnostics, name: str = "", limits: FramingLimits = _DEFAULT_LIMITS):
         self._limits = limits
@@ -76,6 +77,10 @@ class MessageFramer:
         self._dropped = 0  # bytes discarded after Connection: close / in _DISCARD
         self._dropped_frames: tuple[int, ...] = ()  # the first and last frame they came in
         self._closed = False
+        self._last_out: int | None = None  # the frame that completed the last message framed
+        #: At close: the frames that carried nothing but the start of the message the stream's end cut off
+        #: (the packet accounting counts them as "with a diagnostic").
+        self.unfinished_frames = 0
 
     # -- public API --------------------------------------------------------------------------------------
 
@@ -181,6 +186,7 @@ class MessageFramer:
         elif len(buf):
             frames, _ = buf.origin(0, len(buf))
             what = "after an Upgrade request" if state == _PAUSED else "in the middle of a message"
+            self.unfinished_frames = sum(1 for frame in frames if frame != self._last_out)
             self._diag.add("tcp-unfinished", f"{self._name}: stream ended {what}; {len(buf)} bytes "
                            f"not decoded", frames)
         self._junk.report(self._diag, self._name)
@@ -337,6 +343,7 @@ class MessageFramer:
     def _emit(self, total: int, data: bytes | None = None) -> FramedMessage:
         buf = self._buf
         frames, time = buf.origin(0, total)
+        self._last_out = frames[-1] if frames else None
         if data is None:
             data = bytes(buf.data[:total])
         buf.consume(total)

@@ -171,7 +171,11 @@ class TcpFlows:
         _, key, reverse, packets, held = self._activity.pop(conn)
         self._held -= held
         fate = SIGNALLING if conn.carried else OTHER
-        self.fates[fate] += packets
+        # (a message cut off by the end of its stream is named by a tcp-unfinished diagnostic: its packets
+        # count as that diagnostic's, like those of a message that did not parse)
+        unfinished = min(conn.unfinished_frames, packets) if fate == SIGNALLING else 0
+        self.fates[DIAGNOSTIC] += unfinished
+        self.fates[fate] += packets - unfinished
         self.conns.pop(key, None)
         self.conns.pop(reverse, None)
         if ignore:
