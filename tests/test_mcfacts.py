@@ -18,6 +18,7 @@ from analyzer.engines.dpkt_engine import decode
 from analyzer.meaning import mcfacts as F
 from analyzer.meaning.mcfacts import common
 from analyzer.meaning.mcfacts.records import PROBLEM_CODES
+from analyzer.messages.floor import FloorMessage
 from analyzer.messages.http import parse_http
 from analyzer.messages.records import Headers, Message
 from analyzer.messages.sip import parse_sip
@@ -198,7 +199,10 @@ def test_calls_registrations_and_retrievals_follow_the_scenario(path):
             continue
         ue = scenario.ues[step.ue]
         ident = ue.identities.get(step.system)
-        if step.do == "late-entry" or (step.do == "group-call" and step.role == "receive"):
+        if step.do == "late-entry" and step.over == "pre-established":  # on the media plane
+            assert any(c.message == "connect" and c.get("group_id") == step.group
+                       for c in decode(str(_capture(path))).items if isinstance(c, FloorMessage)), step
+        elif step.do == "late-entry" or (step.do == "group-call" and step.role == "receive"):
             assert any(i.calling_group_id == step.group and i.request_uri == ident.mc_id
                        and i.session_type == "prearranged" and F.contact_facts(m).isfocus
                        for m, i in infos), step

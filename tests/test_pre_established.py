@@ -16,6 +16,7 @@ from analyzer.cli import main
 from analyzer.meaning import mcfacts
 from analyzer.meaning.events.extract import extract_events
 from analyzer.messages.decode import to_message
+from analyzer.messages.floor import FloorMessage
 from analyzer.transport.records import Payload
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_captures"
@@ -160,6 +161,124 @@ def test_a_rejected_join_affiliates_nobody_and_a_plain_invite_is_no_session():
     assert [g[0] for g in got] == ["pre-established-session", "group-call-join"]
 
 
+# -- the media plane: MCPC Connect / Disconnect (24.380 §8.3) ----------------------------------------------
+
+UE_CONTROL, SERVER_CONTROL = "10.1.0.5:4001", "10.10.0.10:6001"
+
+
+def mcpc(message: str, t: float, frame: int, *, from_ue: bool = False, ack: bool = True, **fields):
+    src, dst = (UE_CONTROL, SERVER_CONTROL) if from_ue else (SERVER_CONTROL, UE_CONTROL)
+    subtype = {"connect": 0, "disconnect": 1, "acknowledgement": 2}[message] | (0x10 if ack else 0)
+    return FloorMessage("mcpc", "MCPC", message, subtype, 7, tuple(fields.items()), (frame,), t, src, dst)
+
+
+def details(items):
+    events, _ = extract_events(items)
+    return [(e.kind, e.direction, e.group or e.peer, e.outcome, e.via, e.call_id, e.frames, e.detail)
+            for e in events if not e.kind.startswith("pre-established")]
+
+
+def test_an_mcpc_connect_on_the_sessions_media_joins_it_to_the_group_call_as_the_ue_acknowledges():
+    """Late entry over a pre-established session has no INVITE: the Connect (on the session's SDP ports)
+    is the evidence, decided by the UE's Acknowledgement; a Disconnect ends the call."""
+    connect = mcpc("connect", 1.0, 3, session_identity="prearranged sip:gc-1@a.example",
+                   group_id="sip:G1@a.example", answer_state=0)
+    accepted = mcpc("acknowledgement", 1.02, 4, from_ue=True, ack=False, reason_code=0)
+    items = [*session_setup(), connect, accepted,
+             mcpc("disconnect", 5.0, 5, from_ue=True, session_identity="prearranged sip:gc-1@a.example")]
+    assert details(items) == [
+        ("group-call-incoming", "to-ue", "sip:G1@a.example", "success", "pre-established", "pre1", (3, 4),
+         "MCPC Connect, answer state unconfirmed, acknowledged: accepted"),
+        ("group-call-leave", "from-ue", "sip:G1@a.example", "success", "pre-established", "pre1", (5,),
+         "MCPC Disconnect")]
+
+
+@pytest.mark.parametrize("answer,outcome,detail", [
+    ([mcpc("acknowledgement", 1.02, 4, from_ue=True, ack=False, reason_code=1)], "failure",
+     "MCPC Connect, acknowledged: busy"),
+    ([mcpc("acknowledgement", 1.02, 4, from_ue=True, ack=False, reason_code=2)], "failure",
+     "MCPC Connect, acknowledged: not accepted"),
+    ([], "no-answer", "MCPC Connect, no Acknowledgement"),
+    ([mcpc("acknowledgement", 1.02, 4, ack=False, reason_code=0)], "no-answer",  # the server's: not the UE's
+     "MCPC Connect, no Acknowledgement"),
+])
+def test_a_connect_the_ue_refuses_or_never_acknowledges_is_no_successful_late_entry(answer, outcome, detail):
+    connect = mcpc("connect", 1.0, 3, group_id="sip:G1@a.example")
+    got = details([*session_setup(), connect, *answer])
+    assert [(g[0], g[3], g[7]) for g in got] == [("group-call-incoming", outcome, detail)]
+
+
+def test_a_private_connect_names_the_inviting_user_and_mcpc_elsewhere_makes_no_event():
+    connect = mcpc("connect", 1.0, 3, ack=False, session_identity="private sip:pc-1@a.example",
+                   inviting_user_id="sip:bob@a.example")
+    stray = FloorMessage("mcpc", "MCPC", "connect", 0, 7, (("group_id", "sip:G9@a.example"),), (9,), 2.0,
+                         "192.0.2.1:6001", "192.0.2.2:4001")  # no session negotiated these ports
+    got = details([*session_setup(), connect, stray])
+    assert [(g[0], g[1], g[2], g[3]) for g in got] == [
+        ("private-call-setup", "to-ue", "sip:bob@a.example", "success")]
+
+
+def test_floor_control_on_a_sessions_ports_belongs_to_the_call_it_carries_at_the_time():
+    """Calls made one after another in one session share its Call-ID and its ports: a floor message goes
+    to the call the session carried when it was sent, and to none between calls."""
+    target = "\nTarget-Dialog: pre1;local-tag=u;remote-tag=s"
+    first = request("REFER", "r1", t=1.0, frame=3, headers="Refer-To: " + refer_to(
+        "sip:C1@a.example", info("chat", "sip:C1@a.example")) + target)
+    end = request("REFER", "r2", t=2.0, frame=5, headers="Refer-To: <sip:C1@a.example;method=BYE>" + target)
+    second = request("REFER", "r3", t=4.0, frame=7, headers="Refer-To: " + refer_to(
+        "sip:C2@a.example", info("chat", "sip:C2@a.example")) + target)
+
+    def taken(t: float, frame: int) -> FloorMessage:
+        return FloorMessage("mcptt-fc", "MCPT", "floor-taken", 2, 9, (), (frame,), t, SERVER_CONTROL,
+                            UE_CONTROL)
+
+    items = [*session_setup(), *exchange(first), taken(1.5, 4), *exchange(end), taken(3.0, 6),
+             *exchange(second), taken(5.0, 9)]
+    assert [(e.frame, e.group, e.call_id) for e in extract_events(items)[0] if e.kind == "floor-taken"] == [
+        (4, "sip:C1@a.example", "pre1"), (9, "sip:C2@a.example", "pre1")]
+
+
+def test_a_late_entry_by_mcpc_connect_is_measured_from_the_connect(capsys):
+    """KPI 4 and the interruption as heard, over pre-established sessions: the talk burst heard last in A
+    (Floor Idle, frame 26) → the first Floor Taken in B (frame 65), 0.1 s after the Connect (frame 63)."""
+    capture = str(SAMPLES / "group-migration-pre-established-late-entry.pcapng")
+    assert main(["analyze", capture, "--format", "json"]) == ExitCode.OK
+    proc = next(p for p in json.loads(capsys.readouterr().out)["captures"][0]["procedures"]
+                if p["rule"] == "group-call-migration")
+    kpis = proc["kpis"]
+    assert (kpis["late_entry_time"], kpis["late_entry_frames"]) == (0.1, [63, 65])
+    assert (kpis["media_interruption"], kpis["media_interruption_frames"]) == (2.6, [26, 65])
+
+
+def late_entry_scenario(tmp_path, fault: str) -> Path:
+    """The late-entry sample's scenario with ``fault`` on its MCPC Connect step."""
+    text = (SAMPLES / "group-migration-pre-established-late-entry.yaml").read_text()
+    step = "over: pre-established}\n  - {at: 12.6"
+    assert text.count(step) == 1
+    scenario = tmp_path / "late-entry.yaml"
+    scenario.write_text(text.replace(step, f"over: pre-established, fault: {fault}}}\n  - {{at: 12.6"))
+    return scenario
+
+
+def test_a_late_entry_the_ue_refuses_on_the_media_plane_is_a_failed_step(tmp_path, capsys):
+    capture = tmp_path / "busy.pcapng"
+    assert main(["synth", str(late_entry_scenario(tmp_path, "{error: 486}")), "-o", str(capture),
+                 "-q"]) == ExitCode.OK
+    assert main(["analyze", str(capture), "--format", "json"]) == ExitCode.DEVIATION
+    doc = json.loads(capsys.readouterr().out)
+    proc = next(p for p in doc["captures"][0]["procedures"] if p["rule"] == "group-call-migration")
+    assert [(d["code"], d["step"], d["frames"]) for d in proc["deviations"]] == [
+        ("step-failed", "late-entry", [63, 64])]
+    assert proc["deviations"][0]["message"].endswith("was rejected: MCPC Connect, answer state unconfirmed, "
+                                                     "acknowledged: busy")
+
+
+def test_a_media_plane_late_entry_takes_only_the_faults_it_can_have(tmp_path, capsys):
+    scenario = late_entry_scenario(tmp_path, "{split: 3}")
+    assert main(["synth", str(scenario), "-o", str(tmp_path / "x.pcapng")]) == ExitCode.BAD_INPUT
+    assert "it takes only the faults omit, delay, reorder, error and no-answer" in capsys.readouterr().err
+
+
 def test_an_affiliation_command_from_the_server_is_a_remote_affiliation_of_the_ue():
     command = ('<?xml version="1.0"?><command-list xmlns="urn:3gpp:ns:affiliationCommand:1.0">'
                "<affiliate><group>sip:G2@a.example</group></affiliate>"
@@ -188,6 +307,8 @@ def test_reports_say_which_evidence_each_step_matched(capsys):
         "late-entry": ("group-call-join", "via pre-established")}
     assert steps(capsys, "group-migration-pre-established.pcapng", "group-call-migration")["late-entry"] == \
         ("group-call-originate", "via pre-established")
+    assert steps(capsys, "group-migration-pre-established-late-entry.pcapng",
+                 "group-call-migration")["late-entry"] == ("group-call-incoming", "via pre-established")
     got = steps(capsys, "private-migration-pre-established.pcapng", "private-call-migration")
     assert got["release"] == ("private-call-release", "via pre-established")
     assert got["re-establishment"] == ("private-call-setup", "via pre-established")

@@ -8,7 +8,8 @@ call (``call_id`` of the anchor event) and the call its last step found (late en
   from the button press to the permission to talk; a capture shows the network's share of it (where the
   capture was taken): the figure is a lower bound of the KPI.
 - ``late_entry_time`` (KPI 4, late call entry time): from the request of the step that entered the group
-  call in the partner system (the late-entry INVITE to the UE, or the UE's join INVITE) to the first
+  call in the partner system (the late-entry INVITE to the UE or, over a pre-established session, the
+  server's MCPC Connect; or the UE's join INVITE or REFER) to the first
   Floor Taken the UE received in that call (someone talks: the audio the user hears follows). None when
   nobody talked (a Floor Idle came first, or no floor message at all), and for private calls.
 - ``media_interruption``: the last floor message the UE received in the old call (the end of the last

@@ -6,6 +6,8 @@ the field IDs are written out here from TS 24.380 tables 8.2.3.1-2 and 8.3.3.1-2
 
 from __future__ import annotations
 
+import zlib
+
 #: Message name → subtype (low four bits; ``ack=True`` sets the fifth).
 MCPT = {"floor-request": 0, "floor-granted": 1, "floor-taken": 2, "floor-deny": 3, "floor-release": 4,
         "floor-idle": 5, "floor-revoke": 6, "floor-ack": 10}
@@ -15,6 +17,12 @@ MCPT_FIELDS = {"priority": 102, "duration": 103, "reject_cause": 104, "granted_p
                "sequence_number": 111, "message_type": 115, "floor_indicator": 116, "ssrc": 117}
 MCPC_FIELDS = {"session_identity": 1, "group_id": 3, "answer_state": 4, "inviting_user_id": 5,
                "reason_code": 6}
+
+
+def ssrc_of(call_id: str, who: str) -> int:
+    """The SSRC ``who`` (ue, floor-control-server, talker ...) uses in the call or session ``call_id``:
+    derived, not drawn, so scenarios without media-plane steps draw the same random numbers as before."""
+    return zlib.crc32(f"{who}/{call_id}".encode()) or 1
 
 
 def field(ident: int, value: bytes) -> bytes:

@@ -41,16 +41,19 @@ KINDS: dict[str, str] = {
                        "it over a pre-established session (``via``)",
     "group-call-incoming": "a server-initiated INVITE bringing the UE into a group call (carries "
                            "mcptt-calling-group-id): call set-up towards a receiving member, or late entry "
-                           "into an ongoing call — on the wire the two look the same",
+                           "into an ongoing call — on the wire the two look the same; over a "
+                           "pre-established session, the server's MCPC Connect naming the group (24.380 "
+                           "§8.3), decided by the UE's Acknowledgement (``via``)",
     "group-call-leave": "BYE ending the UE's participation in a group call (either side); over a "
-                        "pre-established session, the UE's REFER with Refer-To method=BYE, or the end of "
-                        "the session",
+                        "pre-established session, the UE's REFER with Refer-To method=BYE, an MCPC "
+                        "Disconnect (either side), or the end of the session",
     "private-call-setup": "INVITE of a private call, from or to the UE; or the UE's REFER asking for one "
-                          "over a pre-established session",
+                          "over a pre-established session, or the server's MCPC Connect of a private call "
+                          "to it",
     "private-call-established": "2xx answer to a private-call INVITE",
     "private-call-release": "BYE of a private call (either side), with its Reason if any; over a "
-                            "pre-established session, the UE's REFER with Refer-To method=BYE, or the end "
-                            "of the session",
+                            "pre-established session, the UE's REFER with Refer-To method=BYE, an MCPC "
+                            "Disconnect (either side), or the end of the session",
     "pre-established-session": "the UE's INVITE setting up a session with its participating MC server "
                                "ahead of any call (24.379 cl. 6.3.3: media offered, no group or peer); "
                                "calls are then made in it by REFER",

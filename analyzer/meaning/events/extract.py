@@ -11,6 +11,7 @@ builds ``Event`` records in time order. Events cite the frames that completed th
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -75,7 +76,12 @@ class _Builder:
         self.systems = self.configured.merged_with(inferred) if self.configured else inferred
         self.referred = {f.target_dialog for f in facts if f.method == "REFER" and f.target_dialog}
         deferred = []
-        for f in facts:
+        floor = floor or []
+        control = [m for m in floor if m.name == "MCPC"]  # (joins pre-established sessions to calls)
+        for f in heapq.merge(facts, control, key=_time) if control else facts:
+            if type(f) is FloorMessage:
+                self.pre.control(self, f)
+                continue
             handler, _ = _HANDLERS.get(f.method, (None, None))
             if handler is None:
                 continue
@@ -86,9 +92,10 @@ class _Builder:
         for f in deferred:
             if f.call_id in self.calls or f.call_id in self.pre:
                 self._bye(f)
+        self.pre.settle_all(self)
         for change in self.publications.expire(end):
             self._publication(change)
-        self.events.extend(self.floor.events(floor or []))
+        self.events.extend(self.floor.events(floor))
         count, frame = self.forgotten_calls
         count += self.pre.forgotten
         if count and self.problems is not None:
@@ -259,6 +266,10 @@ class _Builder:
             self.systems.server_kind(f.domain) or "")
         if kind:
             self.emit(f, kind, outcome="encrypted", detail=f"TLS to {f.domain}")
+
+
+def _time(item: Fact | FloorMessage) -> float:
+    return item.time
 
 
 def _always(f: Fact) -> bool:

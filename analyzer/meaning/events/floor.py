@@ -5,9 +5,9 @@ A call's INVITE (offer) and its 2xx (answer) name the ip:ports of its RTP, RTCP 
 (``mcfacts.media_endpoints``). A floor message whose source or destination is one of them, sent after the
 INVITE and before the call's BYE, belongs to that call (the latest such call, when ports are reused); the
 side that named the endpoint tells the direction: the UE's own endpoint is the one its SDP named. Floor
-messages no on-demand call negotiated (a capture that starts mid-call; a pre-established session, whose
-media the calls REFERs make in it share: not tied yet) are listed by ``mcxa messages`` but make no event:
-mcxa does not guess their call.
+messages on a pre-established session's ports belong to the call the session carries at the time (made
+by REFER, or joined by an MCPC Connect). Floor messages no call negotiated (a capture that starts
+mid-call) are listed by ``mcxa messages`` but make no event: mcxa does not guess their call.
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ FLOOR_KINDS = {"floor-request": "floor-request", "floor-granted": "floor-granted
                "floor-revoke": "floor-revoke"}
 
 
+#: Pre-established session call control messages ("MCPC"), given to the sessions (``preestablished``).
+CONTROL = frozenset(("connect", "disconnect", "acknowledgement"))
+
+
 def kept(message: FloorMessage) -> bool:
     """Is this media-plane message one the events stage needs (kept through pass 1)?"""
+    if message.name == "MCPC":
+        return message.message in CONTROL
     return message.name == "MCPT" and message.message in FLOOR_KINDS
 
 
@@ -46,7 +52,8 @@ class FloorCalls:
         self.cap = cap
         #: endpoint → [(the call's event, the UE's own endpoint?)], oldest first
         self._by_endpoint: dict[str, list[tuple[Event, bool]]] = {}
-        self._ended: dict[str, float] = {}  # call_id → BYE time
+        #: call_id → when its calls ended (a pre-established session's calls share its Call-ID), oldest first
+        self._ended: dict[str, list[float]] = {}
         self.forgotten = 0  # endpoints forgotten beyond the cap
 
     def add_call(self, f: Fact, to_ue: bool, call: Event) -> None:
@@ -62,13 +69,18 @@ class FloorCalls:
                 self.forgotten += 1
 
     def end_call(self, call_id: str | None, time: float) -> None:
-        if call_id is not None and len(self._ended) < 4 * self.cap:
-            self._ended.setdefault(call_id, time)
+        if call_id is None:
+            return
+        ends = self._ended.get(call_id)
+        if ends is None and len(self._ended) < 4 * self.cap:
+            ends = self._ended[call_id] = []
+        if ends is not None and len(ends) < self._PER_ENDPOINT:
+            ends.append(time)
 
     def _call(self, endpoint: str, time: float) -> tuple[Event, bool] | None:
         best = None
         for call, ue_side in self._by_endpoint.get(endpoint, ()):
-            ended = self._ended.get(call.call_id or "", time)
+            ended = next((t for t in self._ended.get(call.call_id or "", ()) if t >= call.time), time)
             if call.time <= time <= ended and (best is None or call.time >= best[0].time):
                 best = (call, ue_side)
         return best
@@ -77,6 +89,8 @@ class FloorCalls:
         """One event per floor message tied to a call: the call's UE, identities, system and subject."""
         out = []
         for m in messages:
+            if m.name != "MCPT":
+                continue
             for endpoint, other in ((m.src, m.dst), (m.dst, m.src)):
                 found = self._call(endpoint, m.time)
                 if found is None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from urllib.parse import quote
 
+from analyzer.synth.floor import mcpc_message, ssrc_of
 from analyzer.synth.procedures.context import Answer, Context, Dialog, MediaSpan, to_tag_of
 from analyzer.synth.procedures.topology import ACCESS_NETWORK, Leg, host
 from analyzer.synth.scenario import RELEASE_REASONS, Step
 from analyzer.synth.sip import ALLOW, info_xml, multipart, request, resource_lists_xml, sdp
-from analyzer.synth.wire import Endpoint
+from analyzer.synth.wire import Datagram, Endpoint
 
 
 def _session_contact(leg: Leg, uri: str) -> str:
@@ -173,6 +174,9 @@ def group_call(ctx: Context, step: Step, t: float) -> None:
 def late_entry(ctx: Context, step: Step, t: float) -> None:
     leg = ctx.leg(step.ue, step.system)
     assert step.group is not None
+    if step.over == "pre-established":
+        _connect(ctx, step, t, step.group)
+        return
     _server_invite(ctx, step, t, leg, "participating", [
         ("session-type", "plain", "prearranged"), ("{s}-request-uri", "uri", leg.mc_id),
         ("{s}-calling-group-id", "uri", step.group)], "Auto", ringing=False)
@@ -208,8 +212,7 @@ def _bye(ctx: Context, step: Step, t: float, reason: str | None) -> None:
     from_ue = step.by == "ue"
     if dialog.session is not None:  # a call made by REFER: released by REFER method=BYE
         if not from_ue:
-            ctx.note(f"{step.label}: the server ends a call over a pre-established session on the media "
-                     "plane (MCPC Disconnect): not synthesised")
+            _control(ctx, dialog.session, t, "disconnect", 0, session_identity=dialog.target or "")
             return
         _refer(ctx, step, t, dialog.session, f"<{dialog.target};method=BYE>", extra)
         return
@@ -234,3 +237,36 @@ def release(ctx: Context, step: Step, t: float) -> None:
 
 def leave(ctx: Context, step: Step, t: float) -> None:
     _bye(ctx, step, t, None)
+
+
+# -- media-plane call control of a pre-established session (TS 24.380 §8.3, RTCP APP "MCPC") ---------------
+
+def _connect(ctx: Context, step: Step, t: float, group: str) -> None:
+    """Late entry over a pre-established session: the participating server's Connect (acknowledgement
+    asked for) on the session's media-plane control port, and the UE's Acknowledgement. The step's
+    ``error`` fault makes it refuse (486: Busy, else Not Accepted); ``no-answer`` keeps it silent."""
+    session = _session_of(ctx, step)
+    if session is None or session.media is None:
+        ctx.note(f"{step.label}: no pre-established session is up: no MCPC Connect sent")
+        return
+    fault = step.fault
+    code = None if fault.no_answer else 0 if fault.error is None else 1 if fault.error == 486 else 2
+    _control(ctx, session, t, "connect", code, session_identity=f"sip:gc-{ctx.token(6)}@"
+             f"{session.leg.mc_hostport}", group_id=group, answer_state=0)
+    if code == 0:
+        ctx.dialogs[step.id or ""] = replace(session, name=step.id or "", kind=step.do, target=group,
+                                             session=session, media=None)
+
+
+def _control(ctx: Context, session: Dialog, t: float, message: str, code: int | None,
+             **fields: int | str) -> None:
+    """An MCPC ``message`` from the server on ``session``'s control port (its media port + 2, as ``sdp``
+    writes it) and, unless ``code`` is None, the UE's Acknowledgement with that Reason Code."""
+    span = session.media
+    assert span is not None
+    ue_fc, srv_fc = Endpoint(span.dst.ip, span.dst.port + 2), Endpoint(span.src.ip, span.src.port + 2)
+    ctx.sends.append(Datagram(t, srv_fc, ue_fc, mcpc_message(
+        message, ssrc_of(session.call_id, "participating-server"), ack=True, **fields)))
+    if code is not None:
+        ctx.sends.append(Datagram(t + ctx.net() * 2 + ctx.client(), ue_fc, srv_fc, mcpc_message(
+            "acknowledgement", ssrc_of(session.call_id, "ue"), reason_code=code)))

@@ -8,14 +8,13 @@ as Wireshark 4.0 wants it: it reports a Floor Idle with the sequence number alon
 with that SSRC), releases (Floor Release) and the server says the floor is free (Floor Idle).
 ``by: server`` — another participant talks: Floor Taken (with the talker's SSRC, which the downlink RTP
 of the call then carries), then Floor Idle. SSRCs are derived from the Call-ID, so scenarios without
-floor steps draw the same random numbers as before.
+floor steps draw the same random numbers as before. A call made over a pre-established session (by REFER,
+or joined by an MCPC Connect) has its floor control on the session's ports.
 """
 
 from __future__ import annotations
 
-import zlib
-
-from analyzer.synth.floor import floor_message, rtp_packet
+from analyzer.synth.floor import floor_message, rtp_packet, ssrc_of
 from analyzer.synth.procedures.context import Context
 from analyzer.synth.scenario import Step
 from analyzer.synth.wire import Datagram, Endpoint
@@ -24,26 +23,21 @@ TALK = 1.0  # seconds of talk burst
 _INTERVAL = 0.020  # one RTP packet per 20 ms
 
 
-def _ssrc(call_id: str, who: str) -> int:
-    return zlib.crc32(f"{who}/{call_id}".encode()) or 1
-
-
 def floor(ctx: Context, step: Step, t: float) -> None:
     dialog = ctx.dialogs.get(step.call or "")
-    if dialog is not None and dialog.session is not None:
-        ctx.note(f"call '{step.call}' rides on a pre-established session: its floor control is not "
-                 "synthesised")
-        return
-    if dialog is None or dialog.media is None:
+    span = None
+    if dialog is not None:  # a call over a pre-established session: floor control on the session's ports
+        span = dialog.session.media if dialog.session is not None else dialog.media
+    if dialog is None or span is None:
         ctx.note(f"call '{step.call}' is not established: no floor control")
         return
-    span, leg = dialog.media, dialog.leg
+    leg = dialog.leg
     ue_fc = Endpoint(span.dst.ip, span.dst.port + 2)
     srv_fc = Endpoint(span.src.ip, span.src.port + 2)
-    server = _ssrc(dialog.call_id, "floor-control-server")
+    server = ssrc_of(dialog.call_id, "floor-control-server")
     sends = ctx.sends
     if step.by == "ue":
-        ue = _ssrc(dialog.call_id, "ue")
+        ue = ssrc_of(dialog.call_id, "ue")
         sends.append(Datagram(t, ue_fc, srv_fc, floor_message("floor-request", ue, priority=7,
                                                                user_id=leg.mc_id)))
         granted = t + ctx.net() * 2 + ctx.server()
@@ -59,7 +53,7 @@ def floor(ctx: Context, step: Step, t: float) -> None:
         sends.append(Datagram(released + ctx.net() * 2 + ctx.server(), srv_fc, ue_fc,
                               floor_message("floor-idle", server, sequence_number=2, floor_indicator=0x8000)))
         return
-    talker = _ssrc(dialog.call_id, "talker")
+    talker = ssrc_of(dialog.call_id, "talker")
     span.ssrc = talker  # the downlink RTP (``noise``) carries the talker's SSRC
     party = step.peer or f"sip:talker@{leg.system.domain}"
     sends.append(Datagram(t, srv_fc, ue_fc, floor_message("floor-taken", server, granted_party=party,

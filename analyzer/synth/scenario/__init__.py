@@ -68,8 +68,9 @@ group-call             system, group, id, type, role,     type prearranged | cha
                                                           naming it, Refer-Sub: false, Require: norefersub,
                                                           Refer-To <group?Content-Type=…&body=mcptt-info>
                                                           / 200 (default over: on-demand)
-late-entry             system, group, id                  server-initiated INVITE (Answer-Mode: Auto,
-                                                          mcptt-calling-group-id) / 200 / ACK
+late-entry             system, group, id, over            server-initiated INVITE (Answer-Mode: Auto,
+                                                          mcptt-calling-group-id) / 200 / ACK; over
+                                                          pre-established: MCPC Connect / Acknowledgement
 private-call           system, peer, id, role, answer,    role originate: INVITE to the private-call PSI
                        over                               (resource-lists recipient-list + session-type
                                                           private) / 100 / 180 / 200 / ACK; receive: server
@@ -106,10 +107,14 @@ pre-established session; ``leave``: a group call or late entry; ``floor``: any c
 got established (its step omitted or failed), nothing is sent and ``SynthResult.notes`` says so.
 Pre-established sessions: a call ``over: pre-established`` rides on the UE's latest session set up by an
 earlier ``pre-established`` step in the same system (the loader refuses one without). Its ``release`` or
-``leave`` (by ue) is a REFER whose Refer-To says ``method=BYE`` (with the release's Reason header); a
-server-side end would be media-plane call control (MCPC Disconnect), which is not synthesised (a note says
-so). Releasing the session itself is a BYE, which ends the call it carried. Implicit affiliation needs no
-step: a chat ``group-call`` with no ``affiliate`` before it is what a client that relies on it sends.
+``leave`` (by ue) is a REFER whose Refer-To says ``method=BYE`` (with the release's Reason header); by
+server, an MCPC Disconnect (TS 24.380 §8.3) on the session's control port (its media port + 2), which the
+UE acknowledges. A ``late-entry`` ``over: pre-established`` is the server's MCPC Connect there (session
+identity, group, answer state unconfirmed, acknowledgement asked for) and the UE's Acknowledgement; its
+faults: ``error`` (486: Busy, another status: Not Accepted), ``no-answer`` (no Acknowledgement), omit,
+delay, reorder. Releasing the session itself is a BYE, which ends the call it carried. Implicit
+affiliation needs no step: a chat ``group-call`` with no ``affiliate`` before it is what a client that
+relies on it sends.
 
 Faults (``fault:`` on a step; several keys may be combined):
 

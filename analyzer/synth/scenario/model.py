@@ -147,7 +147,7 @@ STEP_KINDS: dict[str, StepKind] = {
     "pre-established": StepKind({"system": str, "id": str}, ("system", "id")),
     "group-call": StepKind({"system": str, "group": str, "id": str, "type": str, "role": str, "over": str},
                            ("system", "group", "id")),
-    "late-entry": StepKind({"system": str, "group": str, "id": str}, ("system", "group", "id")),
+    "late-entry": StepKind({"system": str, "group": str, "id": str, "over": str}, ("system", "group", "id")),
     "private-call": StepKind({"system": str, "peer": str, "id": str, "role": str, "answer": str,
                               "over": str}, ("system", "peer", "id")),
     "release": StepKind({"call": str, "reason": str, "reason_text": str, "by": str}, ("call",)),
@@ -164,6 +164,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 #: ``over:`` of a call: its own INVITE, or a REFER over the UE's latest pre-established session in the system.
 CALL_OVER = ("on-demand", "pre-established")
+#: The steps that take such an ``over:`` (late entry over a session: the server's MCPC Connect).
+CALL_OVER_STEPS = ("group-call", "private-call", "late-entry")
 #: Which call-creating procedures each procedure naming a ``call:`` (ending it, or floor control in it)
 #: may name.
 CALL_ENDERS: dict[str, tuple[str, ...]] = {"release": ("private-call", "pre-established"),

@@ -12,6 +12,7 @@ from analyzer.synth.scenario.checks import Checker, family
 from analyzer.synth.scenario.model import (
     CALL_ENDERS,
     CALL_OVER,
+    CALL_OVER_STEPS,
     CHOICES,
     COMMON_KEYS,
     FAULT_KEYS,
@@ -60,10 +61,16 @@ def check_timeline(check: Checker, data: list, systems: dict[str, System],
         values: dict[str, Any] = {}
         for key in kind.keys:
             if key in raw and key in CHOICES:
-                choices = CALL_OVER if key == "over" and do.endswith("-call") else CHOICES[key]
+                choices = CALL_OVER if key == "over" and do in CALL_OVER_STEPS else CHOICES[key]
                 values[key] = check.choice((*path, key), raw[key], choices)
         if values.get("over") == "pre-established":
             _check_session(check, path, raw, calls, ue_name)
+            media = set(raw.get("fault") or {}) - {"omit", "delay", "reorder", "error", "no-answer"} \
+                if isinstance(raw.get("fault"), dict) else set()
+            if do == "late-entry" and media:
+                raise check.error((*path, "fault"), "late entry over a pre-established session is an "
+                                  "MCPC Connect on the media plane: it takes only the faults omit, delay, "
+                                  "reorder, error and no-answer")
         if "call" in raw:
             call = calls.get(raw["call"])
             if call is None or call.ue != ue_name:
