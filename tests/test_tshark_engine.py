@@ -14,7 +14,6 @@ from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
 from analyzer.engines import DecodeOptions, get_engine, resolve_engine
 from analyzer.engines.tshark_engine import UNSHOWN
-from analyzer.messages.floor import FloorMessage
 from analyzer.messages.records import Message
 from analyzer.transport.records import TlsHello
 
@@ -44,8 +43,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tshark") is None,
 def rows(engine: str, path: Path):
     """(frame, proto, method/status, Call-ID) per message, all records, the decode (stats, diagnostics)."""
     decoded = get_engine(engine)(str(path), DecodeOptions())
-    # MC media-plane control (floor control) is the dpkt engine's only (README "MC media plane")
-    items = [i for i in decoded.items if not isinstance(i, FloorMessage)]
+    items = list(decoded.items)  # (MC media-plane control too: both engines read it with our decoder)
     keys = [(m.frame, m.proto, m.method or m.status, m.call_id) for m in items if isinstance(m, Message)]
     return keys, items, decoded
 
@@ -71,6 +69,7 @@ def test_engines_agree(path):
     assert tshark.stats.sip_messages == dpkt.stats.sip_messages
     assert tshark.stats.http_messages == dpkt.stats.http_messages
     assert tshark.stats.tls_hellos == dpkt.stats.tls_hellos
+    assert tshark.stats.floor_messages == dpkt.stats.floor_messages  # the media plane: the same decoder
     assert tshark.diagnostics.summary() == dpkt.diagnostics.summary()
     assert tshark.stats.stopped == dpkt.stats.stopped
     assert tshark.stats.last_time == dpkt.stats.last_time
@@ -79,7 +78,8 @@ def test_engines_agree(path):
     theirs, ours = tshark.stats.accounting, dpkt.stats.accounting
     assert sum(theirs.values()) == tshark.stats.packets and sum(ours.values()) == dpkt.stats.packets
     assert theirs["signalling"] + theirs["diagnostic"] <= ours["signalling"] + ours["diagnostic"]
-    assert set(theirs) == {"signalling", "diagnostic", UNSHOWN}
+    assert theirs["media"] <= ours["media"]  # (only media-plane control: RTP stays unshown)
+    assert set(theirs) == {"signalling", "media", "diagnostic", UNSHOWN}
 
 
 def test_https_without_key_log_is_one_tls_hello():

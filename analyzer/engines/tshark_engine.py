@@ -4,7 +4,9 @@ Runs ``tshark -r FILE -Y DISPLAY_FILTER -T ek -x -z io,phs`` as a subprocess and
 reads its output one line (one packet) at a time. ``-x`` adds ``sip_raw``/``http_raw``: the bytes of each
 message as Wireshark reassembled (TCP, IP fragments, WebSocket) or decrypted them (TLS with a key log).
 Those bytes go through the same ``to_message`` as the dpkt engine, so the records are the same; the frame
-is the one Wireshark shows the message in (the one that completed it). ``-z io,phs`` ends the output with
+is the one Wireshark shows the message in (the one that completed it). MC media-plane control packets
+(floor control, MCPC) are found by the dpkt engine's signature and read from ``udp.payload`` by the same
+decoder. ``-z io,phs`` ends the output with
 the number of frames tshark read, which the display filter would otherwise hide.
 
 Damaged input reads as with the dpkt engine: the project's reader opens the capture first and walks it
@@ -28,20 +30,25 @@ from pathlib import Path
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.errors import InputError
-from analyzer.engines.dpkt_engine import _message
+from analyzer.engines.dpkt_engine import _floor, _message
 from analyzer.engines.records import Decoded, DecodeOptions, DecodeStats, ReadStop
+from analyzer.engines.tshark_command import command
 from analyzer.engines.tshark_input import Walk
+from analyzer.messages.floor import FloorMessage
 from analyzer.messages.records import Message
 from analyzer.transport.bodies import plain_message
 from analyzer.transport.esp import EspReader
-from analyzer.transport.esp_sa import load_esp_sas
-from analyzer.transport.ip import ip_text
-from analyzer.transport.records import DIAGNOSTIC, ENCRYPTED, SIGNALLING, Payload, TlsHello, endpoint
-
-#: ... and IPsec ESP Wireshark could not open (no next header: neither NULL-encrypted nor a key in esp_sa)
-DISPLAY_FILTER = "sip || http || tls.handshake.type == 1 || (esp && !esp.protocol)"
-#: Wireshark's own SIP ports; any other --sip-ports entry is decoded as SIP with ``-d``.
-_WIRESHARK_SIP_PORTS = frozenset((5060, 5061))
+from analyzer.transport.records import (
+    DIAGNOSTIC,
+    ENCRYPTED,
+    MEDIA,
+    SIGNALLING,
+    ControlPayload,
+    Payload,
+    TlsHello,
+    endpoint,
+)
+from analyzer.transport.rtcp import is_control
 
 #: tshark's read errors (wiretap's wording, tshark 3.x/4.x) → diagnostic code; any other error that ends
 #: tshark's reading is a ``read-error``.
@@ -54,46 +61,6 @@ READ_ERRORS = (
 UNSHOWN = "unclassified"
 _FRAMES_READ = re.compile(rb"frame +frames:(\d+) ")  # the top line of ``-z io,phs``
 _TSHARK_STDERR_KEEP = 64 << 10  # bytes of tshark's stderr read back; the rest is dropped
-
-
-def command(path: str, options: DecodeOptions) -> list[str]:
-    """The tshark command line for one capture (``-`` reads standard input)."""
-    cmd = ["tshark", "-n", "-r", path, "-Y", DISPLAY_FILTER, "-T", "ek", "-x", "-z", "io,phs",
-           # SIP over TCP on any port, as our demux finds it: without this, a port Wireshark assigns to
-           # another protocol (6060 in heplify__sip_ipv4_tcp_fragmented.pcap) hides the SIP on it
-           "-o", "tcp.try_heuristic_first:TRUE"]
-    for port in sorted(options.sip_ports - _WIRESHARK_SIP_PORTS):
-        cmd += ["-d", f"tcp.port=={port},sip", "-d", f"udp.port=={port},sip"]
-    if options.tls_keylog:
-        cmd += ["-o", f"tls.keylog_file:{options.tls_keylog}"]
-    # SIP in NULL-encrypted IPsec ESP, as the dpkt engine finds it; with --esp-sa, Wireshark's SA table
-    cmd += ["-o", "esp.enable_null_encryption_decode_heuristic:TRUE"]
-    if options.esp_sa:
-        cmd += ["-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE"]
-        for sa in load_esp_sas(options.esp_sa):
-            for record in esp_sa_records(sa):
-                cmd += ["-o", f"uat:esp_sa:{record}"]
-    return cmd
-
-
-#: mcxa's algorithm names → the labels of Wireshark's ESP SA table (``esp_sa`` UAT, Wireshark 4.0)
-_WIRESHARK_ENCRYPTION = {"null": "NULL", "aes-cbc": "AES-CBC [RFC3602]",
-                         "aes-gcm-16": "AES-GCM with 16 octet ICV [RFC4106]"}
-_WIRESHARK_INTEGRITY = {"null": "NULL", "hmac-sha1-96": "HMAC-SHA-1-96 [RFC2404]",
-                        "hmac-md5-96": "HMAC-MD5-96 [RFC2403]",
-                        "hmac-sha256-128": "HMAC-SHA-256-128 [RFC4868]"}
-
-
-def esp_sa_records(sa) -> list[str]:
-    """One SA as records of Wireshark's ``esp_sa`` table: protocol, source, destination, SPI, encryption
-    and its key, authentication and its key (``*``: any address; without addresses, one record per IP
-    version, as the table has no "any" protocol)."""
-    raw = sa.src or sa.dst
-    versions = ["IPv6" if len(raw) == 16 else "IPv4"] if raw else ["IPv4", "IPv6"]
-    rest = [ip_text(sa.src) if sa.src else "*", ip_text(sa.dst) if sa.dst else "*", f"0x{sa.spi:08x}",
-            _WIRESHARK_ENCRYPTION[sa.encryption], f"0x{sa.encryption_key.hex()}" if sa.encryption_key else "",
-            _WIRESHARK_INTEGRITY[sa.integrity], f"0x{sa.integrity_key.hex()}" if sa.integrity_key else ""]
-    return [",".join(f'"{field}"' for field in (version, *rest)) for version in versions]
 
 
 def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
@@ -114,15 +81,15 @@ class _Shown:
     """What tshark's output showed: frames (and those whose every message was malformed), the last one,
     and the frames it read (``-z io,phs``; None when it did not get that far)."""
 
-    __slots__ = ("encrypted", "failed", "frames", "last_frame", "last_time", "read")
+    __slots__ = ("encrypted", "failed", "frames", "last_frame", "last_time", "media", "read")
 
     def __init__(self):
-        self.frames = self.failed = self.last_frame = self.encrypted = 0
+        self.frames = self.failed = self.last_frame = self.encrypted = self.media = 0
         self.last_time: float | None = None
         self.read: int | None = None
 
 
-def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Message | TlsHello]:
+def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Message | FloorMessage | TlsHello]:
     stats, diag = decoded.stats, decoded.diagnostics
     stats.tls_keylog = bool(options.tls_keylog)
     decryptable = _client_randoms(options.tls_keylog)
@@ -154,6 +121,12 @@ def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Messa
                     continue
                 good = bad = 0
                 for item in _items(packet, decryptable):
+                    if type(item) is ControlPayload:
+                        shown.media += 1
+                        for message in _floor(item, diag):
+                            stats.count(message)
+                            yield message
+                        continue
                     if isinstance(item, Payload):
                         item = _message(item, diag)
                         if item is None:
@@ -174,7 +147,8 @@ def _run(walk: Walk, options: DecodeOptions, decoded: Decoded) -> Iterator[Messa
         complaints = _complaints(errors.read(_TSHARK_STDERR_KEEP).decode("utf-8", "replace"))
     walk.join()
     _account(stats, diag, walk, shown, complaints, rc)
-    stats.accounting = {SIGNALLING: shown.frames - shown.failed - shown.encrypted, DIAGNOSTIC: shown.failed,
+    stats.accounting = {SIGNALLING: shown.frames - shown.failed - shown.encrypted - shown.media,
+                        MEDIA: shown.media, DIAGNOSTIC: shown.failed,
                         UNSHOWN: max(0, stats.packets - shown.frames)}
     if shown.encrypted:
         stats.accounting[ENCRYPTED] = shown.encrypted
@@ -355,6 +329,10 @@ def _items(layers: dict, decryptable: frozenset[str] = frozenset()) -> Iterator[
             return  # the key log decrypts this session: its HTTP messages follow, not an opaque flow
         sni = _find(layers["tls"], "tls_tls_handshake_extensions_server_name")
         yield TlsHello(frame, time, src, dst, _first(sni))
+        return
+    payload = (_last(layers, "udp") or {}).get("udp_udp_payload_raw") if transport == "udp" else None
+    if isinstance(payload, str) and "sip" not in layers and is_control(data := bytes.fromhex(payload)):
+        yield ControlPayload(data, (frame,), time, src, dst)  # (media-plane control: ``MEDIA_CONTROL``)
         return
     kind = "tls" if tls else transport
     framing = "websocket" if "websocket" in layers else None
