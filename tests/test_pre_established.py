@@ -309,6 +309,10 @@ def test_reports_say_which_evidence_each_step_matched(capsys):
         ("group-call-originate", "via pre-established")
     assert steps(capsys, "group-migration-pre-established-late-entry.pcapng",
                  "group-call-migration")["late-entry"] == ("group-call-incoming", "via pre-established")
+    # an emergency call in B affiliates implicitly and rejoins the ongoing call (tel: MC and group IDs)
+    got = steps(capsys, "group-migration-emergency.pcapng", "group-call-migration")
+    assert (got["affiliation"], got["late-entry"]) == (("affiliation", "evidence implicit-emergency"),
+                                                       ("group-call-originate", None))
     got = steps(capsys, "private-migration-pre-established.pcapng", "private-call-migration")
     assert got["release"] == ("private-call-release", "via pre-established")
     assert got["re-establishment"] == ("private-call-setup", "via pre-established")

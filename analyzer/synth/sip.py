@@ -180,8 +180,9 @@ def _xml(lines: Iterable[str]) -> bytes:
 
 
 def info_xml(service: Service, params: Iterable[tuple[str, str, str]]) -> bytes:
-    """mcptt-info (or mcvideo-info). ``params``: (element, kind, value); kind ``uri`` / ``string`` wraps
-    the value in ``<mcpttURI>`` / ``<mcpttString>`` (``type="Normal"``), ``plain`` writes it as text.
+    """mcptt-info (or mcvideo-info). ``params``: (element, kind, value); kind ``uri`` / ``string`` /
+    ``boolean`` wraps the value in ``<mcpttURI>`` / ``<mcpttString>`` / ``<mcpttBoolean>``
+    (``type="Normal"``), ``plain`` writes it as text.
     Element names containing ``{s}`` get the service name (``{s}-request-uri``)."""
     s = service.name
     lines = [f'<{s}info xmlns="{service.info_ns}">', f"<{s}-Params>"]
@@ -190,7 +191,7 @@ def info_xml(service: Service, params: Iterable[tuple[str, str, str]]) -> bytes:
         if kind == "plain":
             lines.append(f"<{element}>{escape(value)}</{element}>")
         else:
-            wrap = f"{s}URI" if kind == "uri" else f"{s}String"
+            wrap = f"{s}" + {"uri": "URI", "boolean": "Boolean"}.get(kind, "String")
             lines.append(f'<{element} type="Normal"><{wrap}>{escape(value)}</{wrap}></{element}>')
     lines += [f"</{s}-Params>", f"</{s}info>"]
     return _xml(lines)

@@ -151,24 +151,29 @@ def _refer_call(ctx: Context, step: Step, t: float, target: str, parts: list) ->
                                          session=session, media=None)
 
 
+#: ``alert:`` of a group call → the MC info element that says so (TS 24.379 annex F).
+_ALERTS = {"emergency": "emergency-ind", "imminent-peril": "imminentperil-ind"}
+
+
 def group_call(ctx: Context, step: Step, t: float) -> None:
     leg = ctx.leg(step.ue, step.system)
     assert step.group is not None
+    alert = [(_ALERTS[step.alert], "boolean", "true")] if step.alert else []
     if step.over == "pre-established":
         info = info_xml(leg.service, [("session-type", "plain", step.type),
                                       ("{s}-request-uri", "uri", step.group),
-                                      ("{s}-client-id", "string", leg.ue.client_id)])
+                                      ("{s}-client-id", "string", leg.ue.client_id), *alert])
         _refer_call(ctx, step, t, step.group, [((("Content-Type", leg.service.info_type),), info)])
     elif step.role == "originate":
         info = info_xml(leg.service, [("session-type", "plain", step.type),
                                       ("{s}-request-uri", "uri", step.group),
-                                      ("{s}-client-id", "string", leg.ue.client_id)])
+                                      ("{s}-client-id", "string", leg.ue.client_id), *alert])
         _ue_invite(ctx, step, t, leg, leg.psi("participating"),
                    [((("Content-Type", leg.service.info_type),), info)], "Auto", ringing=False)
     else:
         _server_invite(ctx, step, t, leg, "participating", [
             ("session-type", "plain", step.type), ("{s}-request-uri", "uri", leg.mc_id),
-            ("{s}-calling-group-id", "uri", step.group)], "Auto", ringing=False)
+            ("{s}-calling-group-id", "uri", step.group), *alert], "Auto", ringing=False)
 
 
 def late_entry(ctx: Context, step: Step, t: float) -> None:

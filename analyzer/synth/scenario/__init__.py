@@ -61,13 +61,15 @@ pre-established        system, id                         a session with the par
                                                           participating PSI (SDP + mcptt-info with the
                                                           client ID only) / 100 / 200 / ACK
 group-call             system, group, id, type, role,     type prearranged | chat; role originate: UE INVITE /
-                       over                               100 / 200 / ACK; role receive: the server INVITEs
+                       over, alert                        100 / 200 / ACK; role receive: the server INVITEs
                                                           the UE (isfocus, mcptt-calling-group-id) / 200 /
                                                           ACK. ``over: pre-established`` (role originate):
                                                           REFER to the session's identity, Target-Dialog
                                                           naming it, Refer-Sub: false, Require: norefersub,
                                                           Refer-To <group?Content-Type=…&body=mcptt-info>
-                                                          / 200 (default over: on-demand)
+                                                          / 200 (default over: on-demand). ``alert:
+                                                          emergency | imminent-peril`` sets emergency-ind /
+                                                          imminentperil-ind in the MC info
 late-entry             system, group, id, over            server-initiated INVITE (Answer-Mode: Auto,
                                                           mcptt-calling-group-id) / 200 / ACK; over
                                                           pre-established: MCPC Connect / Acknowledgement

@@ -107,6 +107,7 @@ class Step:
     reason_text: str | None = None
     by: str = "ue"
     over: str = "https"
+    alert: str | None = None  # group-call: an emergency or imminent-peril call (its MC info says so)
     fault: Fault = NO_FAULT
 
     @property
@@ -145,8 +146,8 @@ STEP_KINDS: dict[str, StepKind] = {
     "affiliate": StepKind({"system": str, "groups": list}, ("system", "groups")),
     "deaffiliate": StepKind({"system": str, "groups": list, "all": bool}, ("system",)),
     "pre-established": StepKind({"system": str, "id": str}, ("system", "id")),
-    "group-call": StepKind({"system": str, "group": str, "id": str, "type": str, "role": str, "over": str},
-                           ("system", "group", "id")),
+    "group-call": StepKind({"system": str, "group": str, "id": str, "type": str, "role": str, "over": str,
+                            "alert": str}, ("system", "group", "id")),
     "late-entry": StepKind({"system": str, "group": str, "id": str, "over": str}, ("system", "group", "id")),
     "private-call": StepKind({"system": str, "peer": str, "id": str, "role": str, "answer": str,
                               "over": str}, ("system", "peer", "id")),
@@ -161,6 +162,7 @@ STEP_KINDS: dict[str, StepKind] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "type": ("prearranged", "chat"), "role": ("originate", "receive"), "answer": ("auto", "manual"),
     "by": ("ue", "server"), "over": ("http", "https"), "reason": tuple(RELEASE_REASONS),
+    "alert": ("emergency", "imminent-peril"),
 }
 #: ``over:`` of a call: its own INVITE, or a REFER over the UE's latest pre-established session in the system.
 CALL_OVER = ("on-demand", "pre-established")

@@ -119,7 +119,7 @@ def check_timeline(check: Checker, data: list, systems: dict[str, System],
                     groups=groups, all=raw.get("all", False), id=raw.get("id"), call=raw.get("call"),
                     reason=values.get("reason"), reason_text=raw.get("reason_text"), fault=fault,
                     **{k: v for k, v in values.items() if k in ("type", "role", "answer", "by", "over",
-                                                                 "group", "peer")})
+                                                                 "group", "peer", "alert")})
         if step.id is not None:
             calls[step.id] = step
         steps.append(step)
