@@ -182,3 +182,24 @@ def test_headless_chromium_shows_the_headline_first_and_one_legend(tmp_path):
     rows = page.xpath("//table[contains(@class,'migrations')]//tr")[1:]
     assert "no migration found" in rows[0].text_content() and "compliant" in rows[1].text_content()
     assert len(page.xpath("//div[@class='legend']")) == 1 and len(page.xpath("//svg[@class='ladder']")) == 4
+
+
+def test_a_big_capture_is_decoded_again_for_its_ladders_and_draws_the_same_page(tmp_path, monkeypatch):
+    """Over ``KEEP_MESSAGES_BELOW`` the analysis keeps no messages (memory) and the ladders' messages come
+    from a second decode: the page must not change."""
+    from analyzer.cli import judging
+    from analyzer.report import ladder_batch
+
+    kept_by_analysis = []
+    collect = ladder_batch.collect_messages
+
+    def watched(analysis, *args):
+        kept_by_analysis.append(analysis.messages is not None)
+        return collect(analysis, *args)
+
+    monkeypatch.setattr(ladder_batch, "collect_messages", watched)
+    _, kept, _ = analyze_html(tmp_path, REJECTED)
+    monkeypatch.setattr(judging, "KEEP_MESSAGES_BELOW", 0)
+    _, again, _ = analyze_html(tmp_path, REJECTED)
+    assert kept_by_analysis == [True, False]
+    assert again == kept

@@ -4,6 +4,7 @@ parallel, resumable) and ``replay`` (a live feed and expected-verdict drift chec
 from __future__ import annotations
 
 import os
+import stat
 from functools import partial
 
 import click
@@ -28,6 +29,19 @@ from analyzer.cli.options import (
 from analyzer.engines import DecodeOptions
 
 ANALYZE_FORMATS = ("text", "json", "junit", "html")
+#: The HTML report's ladders take their messages from the analysis when the capture is smaller than this
+#: (or cannot be read twice: standard input, a pipe); a bigger one is decoded again for the few sessions
+#: drawn, rather than keeping every message of the capture in memory (a 2 000-UE core capture of 164 MB:
+#: 935 MB peak kept, against the analysis's 226 MB).
+KEEP_MESSAGES_BELOW = 32 << 20
+
+
+def _keep_messages(capture: str) -> bool:
+    try:
+        st = os.stat(capture)
+    except OSError:  # (standard input: "-")
+        return True
+    return not stat.S_ISREG(st.st_mode) or st.st_size < KEEP_MESSAGES_BELOW
 
 
 def _directory(ctx, param, value: str | None) -> str | None:
@@ -89,7 +103,8 @@ def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, sy
     taken: set[str] = set()  # --pcap-dir: the file names written
     for capture in captures:
         analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
-                            quiet, keep_messages=fmt == "html" and ladders_mode != "none")
+                            quiet, keep_messages=fmt == "html" and ladders_mode != "none"
+                            and _keep_messages(capture))
         phase("rules")
         judged = judge(analysis, rules, window)
         phase("report")
