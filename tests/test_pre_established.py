@@ -341,6 +341,17 @@ def test_an_affiliation_shown_only_by_the_servers_notify_is_accepted_and_named(t
     assert got["late-entry"] == ("group-call-incoming", None)
 
 
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_a_deaffiliation_shown_only_by_the_servers_notify_is_accepted_and_named(tmp_path, capsys):
+    """The de-affiliation's PUBLISH is not in the capture, the server's NOTIFY saying "deaffiliating" is."""
+    out = tmp_path / "deaffiliation-notify-only.pcapng"
+    subprocess.run(["tshark", "-r", str(SAMPLES / "group-migration-compliant.pcapng"), "-w", str(out), "-Y",
+                    '!(sip.Method == "PUBLISH" && sip.Event contains "presence" && ip.dst == 10.10.0.10 '
+                    "&& frame.time_relative > 5)"], check=True, capture_output=True)
+    got = steps(capsys, str(out), "group-call-migration")
+    assert got["deaffiliation"] == ("affiliation-status", "evidence notify")
+
+
 def test_a_real_stack_pre_established_session_gives_its_events(capsys):
     """SIPp plays the UE and the participating server on loopback namespaces (real/make_real_captures.sh):
     the REFERs are sent inside the session's dialog, so they are tied by Call-ID."""
