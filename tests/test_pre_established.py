@@ -4,6 +4,7 @@ the events they make, and how the migration rules judge them (what a user sees i
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -216,6 +217,32 @@ def test_a_private_connect_names_the_inviting_user_and_mcpc_elsewhere_makes_no_e
     got = details([*session_setup(), connect, stray])
     assert [(g[0], g[1], g[2], g[3]) for g in got] == [
         ("private-call-setup", "to-ue", "sip:bob@a.example", "success")]
+
+
+def test_any_sequence_of_media_plane_control_makes_well_formed_events_or_none():
+    """Connects, Disconnects and Acknowledgements in any order, from either side, with any field values
+    (the decoder keeps a short field as hex), around a session's set-up and release: never an exception,
+    at most one call event per Connect, each with a known outcome."""
+    rng = random.Random(7)
+    values = [None, 0, 1, 2, 7, "0x05", "", "sip:G1@a.example", "private sip:pc@a", "prearranged sip:g@a",
+              "chat ", "x" * 300]
+    for _ in range(300):
+        items = [*session_setup()]
+        connects = 0
+        for k in range(rng.randrange(1, 12)):
+            kind = rng.choice(["connect", "disconnect", "acknowledgement"])
+            connects += kind == "connect"
+            fields = {name: rng.choice(values) for name in ("session_identity", "group_id", "reason_code",
+                                                             "answer_state", "inviting_user_id")
+                      if rng.random() < 0.5}
+            items.append(mcpc(kind, 1.0 + k, 3 + k, from_ue=rng.random() < 0.5, ack=rng.random() < 0.5,
+                              **{n: v for n, v in fields.items() if v is not None}))
+        if rng.random() < 0.3:
+            items += exchange(request("BYE", "pre1", cseq=9, t=50.0, frame=90))
+        events, _ = extract_events(items)
+        joins = [e for e in events if e.detail and e.detail.startswith("MCPC Connect")]
+        assert len(joins) <= connects
+        assert all(e.outcome in ("success", "failure", "no-answer") and e.call_id == "pre1" for e in joins)
 
 
 def test_floor_control_on_a_sessions_ports_belongs_to_the_call_it_carries_at_the_time():
