@@ -3,6 +3,7 @@ Wireshark, and listed in sample_captures/expected.yaml in the shape of the outpu
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from functools import cache
@@ -15,6 +16,7 @@ from analyzer.engines import DecodeOptions
 from analyzer.engines.dpkt_engine import decode
 from analyzer.messages.records import Message
 from analyzer.synth import load_scenario, synthesize, write_pcapng
+from analyzer.synth.esp import sa_yaml
 from analyzer.transport.records import TlsHello
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_captures"
@@ -74,7 +76,9 @@ def test_mcxa_lists_exactly_the_declared_messages(scenario):
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_wireshark_dissects_every_sample_cleanly(scenario):
     path = str(capture_of(scenario))
-    out = subprocess.run(["tshark", "-r", path, "-Y", "sip || http", "-T", "fields", "-e", "frame.number",
+    # (SIP in NULL-encrypted ESP: Wireshark finds it with its heuristic only)
+    out = subprocess.run(["tshark", "-r", path, "-o", "esp.enable_null_encryption_decode_heuristic:TRUE",
+                          "-Y", "sip || http", "-T", "fields", "-e", "frame.number",
                           "-e", "sip.Method", "-e", "sip.Status-Code", "-e", "http.request.method",
                           "-e", "http.response.code", "-E", "occurrence=a", "-E", "aggregator=|"],
                          capture_output=True, text=True, check=True).stdout
@@ -123,31 +127,39 @@ def test_every_real_capture_is_made_by_a_script_and_described_in_the_readme():
     assert all(xml.name in scripts for xml in real.glob("*.xml"))  # every scenario is played by a script
 
 
-# -- derived samples: a synthesised one wrapped by a script --------------------------------------------------
+# -- SIP on Gm in IPsec ESP (issue 17 §4) -----------------------------------------------------------------
 
-def test_the_esp_sample_is_what_its_script_makes_and_lists_its_sources_messages():
-    """SIP in NULL-encrypted ESP (issue 17 §4): the same messages in the same frames as the sample it wraps,
-    with or without the SA file that checks every ICV."""
-    from tests import make_esp_sample
+ESP_SAMPLE = SAMPLES / "group-migration-esp-null.pcapng"
 
-    data, spis = make_esp_sample.wrap()
-    assert make_esp_sample.TARGET.read_bytes() == data, "run python -m tests.make_esp_sample: stale"
-    assert make_esp_sample.SA_FILE.read_text() == make_esp_sample.sa_text(spis)
+
+def test_the_esp_sample_lists_its_plain_twins_messages_with_or_without_its_sa_file():
+    """The same messages in the same frames as the sample without ESP; its SA file is what synth writes,
+    and with it every ICV checks (no diagnostic)."""
+    esp = synthesized("group-migration-esp-null.yaml")
+    assert ESP_SAMPLE.with_suffix(".esp-sa").read_text() == sa_yaml(esp.esp_sas, esp.esp_key, ESP_SAMPLE.name)
+    assert sorted(esp.esp_sas.values()) == [0xA001, 0xA002, 0xA003, 0xA004]
     declared = [(d.frame, d.proto, d.method or d.status, d.call_id, str(d.src), str(d.dst))
                 for d in synthesized("group-migration-compliant.yaml").declared]
-    for esp_sa in (None, str(make_esp_sample.SA_FILE)):
-        decoded = decode(str(make_esp_sample.TARGET), DecodeOptions(esp_sa=esp_sa))
+    for esp_sa in (None, str(ESP_SAMPLE.with_suffix(".esp-sa"))):
+        decoded = decode(str(ESP_SAMPLE), DecodeOptions(esp_sa=esp_sa))
         got = [(m.frame, m.proto, m.method or m.status, m.call_id, m.src, m.dst)
                for m in decoded.items if isinstance(m, Message)]
         assert got == declared
         assert decoded.diagnostics.total == 0 and decoded.stats.esp is None
 
 
+def test_a_wrong_key_in_the_esp_sample_fails_every_icv(tmp_path):
+    wrong = tmp_path / "wrong.esp-sa"
+    text = ESP_SAMPLE.with_suffix(".esp-sa").read_text()
+    wrong.write_text(re.sub(r'integrity_key: "0x[0-9a-f]+"', 'integrity_key: "0x' + "00" * 20 + '"', text))
+    decoded = decode(str(ESP_SAMPLE), DecodeOptions(esp_sa=str(wrong)))
+    assert not [m for m in decoded.items if isinstance(m, Message) and m.proto == "sip"]
+    assert decoded.diagnostics.summary()["esp-auth-failed"] == 40  # every SIP datagram
+
+
 @tshark
 def test_wireshark_finds_the_same_sip_in_the_esp_sample():
-    from tests import make_esp_sample
-
-    out = subprocess.run(["tshark", "-r", str(make_esp_sample.TARGET), "-o",
+    out = subprocess.run(["tshark", "-r", str(ESP_SAMPLE), "-o",
                           "esp.enable_null_encryption_decode_heuristic:TRUE", "-o", "ip.check_checksum:TRUE",
                           "-Y", "sip || http || _ws.malformed || _ws.expert.severity >= error",
                           "-T", "fields", "-e", "frame.number"],

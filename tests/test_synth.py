@@ -143,6 +143,22 @@ def test_cli_writes_the_capture_and_needs_an_output(tmp_path, capsys):
     assert "-o" in err and len(err.strip().splitlines()) == 1
 
 
+def test_an_ipsec_ue_gets_its_sa_file_beside_the_capture_and_tcp_is_refused(tmp_path, capsys):
+    data = yaml.safe_load(scenario_text([{"at": 0.0, "ue": "ue1", "do": "register", "system": "A"}]))
+    data["ues"]["ue1"]["ipsec"] = "esp-null"
+    scenario = tmp_path / "esp.yaml"
+    scenario.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "esp.pcapng"
+    assert main(["synth", str(scenario), "-o", str(out)]) == ExitCode.OK
+    assert f"mcxa: {tmp_path / 'esp.esp-sa'}: its 4 IPsec SAs" in capsys.readouterr().err
+    assert main(["messages", str(out), "--esp-sa", str(tmp_path / "esp.esp-sa"), "--format", "jsonl"]) == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if '"REGISTER"' in line]
+    data["ues"]["ue1"]["transport"] = "tcp"
+    scenario.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["synth", str(scenario), "-o", str(out)]) == ExitCode.BAD_INPUT
+    assert "key 'ues.ue1.ipsec': ESP is synthesised for SIP over UDP only" in capsys.readouterr().err
+
+
 # -- decoders list exactly what was declared -----------------------------------------------------------------
 
 CASES = {

@@ -22,11 +22,14 @@ def synth(scenario, output, quiet):
     from analyzer.synth import load_scenario, synthesize, write_pcapng
 
     result = synthesize(load_scenario(scenario))
-    write_pcapng(result, output)
+    sa_file = write_pcapng(result, output)
     if not quiet:
         err = click.get_text_stream("stderr")
         err.write(f"mcxa: {output}: {len(result.packets)} packets, {len(result.declared)} SIP/HTTP "
                   f"messages, {len(result.hellos)} TLS ClientHello(s)\n")
+        if sa_file:
+            err.write(f"mcxa: {sa_file}: its {len(result.esp_sas)} IPsec SAs (give it with --esp-sa to check "
+                      "every ICV)\n")
         for note in result.notes:
             err.write(f"  note: {note}\n")
 

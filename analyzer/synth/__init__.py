@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from analyzer.synth.esp import gm_sas, integrity_key, sa_yaml
 from analyzer.synth.faults import step_times
 from analyzer.synth.pcapng import pcapng_bytes
 from analyzer.synth.procedures import PROCEDURES, Context, add_noise
@@ -47,6 +48,8 @@ class SynthResult:
     declared: tuple[Declared, ...]
     hellos: tuple[Hello, ...]
     notes: tuple[str, ...]
+    esp_sas: dict[tuple[str, str], int] | None = None  # the IPsec SAs on Gm (UEs with ``ipsec``), by SPI
+    esp_key: bytes = b""
 
 
 def synthesize(scenario: Scenario) -> SynthResult:
@@ -62,14 +65,23 @@ def synthesize(scenario: Scenario) -> SynthResult:
         end = max((s.time for s in ctx.sends), default=0.0) + _TAIL
     add_noise(ctx, end)
     local = frozenset(i.address for ue in scenario.ues.values() for i in ue.identities.values())
-    wire = Wire(scenario.seed, local)
+    sas, key = gm_sas(scenario), integrity_key(scenario)
+    wire = Wire(scenario.seed, local, esp=sas, esp_key=key)
     wire.play(ctx.sends)
     packets, declared, hellos = wire.finish(round(scenario.start * 1_000_000), scenario.truncate_at)
-    return SynthResult(scenario, tuple(packets), tuple(declared), tuple(hellos), tuple(ctx.notes))
+    return SynthResult(scenario, tuple(packets), tuple(declared), tuple(hellos), tuple(ctx.notes),
+                       sas or None, key)
 
 
-def write_pcapng(result: SynthResult, path: str | os.PathLike) -> None:
-    """Write the packets as pcapng (one section, one Ethernet interface, microsecond timestamps)."""
+def write_pcapng(result: SynthResult, path: str | os.PathLike) -> str | None:
+    """Write the packets as pcapng (one section, one Ethernet interface, microsecond timestamps); with IPsec
+    SAs, their ``--esp-sa`` file (YAML) beside it, ``NAME.esp-sa``, whose path is returned."""
     data = pcapng_bytes(result.packets)
     with open(path, "wb") as fh:
         fh.write(data)
+    if not result.esp_sas:
+        return None
+    sa_path = os.fspath(path).removesuffix(".pcapng") + ".esp-sa"
+    with open(sa_path, "w", encoding="utf-8") as fh:
+        fh.write(sa_yaml(result.esp_sas, result.esp_key, os.path.basename(path)))
+    return sa_path

@@ -10,7 +10,8 @@ the close of a link), each with a time. ``Wire`` plays them in time order the wa
   from an ephemeral port of whichever side sends first; data goes in MSS-sized segments (or ``split``
   pieces), the receiver acknowledges by piggy-backing on its next segment or by a pure ACK after the
   delayed-ACK time; a close is FIN / FIN-ACK / ACK, and a later send on the link opens a new connection;
-- IPv4 header, UDP and TCP checksums are computed.
+- IPv4 header, UDP and TCP checksums are computed;
+- UDP between the endpoints of an IPsec SA (``esp``) is sealed in ESP before it is fragmented.
 
 ``Wire.finish`` sorts the packets, cuts the capture at ``truncate_at``, and numbers frames as Wireshark
 will, so each declared message gets the frame that completes it (last fragment, last segment).
@@ -27,6 +28,7 @@ from array import array
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
+from analyzer.synth.esp import ESP, seal
 from analyzer.transport.records import endpoint
 
 MTU = 1500
@@ -209,6 +211,10 @@ class Wire:
     _ip_ids: dict[str, int] = field(default_factory=dict)
     _raw: dict[str, bytes] = field(default_factory=dict)
     _ports: set[tuple[str, int]] = field(default_factory=set)
+    #: (source, destination ip:port) → SPI: UDP between them travels in ESP (``esp``), with this key
+    esp: dict[tuple[str, str], int] = field(default_factory=dict)
+    esp_key: bytes = b""
+    _esp_seq: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self):
         self.rng = random.Random(f"wire/{self.seed}")
@@ -302,8 +308,13 @@ class Wire:
         src, dst = send.src, send.dst
         header = struct.pack("!HHHH", src.port, dst.port, 8 + len(send.data), 0)
         segment = _l4_with_checksum(header, send.data, self._addr(src.ip), self._addr(dst.ip), UDP, 6)
+        proto = UDP
+        spi = self.esp.get((str(src), str(dst))) if self.esp else None
+        if spi is not None:
+            self._esp_seq[spi] = seq = self._esp_seq.get(spi, 0) + 1
+            segment, proto = seal(spi, seq, segment, self.esp_key), ESP
         order = -1
-        for i, packet in enumerate(self._ip_packets(src.ip, dst.ip, UDP, segment)):
+        for i, packet in enumerate(self._ip_packets(src.ip, dst.ip, proto, segment)):
             order = self._emit(send.time + i * SEGMENT_GAP, src.ip, dst.ip, packet)
         if send.info is not None:
             self.pending.append(_Pending(order, send.info, str(src), str(dst), "udp"))

@@ -29,6 +29,9 @@ Format::
         transport: udp                             # udp | tcp: SIP transport (default udp)
         service: mcptt                             # mcptt | mcvideo (default mcptt)
         user_agent: Vendor-X MCPTT/4.2             # optional User-Agent
+        ipsec: esp-null                            # optional: its SIP with the P-CSCF in IPsec ESP (NULL
+                                                   #   encryption, HMAC-SHA1-96; UDP only); synth writes
+                                                   #   the SAs beside the capture (NAME.esp-sa, --esp-sa)
         identities:                                # one per system the UE uses
           A: {mc_id: sip:alice@a.mcx.example, impu: sip:+491700000001@ims.a.mcx.example, address: 10.1.0.5}
           B: {mc_id: sip:alice.b@b.mcx.example, impu: sip:+491700000001@ims.b.mcx.example,

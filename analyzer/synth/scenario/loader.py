@@ -12,6 +12,7 @@ from analyzer.base.yamlfile import check_mapping, load_yaml, parse_yaml
 from analyzer.synth.scenario.checks import Checker, family
 from analyzer.synth.scenario.model import (
     DEFAULT_START,
+    IPSEC,
     LATEST_START,
     LONGEST,
     NUMBER,
@@ -34,7 +35,7 @@ _SYSTEM_KEYS: dict[str, type | tuple[type, ...]] = {
     "idms": str, "idms_address": str,
 }
 _UE_KEYS: dict[str, type | tuple[type, ...]] = {
-    "instance": str, "client_id": str, "transport": str, "service": str, "identities": dict,
+    "instance": str, "client_id": str, "transport": str, "service": str, "identities": dict, "ipsec": str,
     "user_agent": str,
 }
 _IDENTITY_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -173,8 +174,12 @@ class _Builder(Checker):
                                               address, port)
             if not identities:
                 raise self.error((*path, "identities"), "at least one identity is needed")
+            ipsec = self.choice((*path, "ipsec"), raw["ipsec"], IPSEC) if "ipsec" in raw else None
+            if ipsec and transport != "udp":
+                raise self.error((*path, "ipsec"), "ESP is synthesised for SIP over UDP only (transport: "
+                                 "udp)")
             out[name] = Ue(name, raw["instance"], raw["client_id"], identities, transport, service,
-                           raw.get("user_agent"))
+                           raw.get("user_agent"), ipsec)
         if not out:
             raise self.error(("ues",), "at least one UE is needed")
         return out

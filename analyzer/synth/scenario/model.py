@@ -14,6 +14,7 @@ LATEST_START = datetime(2100, 1, 1, tzinfo=UTC).timestamp()  # (capture timestam
 LONGEST = 30 * 86400  # seconds a scenario may last
 URI_SCHEMES = ("sip:", "sips:", "tel:")
 TRANSPORTS = ("udp", "tcp")
+IPSEC = ("esp-null",)  # ``ipsec:`` of a UE: ESP on Gm, NULL encryption with an HMAC-SHA1-96 ICV
 SERVICE_NAMES = ("mcptt", "mcvideo")
 
 #: ``reason:`` of a release → (protocol, cause, text) of the Reason header (RFC 3326). The stage-3
@@ -59,6 +60,7 @@ class Ue:
     transport: str = "udp"
     service: str = "mcptt"
     user_agent: str | None = None
+    ipsec: str | None = None  # "esp-null": its SIP with the P-CSCF in NULL-encrypted ESP (``synth.esp``)
 
 
 @dataclass(frozen=True, slots=True)
