@@ -68,17 +68,24 @@ def test_a_fitting_event_in_another_system_is_named_with_where_and_when(tmp_path
     rule = tmp_path / "rule.yaml"
     rule.write_text((ROOT / "rules" / "group-call-migration.yaml").read_text().replace(
         "{kind: deaffiliation, system: $from_system, group: $group}",
-        "{kind: deaffiliation, system: $to_system, group: $group}"))
+        "{kind: deaffiliation, system: $to_system, group: $group}").replace(
+        "system: $from_system, group: $group, detail: deaffiliat", "system: $to_system, group: $group, "
+        "detail: deaffiliat"))
     analysis, _ = _report(COMPLIANT)
     [proc] = capture_report(analysis, judge(analysis, [load_rule(rule)]))["procedures"]
     [error] = [d for d in proc["deviations"] if d["step"] == "deaffiliation"]
     [seen] = [e for e in analysis.events if e.kind == "deaffiliation"]
+    [notify] = [e for e in analysis.events if e.kind == "affiliation-status" and e.detail == "deaffiliating"]
     assert error["message"] == (
         "deaffiliation: no deaffiliation in b.mcx.example for group sip:G1@a.mcx.example by "
         "2026-05-01 10:00:40.300000 UTC, "
         "nor later in the capture; seen instead: deaffiliation (sip:G1@a.mcx.example) in a.mcx.example at "
-        f"2026-05-01 10:00:10.000020 UTC, {frames_text(seen.frames)}")
-    assert error["frames"] == list(seen.frames)  # the frames of what was seen instead, to look at
+        f"2026-05-01 10:00:10.000020 UTC, {frames_text(seen.frames)}; affiliation-status "
+        f"(sip:G1@a.mcx.example) in a.mcx.example at 2026-05-01 10:00:10.073493 UTC, "
+        f"{frames_text(notify.frames)}")
+    # the frames of what was seen instead, to look at (the NOTIFY that said "deaffiliating" too; not the
+    # partner's "affiliated" one, which fits no alternative of the step anywhere)
+    assert error["frames"] == sorted({*seen.frames, *notify.frames})
 
 
 def _step_tones_in_every_format(path: Path) -> list[tuple]:

@@ -144,14 +144,18 @@ def _candidates(step: Step, events: tuple[Event, ...], start: float, bindings: d
     return None, None
 
 
+#: What places an event (where, about whom): an event that fits an alternative but for these is a near miss.
+_PLACING = frozenset(("system", "group", "peer", "domain", "identity", "impu", "client_id", "call_id"))
+
+
 def _near_misses(step: Step, events: tuple[Event, ...], start: float, bindings: dict) -> list[Event]:
-    """Events after ``start`` (the anchor) of a kind the step wants that fit none of its alternatives
-    (another system, another group...): what the user should hear about when the step is missing."""
-    kinds = [dict(alt.constraints).get("kind") for alt in step.match]
-    if any(k is None for k in kinds):
+    """Events after ``start`` (the anchor) that fit none of the step's alternatives but would fit one in
+    another place (another system, another group...): what the user should hear about when the step is
+    missing. (An alternative that names no kind has no near misses: anything would be one.)"""
+    if any(dict(alt.constraints).get("kind") is None for alt in step.match):
         return []
-    wanted = {k for value in kinds for k in (value if isinstance(value, tuple) else (value,))}
-    return [e for e in events if e.time > start and e.kind in wanted
+    relaxed = [Pattern(tuple(c for c in alt.constraints if c[0] not in _PLACING)) for alt in step.match]
+    return [e for e in events if e.time > start and any(fits(e, alt, bindings) for alt in relaxed)
             and not any(fits(e, alt, bindings) for alt in step.match)]
 
 
