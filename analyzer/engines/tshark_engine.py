@@ -6,8 +6,8 @@ message as Wireshark reassembled (TCP, IP fragments, WebSocket) or decrypted the
 Those bytes go through the same ``to_message`` as the dpkt engine, so the records are the same; the frame
 is the one Wireshark shows the message in (the one that completed it). MC media-plane control packets
 (floor control, MCPC) are found by the dpkt engine's signature and read from ``udp.payload`` by the same
-decoder. ``-z io,phs`` ends the output with
-the number of frames tshark read, which the display filter would otherwise hide.
+decoder. ``-z io,phs`` ends the output with the number of frames tshark read, which the display filter
+would otherwise hide.
 
 Damaged input reads as with the dpkt engine: the project's reader opens the capture first and walks it
 beside tshark (``tshark_input.Walk``), so an unreadable file fails before any output with the same line.

@@ -47,6 +47,7 @@ class FloorCalls:
     ``_PER_ENDPOINT`` calls."""
 
     _PER_ENDPOINT = 8
+    _ENDS_PER_CALL = 8  # ends remembered per Call-ID (a pre-established session's successive calls)
 
     def __init__(self, cap: int):
         self.cap = cap
@@ -74,7 +75,7 @@ class FloorCalls:
         ends = self._ended.get(call_id)
         if ends is None and len(self._ended) < 4 * self.cap:
             ends = self._ended[call_id] = []
-        if ends is not None and len(ends) < self._PER_ENDPOINT:
+        if ends is not None and len(ends) < self._ENDS_PER_CALL:
             ends.append(time)
 
     def _call(self, endpoint: str, time: float) -> tuple[Event, bool] | None:
