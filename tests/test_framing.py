@@ -306,3 +306,16 @@ def test_find_start_line_waits_for_a_line_it_cannot_judge_yet():
     assert find_start_line(b"junk\r\nINVITE sip:a SIP/2.0\r\n", 0) == (6, -1)
     assert find_start_line(b"xx SIP/2.0 hello\r\nSIP/2.0 180 Ringing\r\n", 0) == (18, -1)
     assert find_start_line(b"no marker in here", 0) == (-1, 9)
+
+
+def test_a_diagnostic_over_the_kept_records_is_counted_without_its_message():
+    """``Diagnostics.wants``: hot paths skip formatting what would not be kept, and the counts stay exact."""
+    diag = Diagnostics(keep=2)
+    for n in range(5):
+        framer = MessageFramer(diag, f"a → b #{n}")
+        framer.receive_data(b"INVITE sip:b SIP/2.0\r\nContent-Length: 99\r\n\r\n", n + 1, 0.0)
+        assert framer.next_message() is NEED_DATA
+        framer.close()
+        assert framer.unfinished_frames == 1
+    assert diag.counts["tcp-unfinished"] == 5
+    assert [d.message.split(":")[0] for d in diag.records] == ["a → b #0", "a → b #1"]

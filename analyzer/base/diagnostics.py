@@ -84,6 +84,14 @@ class Diagnostics:
         if self.counts[code] <= self.keep:
             self.records.append(Diagnostic(code, message, tuple(frames), severity))
 
+    def wants(self, code: str) -> bool:
+        """Would a diagnostic of ``code`` be kept? If not, it is counted now: a caller on a hot path then
+        skips formatting its message (a capture of a million broken packets formats 200 of them)."""
+        if self.counts[code] < self.keep:
+            return True
+        self.counts[code] += 1
+        return False
+
     def merge(self, counts: dict[str, int], records: list[Diagnostic]) -> None:
         """Take in what another collector (e.g. a worker process's) gathered, keeping the caps."""
         kept = Counter(d.code for d in self.records)

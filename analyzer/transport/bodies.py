@@ -12,8 +12,10 @@ import re
 
 from analyzer.transport.buffer import NEED_DATA, Sentinel
 
-_FIELD = re.compile(rb"^(content-length|l|transfer-encoding|upgrade|connection)[ \t]*:[ \t]*([^\r\n]*)",
-                    re.I | re.M)
+#: A framing field at a line start: searched from the line end before the header section (``\n`` is a
+#: literal the engine scans for, where ``^`` with re.M is tried at every position).
+_FIELD = re.compile(rb"\n(content-length|l|transfer-encoding|upgrade|connection)[ \t]*:[ \t]*([^\r\n]*)",
+                    re.I)
 _DIGITS = re.compile(rb"[0-9]{1,15}")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*+(?:;[^\r\n]*+)?\r?\n")
 _LENGTH_FIELDS = re.compile(rb"^(?:transfer-encoding|content-length)[ \t]*:[^\n]*\n", re.I | re.M)
@@ -45,7 +47,7 @@ def framing_fields(buf: bytearray, lo: int, hi: int, sip: bool
     lengths, codings = [], []
     upgrade = None
     close = False
-    for name, value in _FIELD.findall(buf, lo, hi):
+    for name, value in _FIELD.findall(buf, lo - 1 if lo else 0, hi):  # (``lo`` follows a line end)
         name = name.lower()
         if name == b"content-length" or (name == b"l" and sip):
             lengths.extend(v.strip() for v in value.split(b","))
@@ -67,7 +69,8 @@ def body_framing(sip: bool, status: int | None, lengths: list[bytes], codings: l
     the request an HTTP response answers (a response to HEAD has no body). Raises ``FramingError``."""
     length = None
     if lengths:
-        if not all(_DIGITS.fullmatch(v) for v in lengths) or len(set(lengths)) > 1:
+        if (not _DIGITS.fullmatch(lengths[0]) if len(lengths) == 1
+                else not all(_DIGITS.fullmatch(v) for v in lengths) or len(set(lengths)) > 1):
             shown = b", ".join(lengths).decode("latin-1")
             raise FramingError(f"invalid Content-Length {shown!r}")
         length = int(lengths[0])

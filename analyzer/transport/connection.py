@@ -63,16 +63,19 @@ class TcpConnection:
         self._diag = diagnostics
         self._tcp_limits = tcp_limits or _TCP_DEFAULTS
         self._framing_limits = framing_limits or _FRAMING_DEFAULTS
-        self._mode = _UNKNOWN
         self._carried = False
-        self._start()
-
-    def _start(self) -> None:
-        self._carried = self.carried  # a reused address pair starts over; what it carried stays true
         self._sides: dict[str, _Side] = {}  # endpoint → its direction, made when it first sends (``_side``)
         self._mode = _UNKNOWN
         self._closed = False
         self.client: str | None = None
+
+    def _start(self) -> None:
+        """The address pair is reused by a new connection: start over; what it carried stays true."""
+        self._carried = self.carried
+        self._sides = {}
+        self._mode = _UNKNOWN
+        self._closed = False
+        self.client = None
 
     @property
     def name(self) -> str:

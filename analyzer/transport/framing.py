@@ -185,10 +185,11 @@ class MessageFramer:
                            f"of an over-long body")
         elif len(buf):
             frames, _ = buf.origin(0, len(buf))
-            what = "after an Upgrade request" if state == _PAUSED else "in the middle of a message"
             self.unfinished_frames = sum(1 for frame in frames if frame != self._last_out)
-            self._diag.add("tcp-unfinished", f"{self._name}: stream ended {what}; {len(buf)} bytes "
-                           f"not decoded", frames)
+            if self._diag.wants("tcp-unfinished"):
+                what = "after an Upgrade request" if state == _PAUSED else "in the middle of a message"
+                self._diag.add("tcp-unfinished", f"{self._name}: stream ended {what}; {len(buf)} bytes "
+                               f"not decoded", frames)
         self._junk.report(self._diag, self._name)
         buf.clear()
         return out

@@ -95,7 +95,7 @@ class TcpFlows:
             if len(self._activity) >= self.limits.tcp_streams:
                 cap = self.limits.tcp_streams
                 self._evict(out, f"{cap} connections were followed at once (--limit tcp_streams={cap} "
-                                 "raises the cap)")
+                                 "raises the cap)" if self.diag.wants("table-full") else None)
             conn = TcpConnection(a, self._name(dst, (data[2] << 8) | data[3]), self.diag,
                                  tcp_limits=self._tcp_limits, framing_limits=self._framing_limits)
             self.conns[key] = self.conns[reverse] = conn
@@ -156,13 +156,16 @@ class TcpFlows:
             record[_HELD] = held
         while self._held > target and self._activity:
             self._evict(out, f"the TCP connections followed held over {cap} bytes together (--limit "
-                             f"tcp_buffered_bytes={cap} raises the cap)")
+                             f"tcp_buffered_bytes={cap} raises the cap)" if self.diag.wants("table-full")
+                        else None)
 
-    def _evict(self, out: list, why: str) -> None:
-        """Stop following the least recently active connection, as the idle sweep would, and say so."""
+    def _evict(self, out: list, why: str | None) -> None:
+        """Stop following the least recently active connection, as the idle sweep would, and say so (``why``
+        None: the diagnostic was counted already, ``Diagnostics.wants``)."""
         conn = next(iter(self._activity))
-        self.diag.add("table-full", f"{conn.name}: TCP connection no longer followed, the least recently "
-                      f"active when {why}; a later message on it is picked up at its start line")
+        if why is not None:
+            self.diag.add("table-full", f"{conn.name}: TCP connection no longer followed, the least recently "
+                          f"active when {why}; a later message on it is picked up at its start line")
         out.extend(conn.close())
         self._forget(conn, ignore=False)
 
