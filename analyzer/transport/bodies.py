@@ -50,7 +50,10 @@ def framing_fields(buf: bytearray, lo: int, hi: int, sip: bool
     for name, value in _FIELD.findall(buf, lo - 1 if lo else 0, hi):  # (``lo`` follows a line end)
         name = name.lower()
         if name == b"content-length" or (name == b"l" and sip):
-            lengths.extend(v.strip() for v in value.split(b","))
+            if b"," in value:
+                lengths.extend(v.strip() for v in value.split(b","))
+            else:
+                lengths.append(value.strip())
         elif sip:
             continue
         elif name == b"transfer-encoding":

@@ -223,7 +223,9 @@ class TcpConnection:
             # decide: do not join and look again per segment (quadratic in max_line for 1-byte segments).
             if side.sniffed - len(data) > 8 and b"\n" not in data and side.sniffed < max_line:
                 return
-            mode = _sniff(b"".join(piece for piece, _, _ in side.sniff), max_line)
+            sniff = side.sniff
+            head = sniff[0][0] if len(sniff) == 1 else b"".join(piece for piece, _, _ in sniff)
+            mode = _sniff(head, max_line)
             if mode == _UNKNOWN:
                 return
             self._decide(side, mode)
