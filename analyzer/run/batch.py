@@ -151,8 +151,11 @@ def _run_dask(settings: Settings, captures: list[str], jobs: int, scheduler: str
     else:
         # Workers forked rather than spawned start in 0.3 s instead of 2.3 s, and close in 0.1 s instead of
         # 0.7 s (measured, 2 workers): on a dozen captures that was most of the gap to the process pool.
+        # Their sampling profiler (every 10 ms, for the dashboard this cluster does not show) only takes
+        # the GIL from the task.
         fork = "fork" in multiprocessing.get_all_start_methods()
-        with dask.config.set({"distributed.worker.multiprocessing-method": "fork" if fork else "spawn"}):
+        with dask.config.set({"distributed.worker.multiprocessing-method": "fork" if fork else "spawn",
+                              "distributed.worker.profile.enabled": False}):
             cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
         client = Client(cluster)
