@@ -210,11 +210,15 @@ def test_a_connect_the_ue_refuses_or_never_acknowledges_is_no_successful_late_en
 
 
 def test_a_private_connect_names_the_inviting_user_and_mcpc_elsewhere_makes_no_event():
+    """Elsewhere: ports no session negotiated, even on a UE's host when its session's SDP is known (another
+    UE behind the same NAT may own them)."""
     connect = mcpc("connect", 1.0, 3, ack=False, session_identity="private sip:pc-1@a.example",
                    inviting_user_id="sip:bob@a.example")
     stray = FloorMessage("mcpc", "MCPC", "connect", 0, 7, (("group_id", "sip:G9@a.example"),), (9,), 2.0,
                          "192.0.2.1:6001", "192.0.2.2:4001")  # no session negotiated these ports
-    got = details([*session_setup(), connect, stray])
+    behind_a_nat = FloorMessage("mcpc", "MCPC", "connect", 0, 7, (("group_id", "sip:G8@a.example"),), (10,),
+                                3.0, SERVER_CONTROL, "10.1.0.5:9999")  # the UE's host, not its SDP's ports
+    got = details([*session_setup(), connect, stray, behind_a_nat])
     assert [(g[0], g[1], g[2], g[3]) for g in got] == [
         ("private-call-setup", "to-ue", "sip:bob@a.example", "success")]
 

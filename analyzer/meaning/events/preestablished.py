@@ -63,7 +63,8 @@ class PreEstablished:
         self.cap = cap
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         self.forgotten = 0
-        #: Where each session's media-plane control flows (its SDP's ip:ports, else the UE's host) → Call-ID.
+        #: Where each session's media-plane control flows → Call-ID: its SDP's ip:ports; the UE's host only
+        #: for a session whose SDP the capture does not hold (a host may hide several UEs behind a NAT).
         self._by_media: dict[str, str] = {}
 
     def __contains__(self, call_id: object) -> bool:
@@ -75,7 +76,7 @@ class PreEstablished:
     def _open(self, call_id: str, f: Fact, ids: dict) -> _Session:
         session = self.sessions[call_id] = _Session(f.client, f.service, ids, f, frozenset(f.offer_media))
         self.sessions.move_to_end(call_id)
-        for key in (*f.offer_media, *f.answer_media, _host(f.client)):
+        for key in _media_keys(f):
             self._by_media[key] = call_id
         if len(self.sessions) > self.cap:
             self._close(next(iter(self.sessions)))
@@ -84,8 +85,7 @@ class PreEstablished:
 
     def _close(self, call_id: str) -> _Session:
         session = self.sessions.pop(call_id)
-        f = session.fact
-        for key in (*f.offer_media, *f.answer_media, _host(f.client)):
+        for key in _media_keys(session.fact):
             if self._by_media.get(key) == call_id:
                 del self._by_media[key]
         return session
@@ -145,7 +145,7 @@ class PreEstablished:
         session = self.sessions.get(key) if key else None
         if session is None:
             return
-        from_ue = m.src in session.ue_media or _host(m.src) == _host(session.ue)
+        from_ue = m.src in session.ue_media if session.ue_media else _host(m.src) == _host(session.ue)
         if m.message == "acknowledgement":
             if from_ue and session.connect is not None:
                 self._settle(builder, key, session, m)
@@ -230,6 +230,12 @@ def _fact(session: _Session, time: float, frames: tuple[int, ...], *, to_ue: boo
     frames = tuple(sorted(set(frames)))
     return replace(f, time=time, end=end, frames=frames, all_frames=frames, client=client, server=server,
                    status=None, reason=None)
+
+
+def _media_keys(f: Fact) -> tuple[str, ...]:
+    """Where a session's media-plane control is looked for: the ip:ports its SDP named, else the UE's host."""
+    media = (*f.offer_media, *f.answer_media)
+    return media or (_host(f.client),)
 
 
 def _host(endpoint: str) -> str:
