@@ -33,8 +33,8 @@ def _kpis(inst: Instance) -> dict:
     first step's request to the last step's final answer, and ``service_interruption``, from the end of
     the call in the old system (its release or leave when the capture shows it, else the first step's
     request) to the last step's final answer (back in the call in the new system). And the media-plane
-    figures of ``analyzer.rules.media`` (``media_interruption``, ``access_times``, ``late_entry_time``)
-    where the capture's floor control shows them.
+    figures of ``analyzer.rules.media`` (``media_interruption``, ``access_times``, ``late_entry_time``,
+    ``rtp_received``) where the capture's RTP and floor control show them.
     """
     kpis: dict = {"step_seconds": {s.step.id: round(s.event.time - s.reference, 3)
                                    for s in inst.steps if s.event is not None and s.reference is not None},

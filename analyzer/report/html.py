@@ -81,12 +81,17 @@ def _kpis(kpis: dict) -> str:
     if "service_interruption" in kpis:
         parts.append(f"service interruption {e(kpis['service_interruption'])} s")
     for key, name in (("media_interruption", "interruption as heard (floor control)"),
+                      ("rtp_interruption", "RTP gap (last in the old call → first in the new)"),
                       ("late_entry_time", "late call entry time (KPI 4)")):
         if key in kpis:
             parts.append(f"{name} {e(kpis[key])} s")
     if kpis.get("access_times"):
         times = ", ".join(f"{e(a['seconds'])} s" for a in kpis["access_times"])
         parts.append(f"access times (KPI 1) {times}")
+    if kpis.get("rtp_received"):
+        streams = ", ".join(f"{e(r['packets'])} to {e(r['to'])} ({e(r['call'])} call)"
+                            for r in kpis["rtp_received"])
+        parts.append(f"RTP received {streams}")
     steps = ", ".join(f"{e(k)} {e(v)} s" for k, v in kpis.get("step_seconds", {}).items())
     if steps:
         parts.append(f"seconds per step: {steps}")

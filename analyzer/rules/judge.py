@@ -7,7 +7,8 @@ from dataclasses import replace
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.rules import Rule
 from analyzer.rules.matcher import Instance, instances
-from analyzer.rules.media import measure
+from analyzer.rules.media import measure, media_endpoints
+from analyzer.transport.rtp import received, rereadable
 
 
 def capture_end(analysis: CaptureAnalysis) -> float:
@@ -22,8 +23,10 @@ def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = N
     for session in analysis.sessions:
         for rule in rules:
             found += instances(replace(rule, window=window) if window else rule, session, end)
-    for inst in found:
-        if inst.rule.migration is not None or inst.rule.kpis:  # media-plane figures, KPI thresholds
-            inst.figures = measure(inst)
+    measured = [i for i in found if i.rule.migration is not None or i.rule.kpis]  # media figures, KPIs
+    ports = {e for inst in measured if inst.rule.migration is not None for e in media_endpoints(inst)}
+    rtp = received(analysis.path, ports) if ports and rereadable(analysis.path) else {}
+    for inst in measured:
+        inst.figures = measure(inst, rtp)
     found.sort(key=lambda i: (i.anchor.time, i.rule.id))
     return found

@@ -15,7 +15,10 @@ call (``call_id`` of the anchor event) and the call its last step found (late en
 - ``media_interruption``: the last floor message the UE received in the old call (the end of the last
   talk burst it heard: Floor Idle, or a Taken/Granted) to the first Floor Taken or Granted it received in
   the new call — the interruption as the user hears it, beside the signalling one (report ``_kpis``).
-  RTP is not counted: the figure rests on floor control only.
+- ``rtp_received`` and ``rtp_interruption``: the RTP packets the UE received on each port its SDP gave it
+  in the two calls (``analyzer.transport.rtp``: counted in a second walk of the capture, absent when it
+  cannot be read twice, e.g. from standard input), and the last of them in the old call to the first in
+  the new one — negative when the old call's RTP still came after the new call's began.
 
 A rule's ``kpis:`` (``analyzer.rules.kpis``) sets thresholds: each figure over its ``max`` adds a deviation
 of that severity (info or warning, never an error: verdicts are unchanged).
@@ -36,8 +39,15 @@ def _calls(inst) -> tuple[str | None, str | None, object]:
     return inst.anchor.call_id, last.call_id if last is not None else None, last
 
 
-def measure(inst) -> dict:
-    """The media-plane figures of ``inst`` (only those the capture allows), and its KPI deviations."""
+def media_endpoints(inst) -> tuple[str, ...]:
+    """The ports the UE's SDP named in the calls a migration left and entered: whose RTP to count."""
+    entry = inst.steps[-1].event if inst.steps else None
+    return (*inst.anchor.media, *(entry.media if entry is not None else ()))
+
+
+def measure(inst, rtp: dict | None = None) -> dict:
+    """The media-plane figures of ``inst`` (only those the capture allows), and its KPI deviations;
+    ``rtp``: endpoint → ``RtpCount`` of what the UE received there."""
     old, new, entry = _calls(inst)
     floor = [e for e in inst.session.events if e.kind.startswith("floor-") and e.call_id in (old, new)
              and e.call_id is not None]
@@ -62,11 +72,24 @@ def measure(inst) -> dict:
         if first.kind == "floor-taken" and entry.kind in _ENTRIES:
             figures["late_entry_time"] = round(first.time - entry.time, 3)
             figures["late_entry_frames"] = [entry.frame, first.frame]
+    rtp = rtp or {}
+    streams = {"old": [(e, rtp[e]) for e in inst.anchor.media if e in rtp],
+               "new": [(e, rtp[e]) for e in (entry.media if entry is not None else ()) if e in rtp]}
+    if streams["old"] or streams["new"]:
+        figures["rtp_received"] = [{"call": call, "to": e, "packets": c.packets,
+                                    "frames": [c.first_frame, c.last_frame]}
+                                   for call, found in streams.items() for e, c in found]
+    if entry is not None and new is not None and new != old:
         heard_old = [e for e in floor if e.call_id == old and e.direction == "to-ue"]
         heard_new = [e for e in received_new if e.kind in _HEARD]
         if heard_old and heard_new:
             figures["media_interruption"] = round(heard_new[0].time - heard_old[-1].time, 3)
             figures["media_interruption_frames"] = [heard_old[-1].frame, heard_new[0].frame]
+        if streams["old"] and streams["new"]:
+            last = max((c.last_time, c.last_frame) for _, c in streams["old"])
+            first = min((c.first_time, c.first_frame) for _, c in streams["new"])
+            figures["rtp_interruption"] = round(first[0] - last[0], 3)
+            figures["rtp_interruption_frames"] = [last[1], first[1]]
     for threshold in inst.rule.kpis:
         if threshold.kpi == "access_time":
             over = [(a["seconds"], tuple(a["frames"])) for a in access if a["seconds"] > threshold.max]

@@ -13,7 +13,8 @@ from analyzer.report.document import stop_text
 
 PROCEDURE_COLUMNS = ("capture", "rule", "kind", "verdict", "ue", "group", "peer", "from_system", "to_system",
                      "start", "end", "migration_duration", "service_interruption", "deviating_steps",
-                     "start_iso", "end_iso", "media_interruption", "late_entry_time", "max_access_time")
+                     "start_iso", "end_iso", "media_interruption", "late_entry_time", "max_access_time",
+                     "rtp_interruption")
 DEVIATION_COLUMNS = ("capture", "rule", "ue", "step", "code", "severity", "message", "spec", "frames")
 CAPTURE_COLUMNS = ("capture", "sha256", "packets", "sip_messages", "http_messages", "decode_errors",
                    "procedures", "status", "error", "seconds", "cached", "read_complete",
@@ -46,10 +47,11 @@ def procedure_rows(capture: str, part: dict) -> Iterable[dict]:
                "service_interruption": kpis.get("service_interruption"),
                "deviating_steps": " ".join(bad),
                "start_iso": iso_utc(p.get("start")), "end_iso": iso_utc(p.get("end")),
-               # media-plane figures, where floor control shows them (``analyzer.rules.media``)
+               # media-plane figures, where floor control and RTP show them (``analyzer.rules.media``)
                "media_interruption": kpis.get("media_interruption"),
                "late_entry_time": kpis.get("late_entry_time"),
-               "max_access_time": max((a["seconds"] for a in kpis.get("access_times", ())), default=None)}
+               "max_access_time": max((a["seconds"] for a in kpis.get("access_times", ())), default=None),
+               "rtp_interruption": kpis.get("rtp_interruption")}
 
 
 def deviation_rows(capture: str, part: dict) -> Iterable[dict]:
@@ -93,7 +95,8 @@ def build_tables(results: list[dict]):
     f64, i64 = pl.Float64, pl.Int64
     procedures = frame(procs, PROCEDURE_COLUMNS, {"start": f64, "end": f64, "migration_duration": f64,
                                                   "service_interruption": f64, "media_interruption": f64,
-                                                  "late_entry_time": f64, "max_access_time": f64})
+                                                  "late_entry_time": f64, "max_access_time": f64,
+                                                  "rtp_interruption": f64})
     deviations = frame(devs, DEVIATION_COLUMNS, {"frames": pl.List(i64)})
     captures = frame(caps, CAPTURE_COLUMNS, {"packets": i64, "sip_messages": i64, "http_messages": i64,
                                              "decode_errors": i64, "procedures": i64, "seconds": f64,

@@ -171,6 +171,7 @@ class Event:
     impi: str | None = None  # (de)registration: the private identity it authenticated with
     via: str | None = None  # call events: one of ``VIAS``
     evidence: str | None = None  # (de)affiliation, affiliation-status: a key of ``EVIDENCE``
+    media: tuple[str, ...] = ()  # call events: the ip:ports the UE's own SDP named (RTP, RTCP, floor)
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -211,14 +211,15 @@ class _Builder:
             return
         identity = (f.mc_uri or f.called_party) if to_ue else None
         impu = f.to_uri if to_ue else f.from_uri
+        media = f.answer_media if to_ue else f.offer_media  # (the UE's own SDP)
         self.emit(f, kind, to_ue=to_ue, group=group, peer=peer, identity=identity, impu=impu,
-                  client_id=f.client_id, detail=f.reason, via="on-demand")
+                  client_id=f.client_id, detail=f.reason, via="on-demand", media=media)
         started = self.events[-1]  # the call's event (an implicit affiliation may follow it)
         if not to_ue:
             self.implicit_affiliation(f, kind, group)
         if f.status is not None and f.status < 300:
             ids = {"group": group, "peer": peer, "identity": identity, "impu": impu, "client_id": f.client_id,
-                   "via": "on-demand"}
+                   "via": "on-demand", "media": media}
             self.calls[f.call_id] = (family, ue, f.service, ids)
             self.floor.add_call(f, to_ue, started)
             if len(self.calls) > self.limits.calls:
