@@ -17,7 +17,11 @@ def capture_end(analysis: CaptureAnalysis) -> float:
     return max(analysis.stats.last_time or 0.0, last_event)
 
 
-def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None) -> list[Instance]:
+def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None,
+          count_rtp: bool = True) -> list[Instance]:
+    """Every procedure instance of every UE session, judged, with its media figures. ``count_rtp``: walk the
+    capture once more for the RTP of the migrations' calls (``mcxa watch`` skips it while watching: each
+    of its judgements would walk a growing file)."""
     end = capture_end(analysis)
     found = []
     for session in analysis.sessions:
@@ -25,7 +29,7 @@ def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = N
             found += instances(replace(rule, window=window) if window else rule, session, end)
     measured = [i for i in found if i.rule.migration is not None or i.rule.kpis]  # media figures, KPIs
     ports = {e for inst in measured if inst.rule.migration is not None for e in media_endpoints(inst)}
-    rtp = received(analysis.path, ports) if ports and rereadable(analysis.path) else {}
+    rtp = received(analysis.path, ports) if count_rtp and ports and rereadable(analysis.path) else {}
     for inst in measured:
         inst.figures = measure(inst, rtp)
     found.sort(key=lambda i: (i.anchor.time, i.rule.id))

@@ -173,7 +173,7 @@ class Watcher:
         facts = sorted((f for f in self.collector.facts if f is not None),
                        key=lambda f: (f.time, f.frames[0]))
         analysis = self._analysis(facts, None)  # problems are reported once, by the final judgement
-        judged = judge(analysis, self.rules, self.window)
+        judged = judge(analysis, self.rules, self.window, count_rtp=False)  # (RTP: at the end only)
         latest = capture_end(analysis)
         self._ues, self._open = len(analysis.sessions), 0
         for inst in judged:
