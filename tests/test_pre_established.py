@@ -395,3 +395,12 @@ def test_a_real_stack_pre_established_session_gives_its_events(capsys):
         (8, "group-call-leave", "sip:group-A@mcx.example", "pre-established", "MC migration"),
         (10, "pre-established-session-release", None, None, None)]
     assert len({r["call_id"] for r in rows}) == 1
+
+
+def test_a_broken_body_read_by_several_readers_is_one_diagnostic():
+    """The MC info, the recipient list and the SDP of an INVITE are read from one multipart: its defect
+    is said once, at the request's frame."""
+    broken = request("INVITE", "c9", body="--yy\r\nbroken\r\n", ctype="multipart/mixed;boundary=zz")
+    problems: list = []
+    extract_events(exchange(broken), problems=problems)
+    assert [(p.code, p.frames) for p in problems] == [("malformed-body", (1,))]

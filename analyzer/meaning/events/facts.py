@@ -270,7 +270,9 @@ class _Collector:
     def transaction(self, tx: Transaction) -> None:
         found: list = []
         fact = _sip_fact(tx, found)
-        for problem in found:  # a body that could not be read: say which request carried it
+        # a body that could not be read: say which request carried it, once (the MC info, the recipient
+        # list and the SDP are all read from one multipart: its defect is found by each reader)
+        for problem in dict.fromkeys(found):
             self.problems.append(replace(problem, frames=problem.frames or (tx.request.frame,)))
         if fact is None or not self.kept(fact):
             return
