@@ -16,13 +16,14 @@ has been yielded; the reader's ``stopped`` then says where (``source.Stop``: las
 from __future__ import annotations
 
 import os
+import stat
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.errors import CaptureFormatError
 from analyzer.capture import pcap, pcapng
 from analyzer.capture.source import STDIN, ByteSource, CaptureReader, CompressedStreamError, Packet, hexstart
 
-__all__ = ["STDIN", "CaptureReader", "Packet", "open_capture"]
+__all__ = ["STDIN", "CaptureReader", "Packet", "open_capture", "rereadable"]
 
 #: First four bytes (after any gzip layer) → reader class.
 READERS: dict[bytes, type[CaptureReader]] = {
@@ -74,3 +75,11 @@ def _not_a_capture(head: bytes, compressed: bool) -> str:
     what = next((name for magic, name in OTHER_FORMATS.items() if head.startswith(magic)), None)
     return (f"not a pcap or pcapng file{inside} (starts with {hexstart(head)}"
             f"{f': {what}' if what else ''})")
+
+
+def rereadable(path: str) -> bool:
+    """Can the capture be read a second time: a regular file (not standard input, a pipe or a device)?"""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False

@@ -4,12 +4,12 @@ parallel, resumable) and ``replay`` (a live feed and expected-verdict drift chec
 from __future__ import annotations
 
 import os
-import stat
 from functools import partial
 
 import click
 
 from analyzer.base.exitcodes import ExitCode
+from analyzer.capture import rereadable
 from analyzer.cli.options import (
     analyse,
     analysis_options,
@@ -37,11 +37,7 @@ KEEP_MESSAGES_BELOW = 32 << 20
 
 
 def _keep_messages(capture: str) -> bool:
-    try:
-        st = os.stat(capture)
-    except OSError:  # (standard input: "-")
-        return True
-    return not stat.S_ISREG(st.st_mode) or st.st_size < KEEP_MESSAGES_BELOW
+    return not rereadable(capture) or os.path.getsize(capture) < KEEP_MESSAGES_BELOW
 
 
 def _directory(ctx, param, value: str | None) -> str | None:

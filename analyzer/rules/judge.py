@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from analyzer.capture import rereadable
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.rules import Rule
 from analyzer.rules.matcher import Instance, instances
 from analyzer.rules.media import measure, media_endpoints
-from analyzer.transport.rtp import received, rereadable
+from analyzer.transport.rtp import received
 
 
 def capture_end(analysis: CaptureAnalysis) -> float:

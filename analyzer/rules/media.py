@@ -41,7 +41,7 @@ def _calls(inst) -> tuple[str | None, str | None, object]:
 
 def media_endpoints(inst) -> tuple[str, ...]:
     """The ports the UE's SDP named in the calls a migration left and entered: whose RTP to count."""
-    entry = inst.steps[-1].event if inst.steps else None
+    _, _, entry = _calls(inst)
     return (*inst.anchor.media, *(entry.media if entry is not None else ()))
 
 

@@ -13,7 +13,7 @@ import hmac
 import struct
 
 from analyzer.synth.scenario import Scenario
-from analyzer.transport.records import endpoint
+from analyzer.transport.records import endpoint, endpoint_parts
 
 ESP, UDP = 50, 17
 P_CSCF_PORT = 5060
@@ -53,10 +53,7 @@ def sa_yaml(sas: dict[tuple[str, str], int], key: bytes, capture: str) -> str:
     lines = [f"# The IPsec SAs of {capture} (mcxa synth): NULL encryption, HMAC-SHA1-96.",
              "# mcxa reads the SIP without this file; with it (--esp-sa), every ICV is checked."]
     for (src, dst), spi in sas.items():
-        lines += [f"- spi: 0x{spi:08x}", f"  src: {_ip(src)}", f"  dst: {_ip(dst)}", "  encryption: null",
+        (src_ip, _), (dst_ip, _) = endpoint_parts(src), endpoint_parts(dst)
+        lines += [f"- spi: 0x{spi:08x}", f"  src: {src_ip}", f"  dst: {dst_ip}", "  encryption: null",
                   "  integrity: hmac-sha1-96", f'  integrity_key: "0x{key.hex()}"']
     return "\n".join(lines) + "\n"
-
-
-def _ip(endpoint: str) -> str:
-    return endpoint.rpartition(":")[0].strip("[]")

@@ -83,3 +83,9 @@ class ControlPayload:
 def endpoint(ip: str, port: int) -> str:
     """Format an address as the contract wants it: ``ip:port``, IPv6 in brackets."""
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def endpoint_parts(text: str) -> tuple[str, str]:
+    """``endpoint``'s inverse: the address (no brackets) and the port text of ``ip:port``."""
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), port

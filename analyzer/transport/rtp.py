@@ -12,8 +12,6 @@ tunnels are not followed (a voice packet is small; tunnelled media is not counte
 from __future__ import annotations
 
 import ipaddress
-import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,6 +19,7 @@ from analyzer.base.diagnostics import Diagnostics
 from analyzer.capture import open_capture
 from analyzer.capture.link import LINK_DECODERS, BadFrame, CannotFollow
 from analyzer.transport.ip import BadIp, parse_ip
+from analyzer.transport.records import endpoint_parts
 
 UDP = 17
 
@@ -36,20 +35,12 @@ class RtpCount:
     last_time: float
 
 
-def rereadable(path: str) -> bool:
-    """Can the capture be walked a second time (not standard input, not a pipe)?"""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
 def _key(endpoint: str) -> bytes | None:
     """``ip:port`` (``[v6]:port``) as the bytes of its address and port, as packets carry them."""
-    host, _, port = endpoint.rpartition(":")
+    host, port = endpoint_parts(endpoint)
     try:
-        return ipaddress.ip_address(host.strip("[]")).packed + int(port).to_bytes(2, "big")
-    except ValueError:
+        return ipaddress.ip_address(host).packed + int(port).to_bytes(2, "big")
+    except (ValueError, OverflowError):
         return None
 
 

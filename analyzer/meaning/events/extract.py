@@ -16,6 +16,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from operator import attrgetter
 
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
@@ -78,7 +79,7 @@ class _Builder:
         deferred = []
         floor = floor or []
         control = [m for m in floor if m.name == "MCPC"]  # (joins pre-established sessions to calls)
-        for f in heapq.merge(facts, control, key=_time) if control else facts:
+        for f in heapq.merge(facts, control, key=attrgetter("time")) if control else facts:
             if type(f) is FloorMessage:
                 self.pre.control(self, f)
                 continue
@@ -267,10 +268,6 @@ class _Builder:
             self.systems.server_kind(f.domain) or "")
         if kind:
             self.emit(f, kind, outcome="encrypted", detail=f"TLS to {f.domain}")
-
-
-def _time(item: Fact | FloorMessage) -> float:
-    return item.time
 
 
 def _always(f: Fact) -> bool:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 
 from analyzer.meaning.events.facts import Fact
 from analyzer.messages.floor import FloorMessage
+from analyzer.transport.records import endpoint_parts
 
 _GROUP_SESSIONS = {"prearranged": "group-call-originate", "chat": "group-call-join"}
 #: 24.380 §8.3.3.8: the Reason Code of the UE's Acknowledgement of a Connect.
@@ -239,6 +240,6 @@ def _media_keys(f: Fact) -> tuple[str, ...]:
     return media or (_host(f.client),)
 
 
-def _host(endpoint: str) -> str:
+def _host(text: str) -> str:
     """The address of an ``ip:port`` (``[v6]:port``)."""
-    return endpoint.rpartition(":")[0].strip("[]") or endpoint
+    return endpoint_parts(text)[0] or text

@@ -269,7 +269,7 @@ def _control(ctx: Context, session: Dialog, t: float, message: str, code: int | 
     writes it) and, unless ``code`` is None, the UE's Acknowledgement with that Reason Code."""
     span = session.media
     assert span is not None
-    ue_fc, srv_fc = Endpoint(span.dst.ip, span.dst.port + 2), Endpoint(span.src.ip, span.src.port + 2)
+    ue_fc, srv_fc = span.control_ports()
     ctx.sends.append(Datagram(t, srv_fc, ue_fc, mcpc_message(
         message, ssrc_of(session.call_id, "participating-server"), ack=True, **fields)))
     if code is not None:

@@ -81,6 +81,11 @@ class MediaSpan:
     end: float | None = None
     ssrc: int | None = None  # the downlink RTP's SSRC when floor control named it (else drawn at random)
 
+    def control_ports(self) -> tuple[Endpoint, Endpoint]:
+        """The UE's and the server's floor (and MCPC) control ports: each media port + 2, as ``sip.sdp``
+        writes the application line."""
+        return Endpoint(self.dst.ip, self.dst.port + 2), Endpoint(self.src.ip, self.src.port + 2)
+
 
 @dataclass(slots=True)
 class Context:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from analyzer.synth.floor import floor_message, rtp_packet, ssrc_of
 from analyzer.synth.procedures.context import Context
 from analyzer.synth.scenario import Step
-from analyzer.synth.wire import Datagram, Endpoint
+from analyzer.synth.wire import Datagram
 
 TALK = 1.0  # seconds of talk burst
 _INTERVAL = 0.020  # one RTP packet per 20 ms
@@ -32,8 +32,7 @@ def floor(ctx: Context, step: Step, t: float) -> None:
         ctx.note(f"call '{step.call}' is not established: no floor control")
         return
     leg = dialog.leg
-    ue_fc = Endpoint(span.dst.ip, span.dst.port + 2)
-    srv_fc = Endpoint(span.src.ip, span.src.port + 2)
+    ue_fc, srv_fc = span.control_ports()
     server = ssrc_of(dialog.call_id, "floor-control-server")
     sends = ctx.sends
     if step.by == "ue":
