@@ -116,7 +116,7 @@ class PreEstablished:
             return
         ids = session.ids if session is not None else {"impu": f.from_uri, "client_id": f.client_id}
         fields |= {"impu": ids["impu"] or f.from_uri, "client_id": ids["client_id"] or f.client_id,
-                   "media": tuple(session.fact.offer_media) if session is not None else ()}
+                   "media": session.fact.offer_media if session is not None else ()}
         builder.emit(f, kind, detail=f.reason, via="pre-established", **fields)
         if ok:
             if session is None:  # set up before the capture began
@@ -186,7 +186,7 @@ class PreEstablished:
                  None if ack is not None or not m.ack_requested else "no Acknowledgement"]
         frames = (m.frame, ack.frame) if ack is not None else (m.frame,)
         f = _fact(session, m.time, frames, to_ue=True, end=ack.time if ack is not None else None)
-        fields |= session.ids | {"media": tuple(session.fact.offer_media)}
+        fields |= session.ids | {"media": session.fact.offer_media}
         builder.emit(replace(f, call_id=key), kind, to_ue=True, outcome=outcome, status=None,
                      detail=", ".join(filter(None, notes)), via="pre-established", domain=session.fact.domain,
                      **fields)
