@@ -17,11 +17,14 @@ from analyzer.engines.records import (
     Decoded,
     DecodeOptions,
     DecodeStats,
+    Handled,
     ReadStop,
+    WorkerShare,
 )
 
 __all__ = ["ENGINES", "ESP_SA_MARK", "FATES", "KEYLOG_MARK", "MAX_TLS_SERVERS", "OTHER_TLS_SERVERS",
-           "DecodeOptions", "DecodeStats", "Decoded", "ReadStop", "get_engine", "resolve_engine"]
+           "DecodeOptions", "DecodeStats", "Decoded", "Handled", "ReadStop", "WorkerShare", "get_engine",
+           "resolve_engine"]
 
 
 #: An engine name may carry a TLS key log: ``tshark+keylog=/path/to/keys`` (a plain string, so it

@@ -50,12 +50,20 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
             yield item
 
     # Two cores split the work where both halves weigh about the same: listing messages leaves the parent
-    # little to do, so it parses; meaning is heavy, so the worker parses too (measured on the bench capture).
+    # little to do, so it parses; meaning is heavy, so the worker parses too (measured on the bench capture)
+    # and takes its share of the meaning (``DecodeOptions.share``).
     in_worker = options.parse_in_worker
+    forked = options.workers > 1 and parallel.available() and (reader.size or 0) >= PARALLEL_MIN_BYTES
+    share = options.share if forked and in_worker else None
 
     def transport() -> Iterator:
         with reader:
-            yield from parsed(demux.run(reader)) if in_worker else demux.run(reader)
+            if not in_worker:
+                yield from demux.run(reader)
+            elif share is None:
+                yield from parsed(demux.run(reader))
+            else:
+                yield from share.worker(parsed(demux.run(reader)), lambda: reader.packets)
 
     def counters(packets: int, bytes_read: int, last_time: float | None) -> None:
         stats = decoded.stats
@@ -66,10 +74,13 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
     def summary() -> tuple:
         """What the transport stage knows at its end (runs where it ran: maybe in the worker)."""
         drops = sum(reader.drops.values()) if reader.drops else None
-        return demux.accounting(reader.packets), reader.stopped, unread.count, demux.esp.summary(), drops
+        return (demux.accounting(reader.packets), reader.stopped, unread.count, demux.esp.summary(), drops,
+                share.result() if share is not None else None)
 
     def take(result: tuple) -> None:
-        accounting, stopped, unread_there, decoded.stats.esp, decoded.stats.capture_drops = result
+        accounting, stopped, unread_there, decoded.stats.esp, decoded.stats.capture_drops, shared = result
+        if share is not None:
+            share.take(shared)
         decoded.stats.accounting = accounting
         decoded.stats.stopped = ReadStop(*stopped) if stopped is not None else None
         unread.count = max(unread.count, unread_there)  # counted where parsing ran: here, or the worker
@@ -81,7 +92,7 @@ def decode(path: str, options: DecodeOptions | None = None) -> Decoded:
             accounting[SIGNALLING] -= unread.count
             accounting[DIAGNOSTIC] += unread.count
 
-    if options.workers > 1 and parallel.available() and (reader.size or 0) >= PARALLEL_MIN_BYTES:
+    if forked:
         records = parallel.records_in_worker(transport, reader, decoded.diagnostics, counters, summary,
                                              take)
     else:

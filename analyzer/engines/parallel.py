@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.errors import McxaError
+from analyzer.engines.records import Handled
 from analyzer.messages.records import Headers, Message
 from analyzer.transport.records import Payload, TlsHello
 
@@ -41,6 +42,8 @@ def _to_wire(item) -> tuple:
     if isinstance(item, Payload):
         return (0, item.data, item.frames, item.time, item.src, item.dst, item.transport, item.framing,
                 item.reply_to)
+    if isinstance(item, Handled):
+        return (4, item.time, item.proto)
     if isinstance(item, TlsHello):
         return (1, item.frame, item.time, item.src, item.dst, item.sni)
     return (3, item)  # rare records (media-plane control): pickled whole
@@ -52,6 +55,8 @@ def _from_wire(t: tuple):
         return t[1]
     if kind == 2:
         return Message(t[2], t[3], t[4], t[5], t[6], t[7], Headers(t[8], lowered=True), t[1], *t[9:])
+    if kind == 4:
+        return Handled(t[1], t[2])
     return Payload(*t[1:]) if kind == 0 else TlsHello(*t[1:])
 
 

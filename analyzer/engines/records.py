@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
@@ -88,12 +88,40 @@ class DecodeStats:
                 self.tls_servers[server] = self.tls_servers.get(server, 0) + 1
             else:  # the table is bounded: later names are counted together
                 self.tls_servers[OTHER_TLS_SERVERS] = self.tls_servers.get(OTHER_TLS_SERVERS, 0) + 1
-        elif item.proto == "sip":
+        elif item.proto == "sip":  # (a Handled counts as the message it stands for)
             self.sip_messages += 1
         elif item.proto == "http":
             self.http_messages += 1
         else:  # media-plane control (``analyzer.messages.floor``)
             self.floor_messages += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """A message the decoder's worker process gave to its ``WorkerShare`` instead of sending it on: only its
+    capture time and protocol travel, so the clock and the counts downstream are those of every message."""
+
+    time: float
+    proto: str
+
+
+class WorkerShare(Protocol):
+    """Work of the consumer's that the decoder's worker process takes a share of (two cores balanced).
+
+    Used only when the decode runs in a worker (``DecodeOptions.workers`` > 1 on a big capture): ``taken``
+    then says so. In the worker, ``worker(items, packets)`` consumes the parsed items, keeps its share
+    (yielding a ``Handled`` in the place of each) and yields the rest (``packets()``: packets read so far);
+    once they are exhausted, ``result()`` returns what it made (picklable), which reaches ``take`` in the
+    calling process before the decoded items end.
+    """
+
+    taken: bool
+
+    def worker(self, items: Iterator, packets: Callable[[], int]) -> Iterator: ...
+
+    def result(self) -> object: ...
+
+    def take(self, result: object) -> None: ...
 
 
 @dataclass(slots=True)
@@ -110,6 +138,7 @@ class DecodeOptions:
     #: path → binary file object to read instead of opening the path (``mcxa watch`` follows a capture
     #: still being written); dpkt engine only
     opener: Callable[[str], Any] | None = None
+    share: WorkerShare | None = None  # with a worker that parses: its share of the consumer's work (dpkt)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,8 @@ from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
 from analyzer.engines import DecodeOptions, DecodeStats, get_engine
 from analyzer.meaning.events import MIGRATION_REASON, Event
-from analyzer.meaning.events.extract import extract_events
+from analyzer.meaning.events.extract import extract_events, fact_share
+from analyzer.meaning.problems import Problems
 from analyzer.meaning.sessions import ADDRESS_WINDOW, UeSession, build_sessions
 from analyzer.meaning.systems import SystemMap
 
@@ -51,36 +52,24 @@ class CaptureAnalysis:
 def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptions | None = None,
                     meaning: MeaningOptions | None = None) -> CaptureAnalysis:
     meaning = meaning or MeaningOptions()
-    # meaning weighs as much as decoding: on two cores the worker parses the messages as well
-    options = replace(decode_options or DecodeOptions(), parse_in_worker=True)
-    decoded = get_engine(engine)(path, options)
-    problems = _Problems()
+    problems = Problems()
     messages: list | None = [] if meaning.keep_messages else None
+    # meaning weighs more than decoding: on two cores the worker parses the messages as well, and collects
+    # the facts of a share of the calls (unless every message is kept here, for drawing)
+    share = fact_share(problems, meaning.limits) if messages is None else None
+    options = replace(decode_options or DecodeOptions(), parse_in_worker=True, share=share)
+    decoded = get_engine(engine)(path, options)
     items = decoded.items if messages is None else _keeping(decoded.items, messages)
     phase = meaning.phase or (lambda label: None)
     events, systems = extract_events(_then(items, lambda: phase("events")), meaning.systems,
                                      meaning.migration_reason, problems,
-                                     capture_end=lambda: decoded.stats.last_time, limits=meaning.limits)
+                                     capture_end=lambda: decoded.stats.last_time, limits=meaning.limits,
+                                     share=share)
     phase("sessions")
     sessions = build_sessions(events, meaning.identity_map, meaning.address_window, meaning.limits.identities,
                               problems)
     decoded.diagnostics.merge(problems.found.counts, problems.found.records)
     return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions, messages)
-
-
-class _Problems:
-    """Where the meaning stages append their problems: counted and capped per code like diagnostics (a
-    list would grow with the capture), and added after the decoding's own."""
-
-    def __init__(self):
-        self.found = Diagnostics()
-
-    def append(self, problem) -> None:
-        self.found.add(problem.code, problem.message, problem.frames)
-
-
-#: For stages run outside ``analyse_capture`` (``mcxa watch``).
-Problems = _Problems
 
 
 def _then(items, done: Callable[[], None]):

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from analyzer.engines import Decoded, DecodeOptions, get_engine
-from analyzer.meaning.analysis import CaptureAnalysis, MeaningOptions, Problems
+from analyzer.meaning.analysis import CaptureAnalysis, MeaningOptions
 from analyzer.meaning.events.extract import build_events, fact_collector, keep_floor
+from analyzer.meaning.problems import Problems
 from analyzer.meaning.sessions import build_sessions
 from analyzer.report.document import procedure_dict
 from analyzer.rules import Rule

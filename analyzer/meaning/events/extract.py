@@ -27,6 +27,8 @@ from analyzer.meaning.events.floor import FloorCalls
 from analyzer.meaning.events.floor import kept as floor_kept
 from analyzer.meaning.events.preestablished import PreEstablished, is_setup
 from analyzer.meaning.events.publications import PACKAGES, Change, Publications
+from analyzer.meaning.events.shard import FactShare
+from analyzer.meaning.problems import Problems
 from analyzer.meaning.systems import SystemMap
 from analyzer.messages.floor import FloorMessage
 
@@ -309,12 +311,14 @@ def _meaningful(f: Fact) -> bool:
 def extract_events(items: Iterable, systems: SystemMap | None = None,
                    migration_reason: re.Pattern = MIGRATION_REASON, problems: list | None = None,
                    capture_end: Callable[[], float | None] | None = None,
-                   limits: Limits = DEFAULT_LIMITS) -> tuple[list[Event], SystemMap]:
+                   limits: Limits = DEFAULT_LIMITS, share: FactShare | None = None
+                   ) -> tuple[list[Event], SystemMap]:
     """Decoded items (Messages and TlsHellos, capture order) → events in time order, and the systems.
 
     ``capture_end`` says, once the items are read, when the capture's last packet was: a publication
     whose lifetime ran out by then expired. Without it, the last decoded item's time is the end.
-    ``limits`` caps the tables (open transactions, calls, publications, inferred domains).
+    ``limits`` caps the tables (open transactions, calls, publications, inferred domains). ``share``
+    (``fact_share``, given to the decode too): the facts the decoder's worker collected.
     """
     last = [None]
     floor: list[FloorMessage] = []  # floor control messages that can make events (bounded)
@@ -326,6 +330,8 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
             yield item
 
     facts, observed = collect_facts(timed(items), problems, limits, meaningful=_meaningful)
+    if share is not None:
+        facts, observed = share.merged(facts, observed)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
     builder = _Builder(systems, migration_reason, problems, limits)
     return builder.build(facts, max(ends) if ends else None, observed, floor[:limits.floor_messages])
@@ -343,6 +349,12 @@ def keep_floor(floor: list, item, limits: Limits, problems: list | None) -> None
             "table-full", f"more than {limits.floor_messages} floor control messages from frame {item.frame} "
             "on: later ones make no event; raise the cap with --limit floor_messages=N", (item.frame,)))
     floor.append(item)
+
+
+def fact_share(problems: Problems, limits: Limits = DEFAULT_LIMITS) -> FactShare:
+    """Pass 1 split with the decoder's worker (``analyzer.meaning.events.shard``): give it to the decode as
+    ``DecodeOptions.share`` and to ``extract_events``; ``problems`` receives the worker's."""
+    return FactShare(problems, limits, _meaningful)
 
 
 def fact_collector(problems: list, limits: Limits = DEFAULT_LIMITS) -> _Collector:

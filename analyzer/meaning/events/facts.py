@@ -267,6 +267,12 @@ class _Collector:
         elif isinstance(item, TlsHello):
             self.add(_tls_fact(item))
 
+    def tick(self, now: float) -> None:
+        """The clock of an item this collector is not fed (another shard's message): timers fire."""
+        for record in self.tracker.advance(now):
+            if isinstance(record, Transaction):
+                self.transaction(record)
+
     def transaction(self, tx: Transaction) -> None:
         found: list = []
         fact = _sip_fact(tx, found)
@@ -332,8 +338,14 @@ class _Collector:
                 f"requests that make no event: later ones do not count in inferring systems "
                 f"({self.unobserved} in all); raise the cap with --limit domains=N"))
         kept = [f for f in self.facts if f is not None]
-        kept.sort(key=lambda f: (f.time, f.frames[0]))
+        kept.sort(key=fact_order)
         return kept
+
+
+def fact_order(f: Fact) -> tuple:
+    """Facts in time order, then by frames: a total order, so facts collected apart (``shard``) merge
+    into the order one collector gives."""
+    return f.time, f.frames, f.method, f.call_id or ""
 
 
 def collect_facts(items: Iterable, problems: list | None = None, limits: Limits = DEFAULT_LIMITS,

@@ -37,11 +37,7 @@ class TransactionTracker(TrackerTables):
         Timers fire on the item's capture time first. Items other than SIP messages (HTTP, TLS hellos)
         only move the clock.
         """
-        out: list = []
-        now = item.time
-        if now > self._now:
-            self._now = now
-            self._expire(now, out)
+        out = self.advance(item.time)
         if isinstance(item, Message) and item.proto == "sip":
             self.stats.messages += 1
             if item.kind == "request":
@@ -49,6 +45,15 @@ class TransactionTracker(TrackerTables):
             else:
                 self._response(item, out)
             self._enforce_caps(item.frame, out)
+        return out
+
+    def advance(self, now: float) -> list[Transaction | Dialog]:
+        """Move the clock to ``now`` (capture time) without an item: the records whose timers fired.
+        A tracker fed only some of the messages (a shard) still sees the time of every one."""
+        out: list = []
+        if now > self._now:
+            self._now = now
+            self._expire(now, out)
         return out
 
     # -- requests -----------------------------------------------------------------------------------

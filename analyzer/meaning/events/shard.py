@@ -1,0 +1,106 @@
+"""Pass 1 over two processes: the decoder's worker collects the facts of a share of the SIP calls.
+
+On a capture big enough for a worker (``analyzer.engines.parallel``) the worker walks, reassembles and
+parses while this process gives the messages their meaning. On a core-side capture pass 1 (transactions
+and facts) weighs twice what decoding does, so the worker takes a share of it: the SIP messages whose
+Call-ID falls in its share (every message of a call, so every transaction and challenge, goes one way)
+become transactions and facts there, and only a ``Handled`` marker crosses the pipe in their place. Each
+side's tracker still sees the time of every message (``_Collector.tick``), so timers fire as in one
+process. The worker's facts, the (domain, server) pairs it observed and its problems come back at the end
+and are merged with this process's: the same facts in the same order (``fact_order`` is total).
+
+Each side caps its own tables (``Limits``): under a flood that hits a cap, what is evicted may differ from
+one process's choice; of the problems beyond the records kept per code, which are kept may differ too.
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import fields
+from operator import attrgetter
+
+from analyzer.base.limits import Limits
+from analyzer.engines import Handled
+from analyzer.meaning.events.facts import Fact, _Collector, fact_order
+from analyzer.meaning.problems import Problems
+from analyzer.messages.records import Message
+
+#: The worker takes the calls whose Call-ID's CRC-32 is divisible by this: a quarter of them. It decodes
+#: too: on a core-side capture a quarter balances the two processes best (bench/bench_analyze.py: a half,
+#: a third, a fifth, a sixth and an eighth were slower).
+SHARE = 4
+#: ... but only on a capture where signalling is dense (at least one SIP message per this many packets, as
+#: of the first ``DECIDE_AFTER`` SIP messages): on a drive test (mostly media) the worker is the slower
+#: side already and any share would make the whole run slower.
+DENSE = 4
+DECIDE_AFTER = 256
+
+_FIELDS = tuple(f.name for f in fields(Fact))
+_as_tuple = attrgetter(*_FIELDS)  # (plain tuples pickle several times faster than slotted dataclasses)
+
+
+class FactShare:
+    """Give it to the decode as ``DecodeOptions.share`` and to ``extract_events``; ``problems``: this
+    process's sink, where the worker's problems are added."""
+
+    def __init__(self, problems: Problems, limits: Limits, meaningful: Callable[[Fact], bool]):
+        self.problems, self.limits, self.meaningful = problems, limits, meaningful
+        self.taken = False  # the worker took its share: its facts are here
+        self.facts: list[Fact] = []
+        self.observed: list[tuple] = []
+        self._result: tuple | None = None  # (in the worker) what goes back
+
+    # -- in the worker ---------------------------------------------------------------------------------
+
+    def worker(self, items: Iterator, packets: Callable[[], int]) -> Iterator:
+        problems = Problems()
+        collector = _Collector(problems, self.limits, self.meaningful)
+        feed, tick = collector.feed, collector.tick
+        early: set[str | None] = set()  # the Call-IDs sent on before deciding: they stay with the parent
+        seen, decided, sharing = 0, False, False
+        for item in items:
+            if type(item) is Message and item.proto == "sip":
+                call_id = item.headers.get("call-id")
+                if not decided:
+                    early.add(call_id)
+                    seen += 1
+                    if seen == DECIDE_AFTER:
+                        decided, sharing = True, DENSE * seen >= packets()
+                elif sharing and call_id not in early and _mine(call_id):
+                    feed(item)
+                    yield Handled(item.time, "sip")
+                    continue
+            if sharing:
+                tick(item.time)
+            yield item
+        facts = collector.close()
+        found = problems.found
+        self._result = ([_as_tuple(f) for f in facts], list(collector.observed), dict(found.counts),
+                        found.records)
+
+    def result(self) -> tuple | None:
+        return self._result
+
+    # -- in this process -------------------------------------------------------------------------------
+
+    def take(self, result: tuple | None) -> None:
+        if result is None:  # (the worker stopped early: an error, reported on its own)
+            return
+        facts, self.observed, counts, records = result
+        self.facts = [Fact(*t) for t in facts]
+        self.problems.merge(counts, records)
+        self.taken = True
+
+    def merged(self, facts: list[Fact], observed: list[tuple]) -> tuple[list[Fact], list[tuple]]:
+        """This process's facts and observed pairs with the worker's."""
+        if not self.taken:
+            return facts, observed
+        seen = set(observed)
+        return (list(heapq.merge(facts, self.facts, key=fact_order)),
+                observed + [pair for pair in self.observed if pair not in seen])
+
+
+def _mine(call_id: str | None) -> bool:
+    return call_id is not None and zlib.crc32(call_id.encode("utf-8", "surrogateescape")) % SHARE == 0
