@@ -11,6 +11,7 @@ Frames: ``Fact.frames`` are the frames that completed each message (``Message.fr
 from __future__ import annotations
 
 import re
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -194,11 +195,12 @@ def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
         redirect = _uri(tx.final.headers.get("contact"))
     ruri = mcfacts.uri_parts(req.uri or "")
     return Fact(
-        method, tx.time, tx.answered, tx.frames, tx.client or req.src, tx.server or req.dst, tx.status,
-        call_id=tx.call_id, domain=ruri.host if ruri else None, from_uri=_uri(req.headers.get("from")),
-        to_uri=_uri(req.headers.get("to")),
-        service=(info.service if info else None) or (affiliation.service if affiliation else None)
-        or mcfacts.mc_service(req),
+        _shared(method), tx.time, tx.answered, tx.frames, _shared(tx.client or req.src),
+        _shared(tx.server or req.dst), tx.status, call_id=_shared(tx.call_id),
+        domain=_shared(ruri.host) if ruri else None, from_uri=_shared(_uri(req.headers.get("from"))),
+        to_uri=_shared(_uri(req.headers.get("to"))),
+        service=_shared((info.service if info else None) or (affiliation.service if affiliation else None)
+                        or mcfacts.mc_service(req)),
         instance=contact.instance if contact else None, client_id=info.client_id if info else None,
         mc_uri=info.request_uri if info else None, calling_user=info.calling_user_id if info else None,
         calling_group=info.calling_group_id if info else None,
@@ -206,11 +208,17 @@ def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
         session_type=info.session_type if info else None,
         recipients=listed, emergency=bool(info and (info.emergency or info.imminent_peril)),
         sdp=any(t.startswith("application/sdp") for t in _types(req)) if method == "INVITE" else False,
-        affiliation=affiliation, event_package=(req.headers.get("event") or "").split(";")[0].strip().lower()
-        or None, reason=reason, challenged=tx.challenge_of is not None,
+        affiliation=affiliation,
+        event_package=_shared((req.headers.get("event") or "").split(";")[0].strip().lower() or None), reason=reason, challenged=tx.challenge_of is not None,
         mc_body=info is not None, contact=redirect,
         claims_mc_id=info.token_claims.mc_id if info and info.token_claims else None,
         all_frames=tx.all_frames or tx.frames, **extra)
+
+
+def _shared(text: str | None) -> str | None:
+    """One string object for each value that many facts repeat (a UE's addresses and URIs, methods, a
+    call's Call-ID): the facts of a whole capture are held until pass 2, and these were a third of them."""
+    return None if text is None else sys.intern(text)
 
 
 def _http_fact(request: Message, response: Message | None) -> Fact:
