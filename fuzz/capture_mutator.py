@@ -15,6 +15,11 @@ captures still yield messages, events and procedures: the proof that mutations r
 Any exception but the documented ``InputError`` is a crash, an input running longer than ``--timeout``
 seconds a hang, the process growing past ``--rss-limit-mb`` a memory blow-up; each is saved under the
 findings prefix (``crash-SHA1.pcapng`` and a ``.txt`` with the traceback).
+
+``--split`` also judges each mutated capture the way a big one is judged on two cores (a forked decoder
+whose worker collects the facts of a share of the calls, ``analyzer.meaning.events.shard``, forced on
+whatever the size and density) and compares the capture's report with the one-process report: any
+difference is a finding (``differs-SHA1``, the first differing field in the ``.txt``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ from fuzz.seeds import capture_files
 
 MAX_FRAMES = 300  # frames kept of each seed capture: the first ones hold the procedures
 SAVED_PER_SIGNATURE = 3  # findings kept per distinct traceback end (all are counted)
+
+
+class Differs(Exception):
+    """The two-process judgement of a capture differs from the one-process judgement."""
 
 
 class Hang(BaseException):
@@ -71,13 +80,14 @@ class Pipeline:
                                          dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
         os.close(fd)
 
-    def run_file(self, data: bytes) -> tuple[int, int, int]:
+    def run_file(self, data: bytes, split: bool = False) -> tuple[int, int, int]:
         with open(self.path, "wb") as f:
             f.write(data)
-        return self.run(self.path)
+        return self.run(self.path, split)
 
-    def run(self, path: str) -> tuple[int, int, int]:
-        """Messages, events and procedures found; ``InputError`` (a file that is no capture) gives zeros."""
+    def run(self, path: str, split: bool = False) -> tuple[int, int, int]:
+        """Messages, events and procedures found; ``InputError`` (a file that is no capture) gives zeros.
+        ``split``: raise ``Differs`` if the two-process judgement differs."""
         from analyzer.base.errors import InputError
         from analyzer.engines import DecodeOptions
         from analyzer.meaning.analysis import MeaningOptions, analyse_capture
@@ -107,7 +117,37 @@ class Pipeline:
         events.write_table(analysis, sink, lambda row: True)
         sessions.write_text(analysis, sink)
         summary_lines(analysis.stats)
+        if split:
+            _compare(part, self._split_part(path))
         return len(found), len(analysis.events), len(part["procedures"])
+
+    def _split_part(self, path: str) -> dict:
+        from analyzer.engines import DecodeOptions, dpkt_engine
+        from analyzer.meaning.analysis import analyse_capture
+        from analyzer.meaning.events import shard
+        from analyzer.report import document as report
+        from analyzer.rules.judge import judge
+
+        saved = dpkt_engine.PARALLEL_MIN_BYTES, shard.DECIDE_AFTER, shard.DENSE
+        dpkt_engine.PARALLEL_MIN_BYTES, shard.DECIDE_AFTER, shard.DENSE = 0, 1, 1 << 62
+        try:
+            analysis = analyse_capture(path, "dpkt", DecodeOptions(workers=2))
+        finally:
+            dpkt_engine.PARALLEL_MIN_BYTES, shard.DECIDE_AFTER, shard.DENSE = saved
+        return report.capture_report(analysis, judge(analysis, self.rules))
+
+
+def _compare(alone: dict, split: dict, where: str = "capture") -> None:
+    """Raise ``Differs`` naming the first field where the reports differ (timings aside)."""
+    if isinstance(alone, dict) and isinstance(split, dict):
+        for key in sorted(set(alone) | set(split), key=str):
+            if key not in ("timing", "seconds"):
+                _compare(alone.get(key), split.get(key), f"{where}.{key}")
+    elif isinstance(alone, list) and isinstance(split, list) and len(alone) == len(split):
+        for i, (a, b) in enumerate(zip(alone, split, strict=True)):
+            _compare(a, b, f"{where}[{i}]")
+    elif alone != split:
+        raise Differs(f"{where}: one process {str(alone)[:300]!r}, two {str(split)[:300]!r}")
 
 
 # -- mutations of a whole capture -------------------------------------------------------------------------
@@ -267,15 +307,17 @@ _WEIGHTS = (70, 8, 3, 8, 6, 5)
 class Loop:
     """Mutate, run, count; findings saved under ``prefix``; hangs and memory watched."""
 
-    def __init__(self, seed: int, prefix: str, timeout: float, rss_limit_mb: int, stats_path: str | None):
+    def __init__(self, seed: int, prefix: str, timeout: float, rss_limit_mb: int, stats_path: str | None,
+                 split: bool = False):
         self.rng = random.Random(seed)
+        self.split = split
         self.prefix = prefix
         self.timeout = timeout
         self.rss_limit = rss_limit_mb << 20
         self.stats_path = stats_path
         self.seeds = [Seed(p) for p in capture_files()]
         self.pipeline = Pipeline()
-        self.stats = {"executions": 0, "seconds": 0.0, "crashes": 0, "hangs": 0, "ooms": 0,
+        self.stats = {"executions": 0, "seconds": 0.0, "crashes": 0, "hangs": 0, "ooms": 0, "differs": 0,
                       "reached": {"messages": 0, "events": 0, "procedures": 0}}
         self.signatures: dict[str, int] = {}
         self.current: bytes | None = None
@@ -302,7 +344,10 @@ class Loop:
         self.current, self.started_at = data, time.monotonic()
         signal.setitimer(signal.ITIMER_REAL, self.timeout)
         try:
-            reached = self.pipeline.run_file(data)
+            reached = self.pipeline.run_file(data, self.split)
+        except Differs:
+            self.finding("differs", data, traceback.format_exc())
+            reached = (0, 0, 0)
         except Hang:
             self.finding("timeout", data, f"input ran longer than {self.timeout} s\n{traceback.format_exc()}")
             reached = (0, 0, 0)
@@ -317,7 +362,7 @@ class Loop:
             self.stats["reached"][stage] += n > 0
 
     def finding(self, kind: str, data: bytes, text: str) -> None:
-        self.stats[{"crash": "crashes", "timeout": "hangs", "oom": "ooms"}[kind]] += 1
+        self.stats[{"crash": "crashes", "timeout": "hangs", "oom": "ooms", "differs": "differs"}[kind]] += 1
         lines = text.strip().splitlines()
         signature = f"{kind}:{lines[-1][:200] if lines else ''}:{lines[-3] if len(lines) > 2 else ''}"
         self.signatures[signature] = self.signatures.get(signature, 0) + 1
@@ -373,13 +418,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stats", help="write the counts here as JSON")
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--rss-limit-mb", type=int, default=1024)
+    parser.add_argument("--split", action="store_true",
+                        help="also judge on two processes and report any difference (see above)")
     args = parser.parse_args(argv)
     os.makedirs(os.path.dirname(args.findings) or ".", exist_ok=True)
     runs = args.runs if args.runs is not None or args.seconds is not None else 1000
-    loop = Loop(args.seed, args.findings, args.timeout, args.rss_limit_mb, args.stats)
+    loop = Loop(args.seed, args.findings, args.timeout, args.rss_limit_mb, args.stats, args.split)
     stats = loop.run(runs, args.seconds)
     print(json.dumps(stats))
-    return 1 if stats["crashes"] or stats["hangs"] or stats["ooms"] else 0
+    return 1 if stats["crashes"] or stats["hangs"] or stats["ooms"] or stats["differs"] else 0
 
 
 if __name__ == "__main__":

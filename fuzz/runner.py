@@ -30,7 +30,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT = 10  # seconds one input may take before it is a hang (the bound for a hostile capture)
 RSS_LIMIT_MB = 1024  # above this the process's memory is a finding
 MAX_RESTARTS = 20
-KINDS = {"crash": "crashes", "leak": "crashes", "timeout": "hangs", "oom": "ooms", "slow-unit": "slow"}
+KINDS = {"crash": "crashes", "leak": "crashes", "timeout": "hangs", "oom": "ooms", "slow-unit": "slow",
+         "differs": "crashes"}  # (differs: the capture mutator's two-process judgement disagreed, --split)
 _EXECUTED = re.compile(rb"stat::number_of_executed_units:\s*(\d+)")
 _DONE = re.compile(rb"Done (\d+) runs in")
 _PROGRESS = re.compile(rb"^#(\d+)\s", re.M)
@@ -147,7 +148,7 @@ def fuzz_command(name: str, prefix: str, runs: int | None, seconds: float | None
     budget = [f"-runs={runs}"] if runs is not None else [f"-max_total_time={max(1, int(seconds))}"]
     if name == CAPTURE:
         return [sys.executable, "-m", "fuzz.capture_mutator", "--seed", str(seed), "--findings", prefix,
-                "--timeout", str(TIMEOUT), "--rss-limit-mb", str(RSS_LIMIT_MB),
+                "--timeout", str(TIMEOUT), "--rss-limit-mb", str(RSS_LIMIT_MB), "--split",
                 *(["--stats", stats] if stats else []),
                 *(["--runs", str(runs)] if runs is not None else ["--seconds", str(int(seconds))])]
     h = HARNESSES[name]

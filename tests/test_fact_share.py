@@ -14,6 +14,7 @@ from analyzer.engines import DecodeOptions, Handled, dpkt_engine, get_engine, pa
 from analyzer.meaning.events import shard
 from analyzer.meaning.events.extract import _meaningful, fact_share
 from analyzer.meaning.events.facts import collect_facts
+from analyzer.meaning.mcfacts import Problem
 from analyzer.meaning.problems import Problems
 from analyzer.messages.records import Headers, Message
 
@@ -78,8 +79,8 @@ def test_facts_collected_apart_merge_into_what_one_collector_gives(name, one_in,
     facts, observed = share.merged(*collect_facts(forwarded, problems, meaningful=_meaningful))
     assert facts == whole[0]
     assert sorted(observed) == sorted(whole[1])
-    assert problems.found.counts == whole_problems.found.counts != {}
-    assert sorted(problems.found.records, key=repr) == sorted(whole_problems.found.records, key=repr)
+    assert problems.counts == whole_problems.counts != {}
+    assert problems.records == whole_problems.records
 
 
 def test_the_worker_takes_no_share_where_media_outweigh_signalling():
@@ -87,7 +88,7 @@ def test_the_worker_takes_no_share_where_media_outweigh_signalling():
     already) keeps none; the Call-IDs sent on before it decided stay with this process either way."""
     items = [i for i in _items("group-migration-compliant.pcapng") if isinstance(i, Message)]
     sip = [i for i in items if i.proto == "sip"]
-    many = [replace(m, headers=_with_call_id(m, f"call-{n}")) for n, m in enumerate(sip * 10)]
+    many = [replace(m, headers=_call(m, n)) for n, m in enumerate(sip * 10)]
     share = fact_share(Problems())
     sparse = list(share.worker(iter(many), lambda: shard.DENSE * shard.DECIDE_AFTER + 1))
     assert not any(isinstance(i, Handled) for i in sparse)
@@ -97,5 +98,38 @@ def test_the_worker_takes_no_share_where_media_outweigh_signalling():
     assert 0.1 < len(handled) / (len(many) - shard.DECIDE_AFTER) < 0.4  # about one call in SHARE
 
 
-def _with_call_id(msg: Message, call_id: str) -> Headers:
-    return Headers([(k, call_id if k == "call-id" else v) for k, v in msg.headers], lowered=True)
+def _call(msg: Message, n: int) -> Headers:
+    """``msg``'s headers as those of call ``n``: a Call-ID and a top Via branch of its own."""
+    new = {"call-id": f"call-{n}", "via": f"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-{n}"}
+    return Headers([(k, new.get(k, v)) for k, v in msg.headers], lowered=True)
+
+
+def test_the_worker_takes_whole_calls(monkeypatch):
+    """Every message of a call goes one way (its transactions and challenges are matched in one place),
+    about one call in ``SHARE`` to the worker; the calls seen before it decided stay here."""
+    monkeypatch.setattr(shard, "DECIDE_AFTER", 8)
+    items = [i for i in _items("group-migration-compliant.pcapng") if isinstance(i, Message)]
+    sip = [replace(m, headers=_call(m, n // 4)) for n, m in enumerate(
+        i for i in items if i.proto == "sip" for _ in range(4))]  # four messages of each call
+    out = list(fact_share(Problems()).worker(iter(sip), lambda: 1))
+    calls = [out[n:n + 4] for n in range(0, len(out), 4)]
+    taken = [all(isinstance(i, Handled) for i in call) for call in calls]
+    assert all(taken[n] or not any(isinstance(i, Handled) for i in call) for n, call in enumerate(calls))
+    assert not any(taken[:shard.DECIDE_AFTER // 4]) and 0 < sum(taken) < len(taken)
+
+
+def test_problems_kept_are_those_of_the_first_frames_whoever_found_them():
+    """Past the records kept per code, the ones kept (and their order) depend on the frames alone: two
+    sinks merged keep what one sink fed everything keeps."""
+    found = [Problem("malformed-body", f"body {n}", (n,)) for n in (9, 3, 7, 1, 8, 2, 6, 4, 5, 0)]
+    found += [Problem("xml-rejected", "entity", (n,)) for n in (4, 2)]
+    one, left, right = Problems(keep=3), Problems(keep=3), Problems(keep=3)
+    for n, problem in enumerate(found):
+        one.append(problem)
+        (left if n % 2 else right).append(problem)
+    left.merge(right.counts, right.records)
+    assert one.counts == left.counts == {"malformed-body": 10, "xml-rejected": 2}
+    assert one.records == left.records
+    assert [(d.code, d.frames) for d in one.records] == [
+        ("malformed-body", (0,)), ("malformed-body", (1,)), ("malformed-body", (2,)), ("xml-rejected", (2,)),
+        ("xml-rejected", (4,))]

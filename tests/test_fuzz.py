@@ -64,6 +64,7 @@ def test_capture_mutations_reach_the_deep_stages(runs):
     stats = json.loads(runs["capture.json"][1])
     assert code == 0, output[-3000:]
     assert (stats["executions"], stats["crashes"], stats["hangs"], stats["ooms"]) == (CAPTURE_RUNS, 0, 0, 0)
+    assert stats["differs"] == 0, output[-3000:]  # judged on two processes, each said the same
     reached = stats["reached"]
     # Mutations are mostly structure-aware: most mutated captures still hold messages, events and
     # judged procedures (measured: ~97 %, ~80 %, ~60 %).

@@ -382,6 +382,16 @@ def test_rfc2543_peers_match_on_call_id_cseq_and_from_tag():
     assert dialogs(records)[0].end_cause == "bye"
 
 
+def test_a_response_naming_another_call_id_does_not_answer_the_request_of_its_branch():
+    """RFC 3261 §8.2.6.2: a response repeats its request's Call-ID; one that names another (mangled) is an
+    orphan of its own, as Wireshark pairs requests and responses on Call-ID and CSeq."""
+    f = Flow()
+    found = txs(run([f.req("OPTIONS"), f.resp(200, "OPTIONS", call_id="mangled")]))
+    request, answer = sorted(found, key=lambda t: t.orphan)
+    assert request.call_id == "call-1" and request.final is None and not request.orphan
+    assert answer.call_id == "mangled" and answer.orphan and answer.status == 200
+
+
 def test_sent_by_default_port_and_a_response_via_rewritten_by_a_nat():
     f = Flow()
     msgs = [f.req("INVITE", via="SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1;rport"),

@@ -50,7 +50,7 @@ CODES: dict[str, str] = {
                   "forgotten, and what later refers to them is read without them",
 }
 
-_KEEP_PER_CODE = 200
+KEEP_PER_CODE = 200  # records kept of each code (all are counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ class Diagnostic:
 class Diagnostics:
     """Collects diagnostics of one capture: all counted, the first ``keep`` per code retained."""
 
-    keep: int = _KEEP_PER_CODE
+    keep: int = KEEP_PER_CODE
     counts: Counter = field(default_factory=Counter)
     records: list[Diagnostic] = field(default_factory=list)
 

@@ -68,7 +68,7 @@ def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptio
     phase("sessions")
     sessions = build_sessions(events, meaning.identity_map, meaning.address_window, meaning.limits.identities,
                               problems)
-    decoded.diagnostics.merge(problems.found.counts, problems.found.records)
+    decoded.diagnostics.merge(problems.counts, problems.records)
     return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions, messages)
 
 

@@ -195,7 +195,7 @@ class Watcher:
             self.catch_up(stopped_at)
         facts = self.collector.close()
         analysis = self._analysis(facts, self.problems)
-        analysis.diagnostics.merge(self.problems.found.counts, self.problems.found.records)
+        analysis.diagnostics.merge(self.problems.counts, self.problems.records)
         judged = judge(analysis, self.rules, self.window)
         latest = capture_end(analysis)
         for inst in judged:

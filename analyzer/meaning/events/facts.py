@@ -209,7 +209,8 @@ def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
         recipients=listed, emergency=bool(info and (info.emergency or info.imminent_peril)),
         sdp=any(t.startswith("application/sdp") for t in _types(req)) if method == "INVITE" else False,
         affiliation=affiliation,
-        event_package=_shared((req.headers.get("event") or "").split(";")[0].strip().lower() or None), reason=reason, challenged=tx.challenge_of is not None,
+        event_package=_shared((req.headers.get("event") or "").split(";")[0].strip().lower() or None),
+        reason=reason, challenged=tx.challenge_of is not None,
         mc_body=info is not None, contact=redirect,
         claims_mc_id=info.token_claims.mc_id if info and info.token_claims else None,
         all_frames=tx.all_frames or tx.frames, **extra)

@@ -58,27 +58,18 @@ class FactShare:
         problems = Problems()
         collector = _Collector(problems, self.limits, self.meaningful)
         feed, tick = collector.feed, collector.tick
-        early: set[str | None] = set()  # the Call-IDs sent on before deciding: they stay with the parent
-        seen, decided, sharing = 0, False, False
+        route = _Router(packets)
         for item in items:
-            if type(item) is Message and item.proto == "sip":
-                call_id = item.headers.get("call-id")
-                if not decided:
-                    early.add(call_id)
-                    seen += 1
-                    if seen == DECIDE_AFTER:
-                        decided, sharing = True, DENSE * seen >= packets()
-                elif sharing and call_id not in early and _mine(call_id):
-                    feed(item)
-                    yield Handled(item.time, "sip")
-                    continue
-            if sharing:
+            if type(item) is Message and item.proto == "sip" and route.takes(item):
+                feed(item)
+                yield Handled(item.time, "sip")
+                continue
+            if route.sharing:
                 tick(item.time)
             yield item
         facts = collector.close()
-        found = problems.found
-        self._result = ([_as_tuple(f) for f in facts], list(collector.observed), dict(found.counts),
-                        found.records)
+        self._result = ([_as_tuple(f) for f in facts], list(collector.observed), dict(problems.counts),
+                        problems.records)
 
     def result(self) -> tuple | None:
         return self._result
@@ -100,6 +91,29 @@ class FactShare:
         seen = set(observed)
         return (list(heapq.merge(facts, self.facts, key=fact_order)),
                 observed + [pair for pair in self.observed if pair not in seen])
+
+
+class _Router:
+    """Which SIP messages the worker takes: every message of a call (its Call-ID) goes one way, so every
+    message the tracker may link (a transaction's, a challenge and its retry) does: ``match_key`` and
+    ``challenge_key`` include the Call-ID."""
+
+    def __init__(self, packets: Callable[[], int]):
+        self.packets = packets
+        self.sharing = False  # decided to take a share
+        self._seen = 0  # SIP messages before deciding
+        self._early: set[str | None] = set()  # their Call-IDs: they stay with the calling process
+
+    def takes(self, msg: Message) -> bool:
+        call_id = msg.headers.get("call-id")
+        if self.sharing:
+            return call_id not in self._early and _mine(call_id)
+        if self._seen < DECIDE_AFTER:
+            self._early.add(call_id)
+            self._seen += 1
+            if self._seen == DECIDE_AFTER:
+                self.sharing = DENSE * self._seen >= self.packets()
+        return False
 
 
 def _mine(call_id: str | None) -> bool:

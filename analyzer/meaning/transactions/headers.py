@@ -50,7 +50,7 @@ def cseq_of(value: str | None) -> tuple[int | None, str | None]:
 
 def loose_key(key: tuple) -> tuple:
     """A branch key without the sent-by: NATs and ALGs sometimes rewrite the Via port in one direction."""
-    return key[1], key[3], key[4]
+    return key[1], key[3], key[4], key[5]
 
 
 def challenge_key(tx) -> tuple:
@@ -63,6 +63,10 @@ def challenge_key(tx) -> tuple:
 
 
 def match_key(branch, sent_by, call_id, cseq, from_tag, method) -> tuple:
+    """What a request and its responses share (RFC 3261 §17.1.3, §17.2.3), the method last. The Call-ID
+    too: a response must repeat its request's (§8.2.6.2), and Wireshark pairs them on it; a message that
+    names another Call-ID belongs to another transaction even with the same branch. (So every message a
+    transaction or a challenge links shares one Call-ID: ``analyzer.meaning.events.shard`` relies on it.)"""
     if branch and branch.startswith(MAGIC):
-        return ("b", branch, sent_by, cseq, method)
+        return ("b", branch, sent_by, cseq, call_id, method)
     return ("c", call_id, cseq, from_tag, method)  # RFC 2543: no usable branch
