@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from analyzer.engines import Decoded, DecodeOptions, get_engine
 from analyzer.meaning.analysis import CaptureAnalysis, MeaningOptions
 from analyzer.meaning.events.extract import build_events, fact_collector, keep_floor
+from analyzer.meaning.events.facts import fact_order
 from analyzer.meaning.problems import Problems
 from analyzer.meaning.sessions import build_sessions
 from analyzer.report.document import procedure_dict
@@ -45,13 +46,6 @@ LIVE_SKEW = 60.0
 #: Seconds a packet may take from the wire to mcxa (the capture tool's buffering, the pipe, the poll):
 #: while nothing comes, the capture is taken to have gone on until this long before the wall clock.
 LAG = 2.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Clock:
-    """Fed to pass 1 while nothing comes: moves the transaction tracker's clock, as any item does."""
-
-    time: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +133,7 @@ class Watcher:
         if stats is None or not self.live or stats.last_time is None or now <= stats.last_time:
             return
         stats.last_time = now
-        self.collector.feed(_Clock(now))
+        self.collector.tick(now)
 
     def maybe_tick(self) -> None:
         """Judge if a tick is due and something changed; always refresh the status line."""
@@ -171,8 +165,7 @@ class Watcher:
 
     def tick(self) -> None:
         """Judge the facts held so far; tell the instances newly decided."""
-        facts = sorted((f for f in self.collector.facts if f is not None),
-                       key=lambda f: (f.time, f.frames[0]))
+        facts = sorted((f for f in self.collector.facts if f is not None), key=fact_order)
         analysis = self._analysis(facts, None)  # problems are reported once, by the final judgement
         judged = judge(analysis, self.rules, self.window, count_rtp=False)  # (RTP: at the end only)
         latest = capture_end(analysis)

@@ -10,7 +10,7 @@ process. The worker's facts, the (domain, server) pairs it observed and its prob
 and are merged with this process's: the same facts in the same order (``fact_order`` is total).
 
 Each side caps its own tables (``Limits``): under a flood that hits a cap, what is evicted may differ from
-one process's choice; of the problems beyond the records kept per code, which are kept may differ too.
+one process's choice. (Problems do not: ``Problems`` keeps the records of the first frames of each code.)
 """
 
 from __future__ import annotations
