@@ -120,9 +120,9 @@ def current_workers() -> int:
 
 jobs_option = click.option("--jobs", "-j", type=click.IntRange(min=1), expose_value=False, callback=_jobs,
                            help="Processes for this capture: 1 does everything in this one; 2 (the default) "
-                                "moves part of the work to a second one (Linux, dpkt engine, captures of 8 MiB "
-                                "or more; README 'Speed' says which part). The results are the same. More are "
-                                "not used yet.")
+                                "moves part of the work to a second one (Linux, dpkt engine, captures of "
+                                "8 MiB or more; README 'Speed' says which part). The results are the same. "
+                                "More are not used yet.")
 
 
 def _color(ctx, param, value: str) -> None:
