@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.limits import Limits
 from analyzer.cli import main
 from analyzer.engines import DecodeOptions, Handled, dpkt_engine, get_engine, parallel
 from analyzer.meaning.events import shard
@@ -133,3 +134,30 @@ def test_problems_kept_are_those_of_the_first_frames_whoever_found_them():
     assert [(d.code, d.frames) for d in one.records] == [
         ("malformed-body", (0,)), ("malformed-body", (1,)), ("malformed-body", (2,)), ("xml-rejected", (2,)),
         ("xml-rejected", (4,))]
+
+
+def test_a_cap_hit_on_both_sides_is_one_diagnostic_counting_both(monkeypatch):
+    """Each process caps its own tables; a cap hit in both is still one ``table-full`` line, from the first
+    frame either hit it, with the times of both."""
+    monkeypatch.setattr(shard, "SHARE", 2)
+    monkeypatch.setattr(shard, "DECIDE_AFTER", 1)
+    tiny = replace(Limits(), transactions=1)
+    items = _items("two-ues-group-migration.pcapng")
+    share = fact_share(Problems(), tiny)
+    forwarded = list(share.worker(iter(items), lambda: 1))
+    share.take(share.result())
+    worker_full, _ = share._caps
+    assert "transactions" in worker_full
+
+    def lines(problems: Problems) -> list[str]:
+        return [d.message for d in problems.records if "SIP transactions open" in d.message]
+
+    alone = Problems()
+    collect_facts(forwarded, alone, tiny, _meaningful)
+    both = Problems()
+    collect_facts(forwarded, both, tiny, _meaningful, before_close=share.add_caps)
+    [mine], [merged] = lines(alone), lines(both)
+    count = int(mine.rsplit("(", 1)[1].split()[0]) + worker_full["transactions"][1]
+    assert f"({count} in all)" in merged
+    first = min(int(mine.split("from frame ")[1].split()[0]), worker_full["transactions"][0])
+    assert f"from frame {first} on" in merged

@@ -329,7 +329,8 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
             keep_floor(floor, item, limits, problems)
             yield item
 
-    facts, observed = collect_facts(timed(items), problems, limits, meaningful=_meaningful)
+    facts, observed = collect_facts(timed(items), problems, limits, meaningful=_meaningful,
+                                    before_close=share.add_caps if share is not None else None)
     if share is not None:
         facts, observed = share.merged(facts, observed)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]

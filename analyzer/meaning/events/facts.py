@@ -327,12 +327,31 @@ class _Collector:
         if self.kept(fact):
             self.facts.append(fact)
 
-    def close(self) -> list[Fact]:
+    def caps(self) -> tuple[dict, int]:
+        """How often each cap was hit, unformatted: the tracker's tables (table → [first frame, times])
+        and the observed pairs not kept (``shard``: the worker's go into this process's count)."""
+        return self.tracker.caps_hit(), self.unobserved
+
+    def add_caps(self, caps: tuple[dict, int]) -> None:
+        """Count another collector's ``caps()`` with these: one diagnostic per cap, first frame, total."""
+        full, unobserved = caps
+        self.tracker.count_caps_hit(full)
+        self.unobserved += unobserved
+
+    def close(self, report: bool = True) -> list[Fact]:
+        """The facts, sorted; ``report``: append the caps hit to the problems (else see ``caps``)."""
         for record in self.tracker.close():
             if isinstance(record, Transaction):
                 self.transaction(record)
         for request in self.http_pending.values():
             self.add(_http_fact(request, None))
+        if report:
+            self._report_caps()
+        kept = [f for f in self.facts if f is not None]
+        kept.sort(key=fact_order)
+        return kept
+
+    def _report_caps(self) -> None:
         for message, frames in self.tracker.overflows():
             self.problems.append(mcfacts.Problem("table-full", message, frames))
         if self.unanswered:
@@ -346,9 +365,6 @@ class _Collector:
                 "table-full", f"more than {2 * self.limits.domains} distinct domain and server pairs in "
                 f"requests that make no event: later ones do not count in inferring systems "
                 f"({self.unobserved} in all); raise the cap with --limit domains=N"))
-        kept = [f for f in self.facts if f is not None]
-        kept.sort(key=fact_order)
-        return kept
 
 
 def fact_order(f: Fact) -> tuple:
@@ -358,11 +374,15 @@ def fact_order(f: Fact) -> tuple:
 
 
 def collect_facts(items: Iterable, problems: list | None = None, limits: Limits = DEFAULT_LIMITS,
-                  meaningful: Callable[[Fact], bool] | None = None) -> tuple[list[Fact], list[tuple]]:
+                  meaningful: Callable[[Fact], bool] | None = None,
+                  before_close: Callable[[_Collector], None] | None = None) -> tuple[list[Fact], list[tuple]]:
     """Pass 1 over decoded items (capture order): one fact per ``meaningful`` exchange (None: every one),
-    sorted by time; and the distinct (domain, server) pairs of the others."""
+    sorted by time; and the distinct (domain, server) pairs of the others. ``before_close(collector)``
+    runs once the items are read (``shard`` adds the worker's ``caps`` there)."""
     collector = _Collector([] if problems is None else problems, limits, meaningful)
     for item in items:
         collector.feed(item)
+    if before_close is not None:
+        before_close(collector)
     facts = collector.close()
     return facts, list(collector.observed)

@@ -51,6 +51,7 @@ class FactShare:
         self.facts: list[Fact] = []
         self.observed: list[tuple] = []
         self._result: tuple | None = None  # (in the worker) what goes back
+        self._caps: tuple = ({}, 0)  # the worker's ``_Collector.caps()``
 
     # -- in the worker ---------------------------------------------------------------------------------
 
@@ -67,9 +68,9 @@ class FactShare:
             if route.sharing:
                 tick(item.time)
             yield item
-        facts = collector.close()
+        facts = collector.close(report=False)  # (the caps hit are counted with this process's: one line each)
         self._result = ([_as_tuple(f) for f in facts], list(collector.observed), dict(problems.counts),
-                        problems.records)
+                        problems.records, collector.caps())
 
     def result(self) -> tuple | None:
         return self._result
@@ -79,10 +80,15 @@ class FactShare:
     def take(self, result: tuple | None) -> None:
         if result is None:  # (the worker stopped early: an error, reported on its own)
             return
-        facts, self.observed, counts, records = result
+        facts, self.observed, counts, records, self._caps = result
         self.facts = [Fact(*t) for t in facts]
         self.problems.merge(counts, records)
         self.taken = True
+
+    def add_caps(self, collector: _Collector) -> None:
+        """Before this process's collector closes: the caps the worker hit, counted with its own."""
+        if self.taken:
+            collector.add_caps(self._caps)
 
     def merged(self, facts: list[Fact], observed: list[tuple]) -> tuple[list[Fact], list[tuple]]:
         """This process's facts and observed pairs with the worker's."""

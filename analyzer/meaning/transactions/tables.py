@@ -96,6 +96,16 @@ class TrackerTables:
                         f"({count} in all); raise the cap with --limit {cap}=N", (frame,)))
         return out
 
+    def caps_hit(self) -> dict[str, list[int]]:
+        """Each cap hit so far: table → [the frame where it first was, times since] (``overflows``)."""
+        return {table: list(hit) for table, hit in self._full.items()}
+
+    def count_caps_hit(self, other: dict[str, list[int]]) -> None:
+        """Count another tracker's ``caps_hit`` (another process's) with these: the first frame, the total."""
+        for table, (frame, count) in other.items():
+            mine = self._full.setdefault(table, [frame, 0])
+            mine[0], mine[1] = min(mine[0], frame), mine[1] + count
+
     def close(self) -> list[Transaction | Dialog]:
         """End of input: every open transaction, then every open dialog."""
         out: list = []
