@@ -68,6 +68,8 @@ class FactShare:
             if route.sharing:
                 tick(item.time)
             yield item
+        if not route.sharing:
+            return  # (nothing taken: nothing to merge)
         facts = collector.close(report=False)  # (the caps hit are counted with this process's: one line each)
         self._result = ([_as_tuple(f) for f in facts], list(collector.observed), dict(problems.counts),
                         problems.records, collector.caps())
@@ -78,7 +80,7 @@ class FactShare:
     # -- in this process -------------------------------------------------------------------------------
 
     def take(self, result: tuple | None) -> None:
-        if result is None:  # (the worker stopped early: an error, reported on its own)
+        if result is None:  # the worker took nothing (or stopped early: an error, reported on its own)
             return
         facts, self.observed, counts, records, self._caps = result
         self.facts = [Fact(*t) for t in facts]
@@ -111,14 +113,15 @@ class _Router:
         self._early: set[str | None] = set()  # their Call-IDs: they stay with the calling process
 
     def takes(self, msg: Message) -> bool:
+        if not self.sharing and self._seen >= DECIDE_AFTER:
+            return False  # (decided not to share: nothing to look at)
         call_id = msg.headers.get("call-id")
         if self.sharing:
             return call_id not in self._early and _mine(call_id)
-        if self._seen < DECIDE_AFTER:
-            self._early.add(call_id)
-            self._seen += 1
-            if self._seen == DECIDE_AFTER:
-                self.sharing = DENSE * self._seen >= self.packets()
+        self._early.add(call_id)  # (still deciding)
+        self._seen += 1
+        if self._seen == DECIDE_AFTER:
+            self.sharing = DENSE * self._seen >= self.packets()
         return False
 
 
