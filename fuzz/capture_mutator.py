@@ -18,8 +18,9 @@ findings prefix (``crash-SHA1.pcapng`` and a ``.txt`` with the traceback).
 
 ``--split`` also judges each mutated capture the way a big one is judged on two cores (a forked decoder
 whose worker collects the facts of a share of the calls, ``analyzer.meaning.events.shard``, forced on
-whatever the size and density) and compares the capture's report with the one-process report: any
-difference is a finding (``differs-SHA1``, the first differing field in the ``.txt``).
+whatever the size and density; the facts kept compressed in chunks of two, ``factstore``) and compares
+the capture's report with the one-process report: any difference is a finding (``differs-SHA1``, the
+first differing field in the ``.txt``).
 """
 
 from __future__ import annotations
@@ -124,16 +125,20 @@ class Pipeline:
     def _split_part(self, path: str) -> dict:
         from analyzer.engines import DecodeOptions, dpkt_engine
         from analyzer.meaning.analysis import analyse_capture
-        from analyzer.meaning.events import shard
+        from analyzer.meaning.events import factstore, shard
         from analyzer.report import document as report
         from analyzer.rules.judge import judge
 
-        saved = dpkt_engine.PARALLEL_MIN_BYTES, shard.DECIDE_AFTER, shard.DENSE
-        dpkt_engine.PARALLEL_MIN_BYTES, shard.DECIDE_AFTER, shard.DENSE = 0, 1, 1 << 62
+        knobs = ((dpkt_engine, "PARALLEL_MIN_BYTES", 0), (shard, "DECIDE_AFTER", 1),
+                 (shard, "DENSE", 1 << 62), (factstore, "CHUNK", 2), (factstore, "HOLD", 0))
+        saved = [getattr(module, name) for module, name, _ in knobs]
+        for module, name, value in knobs:
+            setattr(module, name, value)
         try:
             analysis = analyse_capture(path, "dpkt", DecodeOptions(workers=2))
         finally:
-            dpkt_engine.PARALLEL_MIN_BYTES, shard.DECIDE_AFTER, shard.DENSE = saved
+            for (module, name, _), value in zip(knobs, saved, strict=True):
+                setattr(module, name, value)
         return report.capture_report(analysis, judge(analysis, self.rules))
 
 

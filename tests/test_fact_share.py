@@ -13,8 +13,9 @@ from analyzer.base.limits import Limits
 from analyzer.cli import main
 from analyzer.engines import DecodeOptions, Handled, dpkt_engine, get_engine, parallel
 from analyzer.meaning.events import shard
+from analyzer.meaning.events.collect import collect_facts
 from analyzer.meaning.events.extract import _meaningful, fact_share
-from analyzer.meaning.events.facts import collect_facts
+from analyzer.meaning.events.factstore import read
 from analyzer.meaning.mcfacts import Problem
 from analyzer.meaning.problems import Problems
 from analyzer.messages.records import Headers, Message
@@ -43,7 +44,12 @@ def test_analyze_reports_the_same_bytes_whether_the_worker_took_a_share_or_not(c
     monkeypatch.setattr(shard, "DENSE", 10**9)
     taken = []
     real = shard.FactShare.take
-    monkeypatch.setattr(shard.FactShare, "take", lambda self, r: real(self, r) or taken.append(self.facts))
+
+    def take(self, result):
+        real(self, result)
+        taken.append(list(read(self.store)) if self.taken else [])
+
+    monkeypatch.setattr(shard.FactShare, "take", take)
     for path in CAPTURES:
         assert _analyze(capsys, path, "2") == alone[path], path.name
     assert sum(map(len, taken)) > 50  # (the worker did take facts: the comparison means something)
@@ -77,8 +83,9 @@ def test_facts_collected_apart_merge_into_what_one_collector_gives(name, one_in,
     forwarded = list(share.worker(iter(items), lambda: 1))
     share.take(pickle.loads(pickle.dumps(share.result(), 5)))  # (what crosses the pipe)
     assert sum(isinstance(i, Handled) for i in forwarded) > 0
-    facts, observed = share.merged(*collect_facts(forwarded, problems, meaningful=_meaningful))
-    assert facts == whole[0]
+    store, observed = collect_facts(forwarded, problems, meaningful=_meaningful)
+    stores, observed = share.merged([store], observed)
+    assert list(read(*stores)) == list(read(whole[0]))
     assert sorted(observed) == sorted(whole[1])
     assert problems.counts == whole_problems.counts != {}
     assert problems.records == whole_problems.records

@@ -17,8 +17,10 @@ from analyzer.base.exitcodes import ExitCode
 from analyzer.base.limits import DEFAULT
 from analyzer.cli import main
 from analyzer.meaning.events import MIGRATION_REASON, Event
+from analyzer.meaning.events.collect import Collector
 from analyzer.meaning.events.extract import _Builder, extract_events
-from analyzer.meaning.events.facts import Fact, _Collector
+from analyzer.meaning.events.facts import Fact
+from analyzer.meaning.events.factstore import read
 from analyzer.meaning.events.publications import Publications
 from analyzer.meaning.sessions import build_sessions
 from analyzer.meaning.systems import SystemMap
@@ -164,7 +166,7 @@ def test_dialogs_beyond_their_cap_are_yielded_early_and_it_is_said():
 
 def test_the_events_stage_follows_no_dialogs():
     """It reads no Dialog record, so it keeps none, nor the transactions one would hold until its end."""
-    collector = _Collector([], DEFAULT)
+    collector = Collector([], DEFAULT)
     for m in stream(_notify_storm, 500 * UNIT):
         collector.feed(m)
     assert collector.tracker.table_sizes()["dialogs"] == 0
@@ -181,7 +183,7 @@ def test_the_tracker_is_linear_on_hostile_shapes(shape, limits):
 
 def test_challenges_nobody_retries_are_forgotten_but_a_late_retry_still_merges():
     f = Flow()
-    collector = _Collector([], TINY)
+    collector = Collector([], TINY)
     peak = 0
     for m in stream(_challenge_never_retried, 3000 * UNIT):
         collector.feed(m)
@@ -193,19 +195,19 @@ def test_challenges_nobody_retries_are_forgotten_but_a_late_retry_still_merges()
              f.resp(200, "REGISTER", "z9hG4bK-x2", 2, "x")]
     for m in retry:
         collector.feed(m)
-    [merged] = [fact for fact in collector.close() if fact.call_id == "x"]
+    [merged] = [fact for fact in read(collector.close()) if fact.call_id == "x"]
     assert merged.challenged and merged.status == 200
 
 
 def test_http_requests_without_answers_are_capped_and_still_reported():
     problems: list = []
-    collector = _Collector(problems, TINY)
+    collector = Collector(problems, TINY)
     for i in range(1, 1001):
         headers = Headers([("host", "cms")])
         collector.feed(Message("http", "request", "GET", f"/x{i}", None, None, headers, b"", (i,), 1000.0 + i,
                                UE, SERVER, "tcp"))
         assert len(collector.http_pending) <= CAP
-    facts = collector.close()
+    facts = list(read(collector.close()))
     assert len(facts) == 1000 and all(f.status is None for f in facts)
     [problem] = problems
     assert "HTTP requests" in problem.message and "--limit transactions=N" in problem.message

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from analyzer.engines import Decoded, DecodeOptions, get_engine
 from analyzer.meaning.analysis import CaptureAnalysis, MeaningOptions
 from analyzer.meaning.events.extract import build_events, fact_collector, keep_floor
-from analyzer.meaning.events.facts import fact_order
+from analyzer.meaning.events.factstore import read
 from analyzer.meaning.problems import Problems
 from analyzer.meaning.sessions import build_sessions
 from analyzer.report.document import procedure_dict
@@ -140,7 +140,7 @@ class Watcher:
         now = self.clock()
         if now < self._next or self.decoded is None:
             return
-        state = (len(self.collector.facts), self.latest)
+        state = (self.collector.added, self.latest)
         if state != self._judged_at:
             self._judged_at = state
             self.tick()
@@ -165,7 +165,7 @@ class Watcher:
 
     def tick(self) -> None:
         """Judge the facts held so far; tell the instances newly decided."""
-        facts = sorted((f for f in self.collector.facts if f is not None), key=fact_order)
+        facts = self.collector.so_far()
         analysis = self._analysis(facts, None)  # problems are reported once, by the final judgement
         judged = judge(analysis, self.rules, self.window, count_rtp=False)  # (RTP: at the end only)
         latest = capture_end(analysis)
@@ -186,7 +186,7 @@ class Watcher:
         ``stopped_at``: the wall time watching was stopped at (a live capture went on until then)."""
         if stopped_at is not None:
             self.catch_up(stopped_at)
-        facts = self.collector.close()
+        facts = list(read(self.collector.close()))
         analysis = self._analysis(facts, self.problems)
         analysis.diagnostics.merge(self.problems.counts, self.problems.records)
         judged = judge(analysis, self.rules, self.window)

@@ -22,7 +22,9 @@ from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
 from analyzer.meaning import mcfacts
 from analyzer.meaning.events import MIGRATION_REASON, Event
-from analyzer.meaning.events.facts import Fact, _Collector, collect_facts, observations, sent_to_ue, uri_host
+from analyzer.meaning.events.collect import Collector, collect_facts
+from analyzer.meaning.events.facts import Fact, observations, sent_to_ue, uri_host
+from analyzer.meaning.events.factstore import read
 from analyzer.meaning.events.floor import FloorCalls
 from analyzer.meaning.events.floor import kept as floor_kept
 from analyzer.meaning.events.preestablished import PreEstablished, is_setup
@@ -31,6 +33,11 @@ from analyzer.meaning.events.shard import FactShare
 from analyzer.meaning.problems import Problems
 from analyzer.meaning.systems import SystemMap
 from analyzer.messages.floor import FloorMessage
+
+#: Methods whose facts mean something only once the systems are known (a command from an MC server's
+#: address, TLS to a configuration or identity server): read after every other fact.
+_NEED_SYSTEMS = frozenset(("MESSAGE", "TLS"))
+_AFTER = 1 << 62  # the position of what the end of the capture decides
 
 _CALL_KINDS = {  # (session type, UE originates?) -> event kind
     ("prearranged", True): "group-call-originate",
@@ -68,37 +75,51 @@ class _Builder:
         self.floor = FloorCalls(limits.calls)  # where each call's media flows: floor events (``floor``)
         self.pre = PreEstablished(limits.calls)  # pre-established sessions, by Call-ID
         self.referred: set[str] = set()  # Call-IDs that a REFER's Target-Dialog names
+        self.systems: SystemMap | None = None  # known once every fact is read: events wait to be labelled
+        self.unlabelled: list[tuple[Event, str, str | None]] = []  # (event, server, domain)
+        self.position = 0  # of the fact being read: events of one time and frame come in this order
+        self.positions: list[int] = []  # each event's
 
-    def build(self, facts: list[Fact], end: float | None = None, observed: Iterable[tuple] = (),
-              floor: list | None = None) -> tuple[list[Event], SystemMap]:
-        """Events of ``facts``; ``end``: when the capture ends (publications expire up to then);
-        ``observed``: more (domain, server) pairs to infer systems from; ``floor``: floor control
-        messages, given to the calls that negotiated their ports."""
-        seen = [*observed, *(pair for f in facts for pair in observations(f))]
-        inferred = SystemMap.infer(seen, self.limits.domains, self.problems)
-        self.systems = self.configured.merged_with(inferred) if self.configured else inferred
-        self.referred = {f.target_dialog for f in facts if f.method == "REFER" and f.target_dialog}
-        deferred = []
+    def build(self, facts: Iterable[Fact], end: float | None = None, observed: Iterable[tuple] = (),
+              floor: list | None = None, referred: set[str] | None = None) -> tuple[list[Event], SystemMap]:
+        """Events of ``facts`` (in ``fact_order``, read once); ``end``: when the capture ends (publications
+        expire up to then); ``observed``: more (domain, server) pairs to infer systems from; ``floor``:
+        floor control messages, given to the calls that negotiated their ports; ``referred``: the Call-IDs
+        REFERs name (None: those of ``facts``, then a list)."""
+        self.referred = referred if referred is not None else \
+            {f.target_dialog for f in facts if f.method == "REFER" and f.target_dialog}
+        seen = list(observed)  # (domain, server) pairs, in the order the facts come: systems are inferred
+        deferred, later = [], []  # BYEs of calls not known yet; facts whose meaning needs the systems
         floor = floor or []
         control = [m for m in floor if m.name == "MCPC"]  # (joins pre-established sessions to calls)
         for f in heapq.merge(facts, control, key=attrgetter("time")) if control else facts:
             if type(f) is FloorMessage:
                 self.pre.control(self, f)
                 continue
+            seen.extend(observations(f))
             handler, _ = _HANDLERS.get(f.method, (None, None))
             if handler is None:
                 continue
-            if f.method == "BYE" and f.call_id not in self.calls and f.call_id not in self.pre:
+            if f.method in _NEED_SYSTEMS:
+                later.append((f, self.position))
+            elif f.method == "BYE" and f.call_id not in self.calls and f.call_id not in self.pre:
                 deferred.append(f)
-                continue
-            handler(self, f)
+            else:
+                handler(self, f)
+            self.position += 1
+        self._systems_known(SystemMap.infer(seen, self.limits.domains, self.problems))
+        for f, self.position in later:
+            _HANDLERS[f.method][0](self, f)
+        self.position = _AFTER
         for f in deferred:
             if f.call_id in self.calls or f.call_id in self.pre:
                 self._bye(f)
         self.pre.settle_all(self)
         for change in self.publications.expire(end):
             self._publication(change)
-        self.events.extend(self.floor.events(floor))
+        floor_events = self.floor.events(floor)
+        self.events += floor_events
+        self.positions += [_AFTER] * len(floor_events)
         count, frame = self.forgotten_calls
         count += self.pre.forgotten
         if count and self.problems is not None:
@@ -106,21 +127,35 @@ class _Builder:
                 "table-full", f"more than {self.limits.calls} calls awaited their BYE at once from frame "
                 f"{frame} on: the oldest were forgotten, their BYE ends no call ({count} in all); raise the "
                 "cap with --limit calls=N", (frame,)))
-        self.events.sort(key=lambda e: (e.time, e.frame))
-        return self.events, self.systems
+        order = sorted(range(len(self.events)),
+                       key=lambda i: (self.events[i].time, self.events[i].frame, self.positions[i]))
+        return [self.events[i] for i in order], self.systems
+
+    def _systems_known(self, inferred: SystemMap) -> None:
+        """Every observation is in: the systems, and the system of each event made so far. (An event is
+        labelled in place, once, before anything outside this builder sees it; the floor calls hold the
+        events of the calls they follow, so a copy would not do.)"""
+        self.systems = self.configured.merged_with(inferred) if self.configured else inferred
+        of_address, of_host = self.systems.of_address, self.systems.of_host
+        for event, server, domain in self.unlabelled:
+            object.__setattr__(event, "system", of_address(server) or of_host(domain))
+        self.unlabelled = []
 
     def emit(self, f: Fact, kind: str, *, to_ue: bool = False, **fields) -> None:
         ue, server = (f.server, f.client) if to_ue else (f.client, f.server)
         domain = fields.pop("domain", f.domain if not to_ue else uri_host(f.from_uri))
-        system = self.systems.of_address(server) or self.systems.of_host(domain)
+        systems = self.systems
+        system = (systems.of_address(server) or systems.of_host(domain)) if systems is not None else None
         fields.setdefault("outcome", _outcome(f))
         fields.setdefault("status", f.status)
         fields.setdefault("end", f.end)
         fields.setdefault("service", f.service)
-        self.events.append(Event(
-            kind, fields.pop("time", f.time), f.frames, "to-ue" if to_ue else "from-ue", ue, server,
-            system=system, call_id=f.call_id, domain=domain, all_frames=f.all_frames,
-            **fields))
+        event = Event(kind, fields.pop("time", f.time), f.frames, "to-ue" if to_ue else "from-ue", ue, server,
+                      system=system, call_id=f.call_id, domain=domain, all_frames=f.all_frames, **fields)
+        self.events.append(event)
+        self.positions.append(self.position)
+        if systems is None:
+            self.unlabelled.append((event, server, domain))
 
     # -- SIP ------------------------------------------------------------------------------------------
     def _register(self, f: Fact) -> None:
@@ -329,13 +364,15 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
             keep_floor(floor, item, limits, problems)
             yield item
 
-    facts, observed = collect_facts(timed(items), problems, limits, meaningful=_meaningful,
+    store, observed = collect_facts(timed(items), problems, limits, meaningful=_meaningful,
                                     before_close=share.add_caps if share is not None else None)
+    stores = [store]
     if share is not None:
-        facts, observed = share.merged(facts, observed)
+        stores, observed = share.merged(stores, observed)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
     builder = _Builder(systems, migration_reason, problems, limits)
-    return builder.build(facts, max(ends) if ends else None, observed, floor[:limits.floor_messages])
+    return builder.build(read(*stores), max(ends) if ends else None, observed, floor[:limits.floor_messages],
+                         set().union(*(s.referred for s in stores)))
 
 
 def keep_floor(floor: list, item, limits: Limits, problems: list | None) -> None:
@@ -358,11 +395,10 @@ def fact_share(problems: Problems, limits: Limits = DEFAULT_LIMITS) -> FactShare
     return FactShare(problems, limits, _meaningful)
 
 
-def fact_collector(problems: list, limits: Limits = DEFAULT_LIMITS) -> _Collector:
-    """Pass 1 fed one item at a time (``feed``), for ``mcxa watch``: its ``facts`` so far (None where a
-    challenge was merged into its retry, in completion order) can go to ``build_events`` at any moment;
-    ``close`` ends it, giving the last ones."""
-    return _Collector(problems, limits, _meaningful)
+def fact_collector(problems: list, limits: Limits = DEFAULT_LIMITS) -> Collector:
+    """Pass 1 fed one item at a time (``feed``), for ``mcxa watch``: its facts so far (``so_far``) can go
+    to ``build_events`` at any moment; ``close`` ends it, giving every fact (``factstore.read``)."""
+    return Collector(problems, limits, _meaningful)
 
 
 def build_events(facts: list[Fact], systems: SystemMap | None, migration_reason: re.Pattern,

@@ -1,8 +1,7 @@
-"""Pass 1 of the events stage: every exchange becomes a small ``Fact``, with no message body kept.
+"""What one exchange says: a small ``Fact``, with no message body kept (pass 1, ``collect``, makes them).
 
 A SIP transaction (a 401/407 challenge and its authenticated retry together), an HTTP request/response pair
-or a TLS ClientHello says, through ``analyzer.meaning.mcfacts``, what the events stage needs; the capture
-streams through here once and only the facts stay in memory.
+or a TLS ClientHello says, through ``analyzer.meaning.mcfacts``, what the events stage needs.
 
 Frames: ``Fact.frames`` are the frames that completed each message (``Message.frame``, as Wireshark and
 ``mcxa messages`` number them); ``Fact.all_frames`` every frame that carried bytes of them.
@@ -12,15 +11,11 @@ from __future__ import annotations
 
 import re
 import sys
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
-from analyzer.base.limits import Limits
 from analyzer.meaning import mcfacts
 from analyzer.meaning.mcfacts.common import content_types
-from analyzer.meaning.transactions import Transaction, TransactionTracker
+from analyzer.meaning.transactions import Transaction
 from analyzer.messages.records import Headers, Message
 from analyzer.transport.records import TlsHello
 
@@ -151,7 +146,7 @@ def _with_reason(req: Message, text: str | None) -> Message:
     return replace(req, headers=Headers([("reason", text)] if text else []))
 
 
-def _sip_fact(tx: Transaction, problems: list) -> Fact | None:
+def sip_fact(tx: Transaction, problems: list) -> Fact | None:
     req = tx.request
     if req is None or tx.method in _QUIET:
         return None
@@ -222,7 +217,7 @@ def _shared(text: str | None) -> str | None:
     return None if text is None else sys.intern(text)
 
 
-def _http_fact(request: Message, response: Message | None) -> Fact:
+def http_fact(request: Message, response: Message | None) -> Fact:
     target = mcfacts.xcap_target(request)
     claims = mcfacts.bearer_token_claims(request)
     host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower() or None
@@ -236,153 +231,18 @@ def _http_fact(request: Message, response: Message | None) -> Fact:
                 all_frames=tuple(sorted({*request.frames, *(response.frames if response else ())})))
 
 
-def _tls_fact(hello: TlsHello) -> Fact:
+def tls_fact(hello: TlsHello) -> Fact:
     return Fact("TLS", hello.time, None, (hello.frame,), hello.src, hello.dst, None, domain=hello.sni,
                 all_frames=(hello.frame,))
 
 
-def _merged(earlier: Fact, retry: Fact) -> Fact:
+def challenge_and_retry(earlier: Fact, retry: Fact) -> Fact:
     """A 401/407-challenged request and its authenticated retry: one exchange, from the first request."""
     return replace(retry, time=earlier.time, frames=tuple(sorted({*earlier.frames, *retry.frames})),
                    all_frames=tuple(sorted({*earlier.all_frames, *retry.all_frames})))
-
-
-class _Collector:
-    """Pass 1's state: the facts so far, and the exchanges waiting for their other half (bounded).
-
-    Only ``meaningful`` facts are kept (None: all); of the others (an OPTIONS flood, say) only the distinct
-    (domain, server) pairs systems are inferred from, at most twice ``Limits.domains`` of them."""
-
-    def __init__(self, problems: list, limits: Limits, meaningful: Callable[[Fact], bool] | None = None):
-        self.problems, self.limits, self.meaningful = problems, limits, meaningful
-        self.tracker = TransactionTracker(limits=limits, dialogs=False)  # dialogs mean nothing here
-        self.facts: list[Fact | None] = []
-        self.observed: dict[tuple, None] = {}  # (domain, server) of the facts not kept
-        self.unobserved = 0  # pairs beyond the cap
-        self.challenged: dict[int, int] = {}  # a 401/407 transaction's first frame → the index of its fact
-        self.http_pending: OrderedDict[int, Message] = OrderedDict()  # request frame → request, oldest first
-        self.unanswered = 0  # HTTP requests given up early: more than the cap waited for responses
-        self.first_unanswered: int | None = None
-
-    def feed(self, item) -> None:
-        for record in self.tracker.feed(item):
-            if isinstance(record, Transaction):
-                self.transaction(record)
-        if len(self.challenged) > 2 * self.tracker.holding + 64:  # forget what no retry can name any more
-            linkable = self.tracker.linkable_challenges()
-            self.challenged = {k: v for k, v in self.challenged.items() if k in linkable}
-        if isinstance(item, Message) and item.proto == "http":
-            self.http(item)
-        elif isinstance(item, TlsHello):
-            self.add(_tls_fact(item))
-
-    def tick(self, now: float) -> None:
-        """The clock of an item this collector is not fed (another shard's message): timers fire."""
-        for record in self.tracker.advance(now):
-            if isinstance(record, Transaction):
-                self.transaction(record)
-
-    def transaction(self, tx: Transaction) -> None:
-        found: list = []
-        fact = _sip_fact(tx, found)
-        # a body that could not be read: say which request carried it, once (the MC info, the recipient
-        # list and the SDP are all read from one multipart: its defect is found by each reader)
-        for problem in dict.fromkeys(found):
-            self.problems.append(replace(problem, frames=problem.frames or (tx.request.frame,)))
-        if fact is None or not self.kept(fact):
-            return
-        first = self.challenged.pop(tx.challenge_of.first_frame, None) if tx.challenge_of else None
-        if first is not None:  # the challenge and its authenticated retry are one exchange
-            earlier, self.facts[first] = self.facts[first], None
-            fact = _merged(earlier, fact)
-        if tx.status in (401, 407):
-            self.challenged[tx.first_frame] = len(self.facts)
-        self.facts.append(fact)
-
-    def kept(self, fact: Fact) -> bool:
-        """Keep ``fact`` if it can mean something; else only note where it went."""
-        if self.meaningful is None or self.meaningful(fact):
-            return True
-        for pair in observations(fact):
-            if pair not in self.observed:
-                if len(self.observed) < 2 * self.limits.domains:
-                    self.observed[pair] = None
-                else:
-                    self.unobserved += 1
-        return False
-
-    def http(self, msg: Message) -> None:
-        if msg.kind == "request":
-            self.http_pending[msg.frame] = msg
-            if len(self.http_pending) > self.limits.transactions:  # the oldest is read as unanswered
-                _, request = self.http_pending.popitem(last=False)
-                self.add(_http_fact(request, None))
-                self.unanswered += 1
-                if self.first_unanswered is None:
-                    self.first_unanswered = msg.frame
-        elif msg.reply_to in self.http_pending:
-            self.add(_http_fact(self.http_pending.pop(msg.reply_to), msg))
-
-    def add(self, fact: Fact) -> None:
-        if self.kept(fact):
-            self.facts.append(fact)
-
-    def caps(self) -> tuple[dict, int]:
-        """How often each cap was hit, unformatted: the tracker's tables (table → [first frame, times])
-        and the observed pairs not kept (``shard``: the worker's go into this process's count)."""
-        return self.tracker.caps_hit(), self.unobserved
-
-    def add_caps(self, caps: tuple[dict, int]) -> None:
-        """Count another collector's ``caps()`` with these: one diagnostic per cap, first frame, total."""
-        full, unobserved = caps
-        self.tracker.count_caps_hit(full)
-        self.unobserved += unobserved
-
-    def close(self, report: bool = True) -> list[Fact]:
-        """The facts, sorted; ``report``: append the caps hit to the problems (else see ``caps``)."""
-        for record in self.tracker.close():
-            if isinstance(record, Transaction):
-                self.transaction(record)
-        for request in self.http_pending.values():
-            self.add(_http_fact(request, None))
-        if report:
-            self._report_caps()
-        kept = [f for f in self.facts if f is not None]
-        kept.sort(key=fact_order)
-        return kept
-
-    def _report_caps(self) -> None:
-        for message, frames in self.tracker.overflows():
-            self.problems.append(mcfacts.Problem("table-full", message, frames))
-        if self.unanswered:
-            self.problems.append(mcfacts.Problem(
-                "table-full", f"more than {self.limits.transactions} HTTP requests awaited their response at "
-                f"once from frame {self.first_unanswered} on: the oldest were read as unanswered "
-                f"({self.unanswered} in all); raise the cap with --limit transactions=N",
-                (self.first_unanswered,)))
-        if self.unobserved:
-            self.problems.append(mcfacts.Problem(
-                "table-full", f"more than {2 * self.limits.domains} distinct domain and server pairs in "
-                f"requests that make no event: later ones do not count in inferring systems "
-                f"({self.unobserved} in all); raise the cap with --limit domains=N"))
 
 
 def fact_order(f: Fact) -> tuple:
     """Facts in time order, then by frames: a total order, so facts collected apart (``shard``) merge
     into the order one collector gives."""
     return f.time, f.frames, f.method, f.call_id or ""
-
-
-def collect_facts(items: Iterable, problems: list | None = None, limits: Limits = DEFAULT_LIMITS,
-                  meaningful: Callable[[Fact], bool] | None = None,
-                  before_close: Callable[[_Collector], None] | None = None) -> tuple[list[Fact], list[tuple]]:
-    """Pass 1 over decoded items (capture order): one fact per ``meaningful`` exchange (None: every one),
-    sorted by time; and the distinct (domain, server) pairs of the others. ``before_close(collector)``
-    runs once the items are read (``shard`` adds the worker's ``caps`` there)."""
-    collector = _Collector([] if problems is None else problems, limits, meaningful)
-    for item in items:
-        collector.feed(item)
-    if before_close is not None:
-        before_close(collector)
-    facts = collector.close()
-    return facts, list(collector.observed)

@@ -5,9 +5,9 @@ parses while this process gives the messages their meaning. On a core-side captu
 and facts) weighs twice what decoding does, so the worker takes a share of it: the SIP messages whose
 Call-ID falls in its share (every message of a call, so every transaction and challenge, goes one way)
 become transactions and facts there, and only a ``Handled`` marker crosses the pipe in their place. Each
-side's tracker still sees the time of every message (``_Collector.tick``), so timers fire as in one
-process. The worker's facts, the (domain, server) pairs it observed and its problems come back at the end
-and are merged with this process's: the same facts in the same order (``fact_order`` is total).
+side's tracker still sees the time of every message (``Collector.tick``), so timers fire as in one
+process. The worker's facts (its ``FactStore``, compressed), the (domain, server) pairs it observed and its
+problems come back at the end and are read with this process's: the same facts in the same order.
 
 Each side caps its own tables (``Limits``): under a flood that hits a cap, what is evicted may differ from
 one process's choice. (Problems do not: ``Problems`` keeps the records of the first frames of each code.)
@@ -15,15 +15,14 @@ one process's choice. (Problems do not: ``Problems`` keeps the records of the fi
 
 from __future__ import annotations
 
-import heapq
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import fields
-from operator import attrgetter
 
 from analyzer.base.limits import Limits
 from analyzer.engines import Handled
-from analyzer.meaning.events.facts import Fact, _Collector, fact_order
+from analyzer.meaning.events.collect import Collector
+from analyzer.meaning.events.facts import Fact
+from analyzer.meaning.events.factstore import FactStore
 from analyzer.meaning.problems import Problems
 from analyzer.messages.records import Message
 
@@ -37,10 +36,6 @@ SHARE = 4
 DENSE = 4
 DECIDE_AFTER = 256
 
-_FIELDS = tuple(f.name for f in fields(Fact))
-_as_tuple = attrgetter(*_FIELDS)  # (plain tuples pickle several times faster than slotted dataclasses)
-
-
 class FactShare:
     """Give it to the decode as ``DecodeOptions.share`` and to ``extract_events``; ``problems``: this
     process's sink, where the worker's problems are added."""
@@ -48,16 +43,16 @@ class FactShare:
     def __init__(self, problems: Problems, limits: Limits, meaningful: Callable[[Fact], bool]):
         self.problems, self.limits, self.meaningful = problems, limits, meaningful
         self.taken = False  # the worker took its share: its facts are here
-        self.facts: list[Fact] = []
+        self.store: FactStore | None = None  # the worker's facts
         self.observed: list[tuple] = []
         self._result: tuple | None = None  # (in the worker) what goes back
-        self._caps: tuple = ({}, 0)  # the worker's ``_Collector.caps()``
+        self._caps: tuple = ({}, 0)  # the worker's ``Collector.caps()``
 
     # -- in the worker ---------------------------------------------------------------------------------
 
     def worker(self, items: Iterator, packets: Callable[[], int]) -> Iterator:
         problems = Problems()
-        collector = _Collector(problems, self.limits, self.meaningful)
+        collector = Collector(problems, self.limits, self.meaningful, rank=1)  # (its facts tie after ours)
         feed, tick = collector.feed, collector.tick
         route = _Router(packets)
         for item in items:
@@ -70,9 +65,9 @@ class FactShare:
             yield item
         if not route.sharing:
             return  # (nothing taken: nothing to merge)
-        facts = collector.close(report=False)  # (the caps hit are counted with this process's: one line each)
-        self._result = ([_as_tuple(f) for f in facts], list(collector.observed), dict(problems.counts),
-                        problems.records, collector.caps())
+        store = collector.close(report=False)  # (the caps hit are counted with this process's: one line each)
+        self._result = (store.packed(), list(collector.observed), dict(problems.counts), problems.records,
+                        collector.caps())
 
     def result(self) -> tuple | None:
         return self._result
@@ -82,23 +77,22 @@ class FactShare:
     def take(self, result: tuple | None) -> None:
         if result is None:  # the worker took nothing (or stopped early: an error, reported on its own)
             return
-        facts, self.observed, counts, records, self._caps = result
-        self.facts = [Fact(*t) for t in facts]
+        store, self.observed, counts, records, self._caps = result
+        self.store = FactStore.unpacked(store)
         self.problems.merge(counts, records)
         self.taken = True
 
-    def add_caps(self, collector: _Collector) -> None:
+    def add_caps(self, collector: Collector) -> None:
         """Before this process's collector closes: the caps the worker hit, counted with its own."""
         if self.taken:
             collector.add_caps(self._caps)
 
-    def merged(self, facts: list[Fact], observed: list[tuple]) -> tuple[list[Fact], list[tuple]]:
-        """This process's facts and observed pairs with the worker's."""
+    def merged(self, stores: list[FactStore], observed: list[tuple]) -> tuple[list[FactStore], list[tuple]]:
+        """This process's fact stores and observed pairs with the worker's."""
         if not self.taken:
-            return facts, observed
+            return stores, observed
         seen = set(observed)
-        return (list(heapq.merge(facts, self.facts, key=fact_order)),
-                observed + [pair for pair in self.observed if pair not in seen])
+        return [*stores, self.store], observed + [pair for pair in self.observed if pair not in seen]
 
 
 class _Router:
