@@ -4,12 +4,14 @@ parallel, resumable) and ``replay`` (a live feed and expected-verdict drift chec
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from functools import partial
 
 import click
 
+from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.exitcodes import ExitCode
-from analyzer.capture import rereadable
+from analyzer.capture import open_capture, rereadable
 from analyzer.cli.options import (
     analyse,
     analysis_options,
@@ -86,7 +88,6 @@ def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, sy
     from analyzer.report import document as report
     from analyzer.report.text import write_text
     from analyzer.rules import load_rules
-    from analyzer.rules.judge import judge
 
     if pcap_dir and "-" in captures:
         raise click.BadParameter("a capture from standard input cannot be read again for its frames: save it "
@@ -94,34 +95,21 @@ def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, sy
     rules = load_rules(rules_dir)
     if fmt != "text":  # documents read alike on every machine: UTC dates (times.UTC_DATE)
         click.get_current_context().meta.pop("mcxa.time_format", None)
-    parts = []
-    ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
-    taken: set[str] = set()  # --pcap-dir: the file names written
-    for capture in captures:
-        analysis = analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason,
-                            quiet, keep_messages=fmt == "html" and ladders_mode != "none"
-                            and _keep_messages(capture))
-        phase("rules")
-        judged = judge(analysis, rules, window)
-        phase("report")
-        parts.append(report.capture_report(analysis, judged))
-        draw = fmt == "html" and ladders_mode != "none"
-        if draw or pcap_dir:
-            from analyzer.report.html import shown_sessions
-            from analyzer.report.ladder_batch import capture_ladders
-            procedures = parts[-1]["procedures"]
-            wanted = {p["session"] for p in procedures if p["verdict"] == "deviation"} if pcap_dir else set()
-            picked = shown_sessions(procedures, ladders_mode) if draw else set()
-            drawn = capture_ladders(analysis, procedures, engine,
-                                    DecodeOptions(sip_ports=sip_ports, limits=current_limits(),
-                                                  workers=current_workers()),
-                                    None if picked is None else wanted | picked)
-            if draw:
-                ladders[capture] = [x for x in drawn if picked is None or x.session in picked]
-            if pcap_dir:
-                _write_pcaps(capture, parts[-1]["procedures"], drawn, pcap_dir, taken, quiet)
-        if not quiet and fmt == "text":
-            report_diagnostics(capture, analysis.diagnostics)
+    read = partial(analyse, engine=engine, sip_ports=sip_ports, systems_file=systems_file,
+                   identities_file=identities_file, migration_reason=migration_reason, quiet=quiet)
+    judge_each = partial(_judge_each, captures, read, rules, window, fmt, ladders_mode, pcap_dir, quiet,
+                         (engine, sip_ports))
+    if fmt == "json":  # written a capture at a time, as each is judged (the others need the whole document)
+        for capture in captures:  # what is no capture fails before any of the document is written (a pipe
+            if capture != "-" and (rereadable(capture) or not os.path.exists(capture)):  # is read once)
+                open_capture(capture, Diagnostics()).close()
+        with _output(output) as out:
+            streamed = report.JsonReport(out, rules)
+            judge_each(streamed)
+            end_progress()
+            code = streamed.close()
+        raise click.exceptions.Exit(code)
+    parts, ladders = judge_each(None)
     doc = report.report(parts, rules)
     writer = partial(write_text, color=colour_wanted(output)) if fmt == "text" else report.write_json
     if fmt == "junit":
@@ -131,6 +119,66 @@ def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, sy
         writer = partial(write_html, ladders=ladders, mode=ladders_mode)
     write(writer, False, output, doc)
     raise click.exceptions.Exit(report.exit_code(doc))
+
+
+def _judge_each(captures, read, rules, window, fmt, ladders_mode, pcap_dir, quiet, decoding,
+                streamed) -> tuple[list[dict], dict] | None:
+    """Analyse (``read``: ``options.analyse`` with the command's options) and judge each capture; write
+    its part to ``streamed`` (a ``JsonReport``), else return the parts and, for HTML, the ladders of each
+    capture. ``decoding``: (engine, SIP ports) to decode a capture again for its ladders."""
+    from analyzer.report import document as report
+    from analyzer.rules.judge import judge
+
+    parts = []
+    ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
+    taken: set[str] = set()  # --pcap-dir: the file names written
+    for capture in captures:
+        draw = fmt == "html" and ladders_mode != "none"
+        analysis = read(capture, keep_messages=draw and _keep_messages(capture))
+        phase("rules")
+        judged = judge(analysis, rules, window)
+        phase("report")
+        part = None if streamed is not None else report.capture_report(analysis, judged)
+        if draw or pcap_dir:
+            from analyzer.report.html import shown_sessions
+            from analyzer.report.ladder_batch import capture_ladders
+            procedures = part["procedures"] if part else [report.procedure_dict(inst) for inst in judged]
+            wanted = {p["session"] for p in procedures if p["verdict"] == "deviation"} if pcap_dir else set()
+            picked = shown_sessions(procedures, ladders_mode) if draw else set()
+            engine, sip_ports = decoding
+            drawn = capture_ladders(analysis, procedures, engine,
+                                    DecodeOptions(sip_ports=sip_ports, limits=current_limits(),
+                                                  workers=current_workers()),
+                                    None if picked is None else wanted | picked)
+            if draw:
+                ladders[capture] = [x for x in drawn if picked is None or x.session in picked]
+            if pcap_dir:
+                _write_pcaps(capture, procedures, drawn, pcap_dir, taken, quiet)
+        if not quiet and fmt == "text":
+            report_diagnostics(capture, analysis.diagnostics)
+        if streamed is not None:
+            end_progress()
+            streamed.add(analysis, judged)
+        else:
+            parts.append(part)
+    return None if streamed is not None else (parts, ladders)
+
+
+@contextmanager
+def _output(path: str | None):
+    """Where a document written as it goes lands: stdout, or the file ``path`` once it is complete (it is
+    written beside it first; a capture that cannot be read leaves no half document behind)."""
+    if not path:
+        yield click.get_text_stream("stdout")
+        return
+    partial_path = f"{path}.partial"
+    try:
+        with open(partial_path, "w", encoding="utf-8") as out:
+            yield out
+        os.replace(partial_path, path)
+    finally:
+        if os.path.exists(partial_path):
+            os.remove(partial_path)
 
 
 @click.command()

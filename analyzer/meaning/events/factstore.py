@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import heapq
 import pickle
+import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import fields
 from operator import attrgetter
 
-from analyzer.meaning.events.facts import Fact, fact_order
+from analyzer.meaning.events.facts import SHARED_FIELDS, Fact, fact_order
 
 #: Facts per chunk: small enough that the chunks open at once stay small, large enough to compress well.
 CHUNK = 4096
@@ -29,7 +30,9 @@ CHUNK = 4096
 #: measured) pays nothing for compression.
 HOLD = 32768
 
-_as_tuple = attrgetter(*(f.name for f in fields(Fact)))  # (plain tuples pickle several times faster)
+_NAMES = [f.name for f in fields(Fact)]
+_as_tuple = attrgetter(*_NAMES)  # (plain tuples pickle several times faster)
+_SHARED = [_NAMES.index(name) for name in SHARED_FIELDS]
 
 
 class _Chunk:
@@ -65,7 +68,15 @@ def _pack(entries: list[tuple[int, Fact]]) -> bytes:
 
 
 def _unpack(packed: bytes) -> list[tuple[int, Fact]]:
-    return [(seq, Fact(*values)) for seq, values in pickle.loads(zlib.decompress(packed))]
+    """The facts of a chunk, their repeated strings one object again (pickle shares them only within it)."""
+    entries = []
+    for seq, values in pickle.loads(zlib.decompress(packed)):
+        values = list(values)
+        for i in _SHARED:
+            if values[i] is not None:
+                values[i] = sys.intern(values[i])
+        entries.append((seq, Fact(*values)))
+    return entries
 
 
 class FactStore:
