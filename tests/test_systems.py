@@ -80,3 +80,13 @@ def test_a_partner_domain_under_the_primary_domain_stays_a_system_of_its_own():
     systems = SystemMap.infer(seen)
     assert set(systems.systems) == {"a.mcx.example", "mcx.example"}
     assert systems.of_host("ims.a.mcx.example") == "a.mcx.example"
+
+
+def test_two_domains_served_by_one_address_are_one_system_however_long_their_names():
+    """The same address served both: one system, named after the shorter name (alphabetical on a tie) —
+    domain names of the same length were left two systems."""
+    for other in ("b.mcx.example", "bb.mcx.example"):
+        seen = [("a.mcx.example", "10.10.0.10:5060"), (other, "10.10.0.10:5060")]
+        systems = SystemMap.infer(seen)
+        assert set(systems.systems) == {"a.mcx.example"}
+        assert systems.of_host(other) == "a.mcx.example"

@@ -179,8 +179,9 @@ class SystemMap:
 
         def union(a: str, b: str) -> None:
             ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb, key=len)] = min(ra, rb, key=len)
+            if ra != rb:  # (whatever their lengths: two names as long as each other are joined too)
+                keep, join = sorted((ra, rb), key=lambda d: (len(d), d))
+                parent[join] = keep
 
         by_server: dict[str, str] = {}
         domains: set[str] = set()
