@@ -1,11 +1,13 @@
 """From transactions, HTTP exchanges and TLS hellos to MC events: the only place that decides meaning.
 
-Two passes. The first (``analyzer.meaning.events.facts``) streams: every SIP transaction, HTTP
-request/response pair and TLS hello becomes a small ``Fact``, so no message body is kept. The second works
-on the facts of the whole capture: it learns which addresses are servers and which systems exist, follows
-each affiliation and service-authorisation publication (``analyzer.meaning.events.publications``: RFC 3903
-entity-tags, full-set replacement, removal and expiry), gives BYEs the meaning of the call they end, and
-builds ``Event`` records in time order. Events cite the frames that completed their messages
+Two passes. The first (``analyzer.meaning.events.collect``) streams: every SIP transaction, HTTP
+request/response pair and TLS hello becomes a small ``Fact``, so no message body is kept, and the facts wait
+in a ``FactStore``. The second reads them once, in time order: it follows each affiliation and
+service-authorisation publication (``analyzer.meaning.events.publications``: RFC 3903 entity-tags, full-set
+replacement, removal and expiry), gives BYEs the meaning of the call they end, and builds ``Event``
+records; the MC systems are inferred from every (domain, server) pair once the last fact is read, and only
+then is each event labelled with its system (and commands and TLS hellos, which mean something only
+towards known servers, given their meaning). Events cite the frames that completed their messages
 (``Event.frames``, as Wireshark) and keep every frame that carried their bytes (``Event.all_frames``).
 """
 
