@@ -7,7 +7,7 @@ from dataclasses import replace
 from analyzer.capture import rereadable
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.rules import Rule
-from analyzer.rules.matcher import Instance, instances
+from analyzer.rules.matcher import Instance, Timeline, instances
 from analyzer.rules.media import measure, media_endpoints
 from analyzer.transport.rtp import received
 
@@ -25,13 +25,18 @@ def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = N
     of its judgements would walk a growing file)."""
     end = capture_end(analysis)
     found = []
+    timelines = {}  # session id → its timeline, where an instance has media figures to measure
     for session in analysis.sessions:
+        timeline = Timeline(session.events)
         for rule in rules:
-            found += instances(replace(rule, window=window) if window else rule, session, end)
+            here = instances(replace(rule, window=window) if window else rule, session, end, timeline)
+            found += here
+            if here and (rule.migration is not None or rule.kpis):
+                timelines[session.id] = timeline
     measured = [i for i in found if i.rule.migration is not None or i.rule.kpis]  # media figures, KPIs
     ports = {e for inst in measured if inst.rule.migration is not None for e in media_endpoints(inst)}
     rtp = received(analysis.path, ports) if count_rtp and ports and rereadable(analysis.path) else {}
     for inst in measured:
-        inst.figures = measure(inst, rtp)
+        inst.figures = measure(inst, rtp, timelines[inst.session.id])
     found.sort(key=lambda i: (i.anchor.time, i.rule.id))
     return found

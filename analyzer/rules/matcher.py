@@ -17,6 +17,11 @@ their preference) and gets a status:
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -96,12 +101,88 @@ def fits(event: Event, pattern: Pattern, bindings: dict[str, Any]) -> bool:
     return True
 
 
-def instances(rule: Rule, session: UeSession, capture_end: float) -> list[Instance]:
-    """Every instance of ``rule`` in one UE session, judged."""
+class Timeline:
+    """A UE session's events found by time, kind and Call-ID: each anchor, end, migration and step is
+    looked for from its start time on, among the events of the kinds (and the call) its pattern names,
+    never from the session's first event (that made judging quadratic in a session's events: a long drive
+    test, each ``mcxa watch`` judgement)."""
+
+    def __init__(self, events: tuple[Event, ...]):
+        self.events = events
+        self.times = [e.time for e in events]
+        #: (sessions hold their events in time order; were they not, every search would scan them all)
+        self.ordered = all(a <= b for a, b in zip(self.times, self.times[1:], strict=False))
+        self.by_kind: dict[str, list[int]] = {}
+        self.by_call: dict[tuple[str, str | None], list[int]] = {}
+        for i, e in enumerate(events):
+            self.by_kind.setdefault(e.kind, []).append(i)
+            self.by_call.setdefault((e.kind, e.call_id), []).append(i)
+
+    def after(self, start: float, *patterns: Pattern, bindings: dict | None = None,
+              strictly: bool = False) -> Iterator[Event]:
+        """In order, the events from ``start`` on (after it, ``strictly``) that may fit one of ``patterns``
+        (``bindings``: the values of their variables): those of the kinds they name, and of the call
+        they name (every event if one names no kind)."""
+        if not self.ordered:
+            return (e for e in self.events if (e.time > start if strictly else e.time >= start))
+        first = (bisect_right if strictly else bisect_left)(self.times, start)
+        lists: dict[int, list[int]] = {}
+        for pattern in patterns:
+            kinds = _kinds(pattern)
+            if kinds is None:
+                return map(self.events.__getitem__, range(first, len(self.events)))
+            call = _call_id(pattern, bindings or {})
+            for kind in kinds:
+                at = self.by_kind.get(kind) if call is _ANY else self.by_call.get((kind, call))
+                if at:
+                    lists[id(at)] = at
+        # (by range, not islice: islice would step over the part before ``first`` one by one)
+        tails = [map(at.__getitem__, range(bisect_left(at, first), len(at))) for at in lists.values()]
+        if len(tails) == 1:
+            return map(self.events.__getitem__, tails[0])
+        return map(self.events.__getitem__, (i for i, _ in itertools.groupby(heapq.merge(*tails))))
+
+
+    def of_calls(self, kinds: tuple[str, ...], call_ids: list[str]) -> list[Event]:
+        """The events of ``kinds`` in the calls ``call_ids``, in order."""
+        at = sorted(i for kind in kinds for call in call_ids for i in self.by_call.get((kind, call), ()))
+        return [self.events[i] for i in at]
+
+
+_ANY = object()  # (a pattern that names no one call)
+
+
+def _kinds(pattern: Pattern) -> tuple[str, ...] | None:
+    """The event kinds ``pattern`` can fit; None when it names none (or names them by a variable)."""
+    for name, expected in pattern.constraints:
+        if name != "kind":
+            continue
+        if isinstance(expected, str) and not expected.startswith("$"):
+            return (expected,)
+        if isinstance(expected, tuple) and not (len(expected) == 2 and expected[0] in OPERATORS) \
+                and all(isinstance(k, str) and not k.startswith("$") for k in expected):
+            return expected
+        return None
+    return None
+
+
+def _call_id(pattern: Pattern, bindings: dict) -> object:
+    """The one Call-ID ``pattern`` wants (None included: no Call-ID), or ``_ANY``."""
+    for name, expected in pattern.constraints:
+        if name == "call_id" and not isinstance(expected, tuple):
+            value = _value(expected, bindings)
+            return value if value is None or isinstance(value, str) else _ANY
+    return _ANY
+
+
+def instances(rule: Rule, session: UeSession, capture_end: float,
+              timeline: Timeline | None = None) -> list[Instance]:
+    """Every instance of ``rule`` in one UE session, judged (``timeline``: the session's, when made once
+    for every rule)."""
     out: list[Instance] = []
     seen: set[tuple] = set()
-    events = session.events
-    for anchor in events:
+    timeline = timeline or Timeline(session.events)
+    for anchor in timeline.after(-math.inf, rule.anchor):
         if not fits(anchor, rule.anchor, {}) or anchor.service not in rule.services:
             continue
         bindings = {name: getattr(anchor, source) for name, source in rule.bind}
@@ -109,32 +190,48 @@ def instances(rule: Rule, session: UeSession, capture_end: float) -> list[Instan
         if rule.migration is None:  # a building block: every anchor is an instance
             migration = anchor
         else:
-            ended = next((e for e in events if e.time >= anchor.time and e is not anchor and rule.ended_by
-                          and fits(e, rule.ended_by, bindings)), None)
-            migration = next((e for e in events if e.time > anchor.time
-                              and fits(e, rule.migration, bindings)), None)
-            if migration is None or (ended is not None and ended.time < migration.time - rule.window):
+            if rule.ended_by:
+                ended = next((e for e in timeline.after(anchor.time, rule.ended_by, bindings=bindings)
+                              if e is not anchor and fits(e, rule.ended_by, bindings)), None)
+            migration = None
+            for e in timeline.after(anchor.time, rule.migration, strictly=True):
+                if ended is not None and ended.time < e.time - rule.window:
+                    break  # (the call ended too long before: no later migration can be this one's)
+                if fits(e, rule.migration, bindings):
+                    migration = e
+                    break
+            if migration is None:
                 continue
         bindings.update({name: getattr(migration, source) for name, source in rule.bind_migration})
+        # One instance per procedure: per migration event and what it binds (anchors that lead to the same
+        # migration, two calls of the group before it, make one; each crossing of the boundary its own);
+        # a building block per the events its steps found (a rejected request and its accepted retry are
+        # one; a re-registration an hour later is another)
         key = tuple(sorted((k, str(v)) for k, v in bindings.items()
                            if k != "call_id" or rule.migration is None))
-        if key in seen:
-            continue
+        if rule.migration is not None:
+            key = (id(migration), *key)
+            if key in seen:
+                continue
+        instance = Instance(rule, session, anchor, migration, dict(bindings), ended)
+        _judge(instance, capture_end, timeline)
+        if rule.migration is None:
+            key = (*(id(step.event) for step in instance.steps), *key)
+            if key in seen:
+                continue
         seen.add(key)
-        instance = Instance(rule, session, anchor, migration, bindings, ended)
-        _judge(instance, capture_end)
         out.append(instance)
     return out
 
 
-def _candidates(step: Step, events: tuple[Event, ...], start: float, bindings: dict) -> tuple:
+def _candidates(step: Step, timeline: Timeline, start: float, bindings: dict) -> tuple:
     """The step's event: through its first alternative any event fits from ``start`` on, the first
     successful one, else the first one. The scan ends at that first success (``mcxa watch`` judges again
     every second: a scan to the end for every step made that quadratic in a UE session's events)."""
     for alternative in step.match:
         first = None
-        for e in events:
-            if e.time >= start and fits(e, alternative, bindings):
+        for e in timeline.after(start, alternative, bindings=bindings):
+            if fits(e, alternative, bindings):
                 if e.outcome in ("success", "encrypted"):
                     return e, alternative
                 if first is None:
@@ -148,22 +245,23 @@ def _candidates(step: Step, events: tuple[Event, ...], start: float, bindings: d
 _PLACING = frozenset(("system", "group", "peer", "domain", "identity", "impu", "client_id", "call_id"))
 
 
-def _near_misses(step: Step, events: tuple[Event, ...], start: float, bindings: dict) -> list[Event]:
+def _near_misses(step: Step, timeline: Timeline, start: float, bindings: dict) -> list[Event]:
     """Events after ``start`` (the anchor) that fit none of the step's alternatives but would fit one in
     another place (another system, another group...): what the user should hear about when the step is
     missing. (An alternative that names no kind has no near misses: anything would be one.)"""
     if any(dict(alt.constraints).get("kind") is None for alt in step.match):
         return []
     relaxed = [Pattern(tuple(c for c in alt.constraints if c[0] not in _PLACING)) for alt in step.match]
-    return [e for e in events if e.time > start and any(fits(e, alt, bindings) for alt in relaxed)
+    return [e for e in timeline.after(start, *relaxed, bindings=bindings, strictly=True)
+            if any(fits(e, alt, bindings) for alt in relaxed)
             and not any(fits(e, alt, bindings) for alt in step.match)]
 
 
-def _judge(inst: Instance, capture_end: float) -> None:
-    rule, events = inst.rule, inst.session.events
+def _judge(inst: Instance, capture_end: float, timeline: Timeline) -> None:
+    rule = inst.rule
     matched: dict[str, StepResult] = {}
     for step in rule.steps:
-        event, alternative = _candidates(step, events, inst.anchor.time, inst.bindings)
+        event, alternative = _candidates(step, timeline, inst.anchor.time, inst.bindings)
         previous = matched.get(step.after) if step.after else None
         after = step.after if previous and previous.event else None
         reference = previous.event.time if after else inst.migration.time
@@ -190,7 +288,7 @@ def _judge(inst: Instance, capture_end: float) -> None:
         # A missing step is settled once a later step was seen (the procedure went past it), or once the
         # capture went on past the time it was due; otherwise the capture ended too early to tell.
         passed = any(later.event is not None for later in inst.steps[i + 1:])
-        inst.steps[i] = _deviation(inst, result, capture_end, passed)
+        inst.steps[i] = _deviation(inst, result, capture_end, passed, timeline)
 
 
 #: A few words that qualify a status in every report format, per deviation code.
@@ -198,7 +296,8 @@ WHY = {"capture-ended": "capture ended before it was due", "optional-step-missin
        "step-unverifiable": "encrypted evidence only", "note": "with a note"}
 
 
-def _deviation(inst: Instance, r: StepResult, capture_end: float, passed: bool) -> StepResult:
+def _deviation(inst: Instance, r: StepResult, capture_end: float, passed: bool,
+               timeline: Timeline) -> StepResult:
     """Add the step's deviation (if it has one) to the instance; the step takes its severity."""
     step = r.step
     if r.status == "missing" and (step.optional or (capture_end < (r.due or 0) and not passed)):
@@ -211,7 +310,7 @@ def _deviation(inst: Instance, r: StepResult, capture_end: float, passed: bool) 
         return replace(r, severity="info", why=WHY["note"])
     else:
         return r
-    near = _near_misses(step, inst.session.events, inst.anchor.time, inst.bindings) \
+    near = _near_misses(step, timeline, inst.anchor.time, inst.bindings) \
         if r.status == "missing" else []
     message = describe(r, code, inst.bindings, inst.migration, capture_end, near)
     frames = r.event.frames if r.event else tuple(sorted({f for e in near[:NEAR_SHOWN] for f in e.frames}))

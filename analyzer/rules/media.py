@@ -26,9 +26,12 @@ of that severity (info or warning, never an error: verdicts are unchanged).
 
 from __future__ import annotations
 
+from analyzer.meaning.events import KINDS
 from analyzer.rules.kpis import KPIS
+from analyzer.rules.matcher import Timeline
 from analyzer.rules.results import Deviation
 
+_FLOOR = tuple(kind for kind in KINDS if kind.startswith("floor-"))
 _HEARD = frozenset(("floor-taken", "floor-granted"))
 _ENTRIES = frozenset(("group-call-incoming", "group-call-join"))  # what enters a group call: a late entry
 
@@ -45,12 +48,12 @@ def media_endpoints(inst) -> tuple[str, ...]:
     return (*inst.anchor.media, *(entry.media if entry is not None else ()))
 
 
-def measure(inst, rtp: dict | None = None) -> dict:
+def measure(inst, rtp: dict | None = None, timeline: Timeline | None = None) -> dict:
     """The media-plane figures of ``inst`` (only those the capture allows), and its KPI deviations;
-    ``rtp``: endpoint → ``RtpCount`` of what the UE received there."""
+    ``rtp``: endpoint → ``RtpCount`` of what the UE received there; ``timeline``: its session's."""
     old, new, entry = _calls(inst)
-    floor = [e for e in inst.session.events if e.kind.startswith("floor-") and e.call_id in (old, new)
-             and e.call_id is not None]
+    timeline = timeline or Timeline(inst.session.events)
+    floor = timeline.of_calls(_FLOOR, [c for c in dict.fromkeys((old, new)) if c is not None])
     figures: dict = {}
     access = []
     for call in dict.fromkeys((old, new)):
