@@ -90,3 +90,30 @@ def test_two_domains_served_by_one_address_are_one_system_however_long_their_nam
         systems = SystemMap.infer(seen)
         assert set(systems.systems) == {"a.mcx.example"}
         assert systems.of_host(other) == "a.mcx.example"
+
+
+def test_inference_depends_on_each_pairs_first_coming_and_count_only():
+    """The events stage gives each (domain, server) pair once, at its first coming, repeated as often as it
+    came: the systems, their addresses and the cap's count must be those of the pairs in capture order,
+    caps hit or not (random sequences over a few names, with caps of 2 and 3)."""
+    import itertools
+    import random
+
+    rnd = random.Random(5)
+    domains = ["a.mcx.example", "b.mcx.example", "bb.mcx.example", "ims.a.mcx.example", "c.example",
+               "10.0.0.9"]
+    servers = ["10.1.0.1:5060", "10.1.0.2:5060", "10.1.0.3:5060", None]
+    for trial in range(300):
+        sequence = [(rnd.choice(domains), rnd.choice(servers)) for _ in range(rnd.randint(1, 30))]
+        counts = dict.fromkeys(sequence, 0)
+        for pair in sequence:
+            counts[pair] += 1
+        grouped = list(itertools.chain.from_iterable(itertools.repeat(p, n) for p, n in counts.items()))
+        limit = (2, 3, 100)[trial % 3]
+        told, told_grouped = [], []
+        whole = SystemMap.infer(sequence, limit, told)
+        first = SystemMap.infer(grouped, limit, told_grouped)
+        assert {n: s.domains for n, s in whole.systems.items()} == \
+            {n: s.domains for n, s in first.systems.items()}, sequence
+        assert [whole.of_address(s) for s in servers if s] == [first.of_address(s) for s in servers if s]
+        assert [p.message for p in told] == [p.message for p in told_grouped]

@@ -167,7 +167,9 @@ class SystemMap:
 
         Domains are merged when one is a server's host name under the other (``ims.``, ``cms.``, ...) or
         when they were served by the same server address; each group becomes a system named after its
-        shortest domain. The first ``limit`` distinct domains and server addresses are learnt.
+        shortest domain. The first ``limit`` distinct domains and server addresses are learnt. The
+        result depends only on the order in which each pair first comes and on how often each comes (so
+        repeats may be given together, at the first: the events stage does).
         """
         parent: dict[str, str] = {}
 

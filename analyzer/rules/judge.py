@@ -8,7 +8,7 @@ from analyzer.capture import rereadable
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.rules import Rule
 from analyzer.rules.matcher import Instance, Timeline, instances
-from analyzer.rules.media import measure, media_endpoints
+from analyzer.rules.media import floor_events, measure, media_endpoints
 from analyzer.transport.rtp import received
 
 
@@ -25,18 +25,17 @@ def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = N
     of its judgements would walk a growing file)."""
     end = capture_end(analysis)
     found = []
-    timelines = {}  # session id → its timeline, where an instance has media figures to measure
+    measured = []  # (instance, the floor events of its calls): media figures and KPIs, once RTP is counted
     for session in analysis.sessions:
         timeline = Timeline(session.events)
         for rule in rules:
             here = instances(replace(rule, window=window) if window else rule, session, end, timeline)
             found += here
-            if here and (rule.migration is not None or rule.kpis):
-                timelines[session.id] = timeline
-    measured = [i for i in found if i.rule.migration is not None or i.rule.kpis]  # media figures, KPIs
-    ports = {e for inst in measured if inst.rule.migration is not None for e in media_endpoints(inst)}
+            if rule.migration is not None or rule.kpis:
+                measured += ((inst, floor_events(inst, timeline)) for inst in here)
+    ports = {e for inst, _ in measured if inst.rule.migration is not None for e in media_endpoints(inst)}
     rtp = received(analysis.path, ports) if count_rtp and ports and rereadable(analysis.path) else {}
-    for inst in measured:
-        inst.figures = measure(inst, rtp, timelines[inst.session.id])
+    for inst, floor in measured:
+        inst.figures = measure(inst, floor, rtp)
     found.sort(key=lambda i: (i.anchor.time, i.rule.id))
     return found

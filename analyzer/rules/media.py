@@ -48,12 +48,16 @@ def media_endpoints(inst) -> tuple[str, ...]:
     return (*inst.anchor.media, *(entry.media if entry is not None else ()))
 
 
-def measure(inst, rtp: dict | None = None, timeline: Timeline | None = None) -> dict:
+def floor_events(inst, timeline: Timeline) -> list:
+    """The floor events of the calls ``inst`` left and entered, in order (``timeline``: its session's)."""
+    old, new, _ = _calls(inst)
+    return timeline.of_calls(_FLOOR, [c for c in dict.fromkeys((old, new)) if c is not None])
+
+
+def measure(inst, floor: list, rtp: dict | None = None) -> dict:
     """The media-plane figures of ``inst`` (only those the capture allows), and its KPI deviations;
-    ``rtp``: endpoint → ``RtpCount`` of what the UE received there; ``timeline``: its session's."""
+    ``floor``: its ``floor_events``; ``rtp``: endpoint → ``RtpCount`` of what the UE received there."""
     old, new, entry = _calls(inst)
-    timeline = timeline or Timeline(inst.session.events)
-    floor = timeline.of_calls(_FLOOR, [c for c in dict.fromkeys((old, new)) if c is not None])
     figures: dict = {}
     access = []
     for call in dict.fromkeys((old, new)):

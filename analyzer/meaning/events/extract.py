@@ -14,6 +14,7 @@ towards known servers, given their meaning). Events cite the frames that complet
 from __future__ import annotations
 
 import heapq
+import itertools
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -90,7 +91,9 @@ class _Builder:
         REFERs name (None: those of ``facts``, then a list)."""
         self.referred = referred if referred is not None else \
             {f.target_dialog for f in facts if f.method == "REFER" and f.target_dialog}
-        seen = list(observed)  # (domain, server) pairs, in the order the facts come: systems are inferred
+        # the (domain, server) pairs systems are inferred from, each once, in the order they first came, with
+        # how often (inference reads them so, and the same: see ``SystemMap.infer``)
+        seen = dict.fromkeys(observed, 1)
         deferred, later = [], []  # BYEs of calls not known yet; facts whose meaning needs the systems
         floor = floor or []
         control = [m for m in floor if m.name == "MCPC"]  # (joins pre-established sessions to calls)
@@ -98,7 +101,8 @@ class _Builder:
             if type(f) is FloorMessage:
                 self.pre.control(self, f)
                 continue
-            seen.extend(observations(f))
+            for pair in observations(f):
+                seen[pair] = seen.get(pair, 0) + 1
             handler, _ = _HANDLERS.get(f.method, (None, None))
             if handler is None:
                 continue
@@ -109,7 +113,8 @@ class _Builder:
             else:
                 handler(self, f)
             self.position += 1
-        self._systems_known(SystemMap.infer(seen, self.limits.domains, self.problems))
+        pairs = itertools.chain.from_iterable(itertools.repeat(pair, n) for pair, n in seen.items())
+        self._systems_known(SystemMap.infer(pairs, self.limits.domains, self.problems))
         for f, self.position in later:
             _HANDLERS[f.method][0](self, f)
         self.position = _AFTER
