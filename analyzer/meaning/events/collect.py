@@ -57,7 +57,8 @@ class Collector:
         if len(self.challenged) > 2 * self.tracker.holding + 64:  # what no retry can name any more is final
             linkable = self.tracker.linkable_challenges()
             for first in [k for k in self.challenged if k not in linkable]:
-                self.store.add(*reversed(self.challenged.pop(first)))
+                seq, fact = self.challenged.pop(first)
+                self.store.add(fact, seq)
         if isinstance(item, Message) and item.proto == "http":
             self.http(item)
         elif isinstance(item, TlsHello):
@@ -176,5 +177,5 @@ def collect_facts(items: Iterable, problems: list | None = None, limits: Limits 
         collector.feed(item)
     if before_close is not None:
         before_close(collector)
-    facts = collector.close()
-    return facts, list(collector.observed)
+    store = collector.close()
+    return store, list(collector.observed)

@@ -1,8 +1,9 @@
 """Where pass 1 keeps its facts until pass 2 reads them: sorted chunks, compressed once there are many.
 
-Pass 2 needs the facts of the whole capture (systems are inferred from all of them; a REFER may name an
-earlier INVITE), and on a core-side capture those facts were most of the memory: 1.2 KB each, ~40 KB per
-UE. Here they arrive in completion order, which is nearly time order; every ``CHUNK`` of them is sorted
+Pass 2 reads the facts in time order once pass 1 is complete (the decoder's worker sends its share at
+the end; a BYE may come before the INVITE it ends), and on a core-side capture the facts held until then
+were most of the memory: 1.2 KB each, ~40 KB per UE. Here they arrive in completion order, which is
+nearly time order; every ``CHUNK`` of them is sorted
 and, once more than ``HOLD`` are held, pickled as plain tuples and compressed (~100 bytes a fact, at
 ~25 µs a fact to pack and read back). Pass 2 reads them once, in order (``in_order``): a lazy merge of the
 chunks opens a chunk only when its first fact is due, so only the few chunks that overlap in time are
