@@ -107,8 +107,11 @@ def test_the_referred_call_ids_are_known_before_pass_2_reads_a_fact():
     for seq, fact in enumerate(facts):
         store.add(fact, seq)
     named = {f.target_dialog for f in facts if f.method == "REFER" and f.target_dialog}
-    assert named and store.referred == named
-    assert FactStore.unpacked(store.packed()).referred == named
+    assert named and store.named.referred == named
+    assert FactStore.unpacked(store.packed()).named.referred == named
+    opened = {f.call_id for f in facts if f.method == "INVITE"} | \
+        {f.target_dialog or f.call_id for f in facts if f.method == "REFER"}
+    assert store.named.opened == opened
 
 
 def _analyze(capsys, path: Path, jobs: str) -> tuple[int, str]:

@@ -20,7 +20,7 @@ from analyzer.meaning.events import MIGRATION_REASON, Event
 from analyzer.meaning.events.collect import Collector
 from analyzer.meaning.events.extract import _Builder, extract_events
 from analyzer.meaning.events.facts import Fact
-from analyzer.meaning.events.factstore import read
+from analyzer.meaning.events.factstore import Named, read
 from analyzer.meaning.events.publications import Publications
 from analyzer.meaning.sessions import build_sessions
 from analyzer.meaning.systems import SystemMap
@@ -229,6 +229,30 @@ def test_calls_never_ended_stay_under_the_cap_and_a_bye_of_a_kept_one_still_ends
     assert [e.kind for e in events].count("private-call-release") == 1
     [problem] = [p for p in problems if "calls" in p.message]
     assert "--limit calls=N" in problem.message and problem.frames == (CAP + 1,)
+
+
+def test_a_bye_before_its_invite_still_ends_the_call_and_byes_of_calls_never_named_are_not_kept():
+    """Two capture interfaces a little out of step: the BYE is stamped before its INVITE, and still ends the
+    call once the capture is read. The BYEs of plain calls (no MC INVITE was kept: no call for them will
+    ever be known) are let go as they come, not held to the end: 200,000 of them, read lazily, stay
+    under a megabyte."""
+    import tracemalloc
+
+    call = _call(10)
+    early_bye = Fact("BYE", 9.5, 9.6, (9,), call.client, "10.9.0.1:5060", 200, call_id="call-10")
+    events, _ = _Builder(None, MIGRATION_REASON, [], DEFAULT).build([early_bye, call])
+    assert [e.kind for e in events].count("private-call-release") == 1
+
+    def plain_byes():
+        for i in range(200_000):
+            yield Fact("BYE", 100.0 + i, 100.1 + i, (i,), "10.0.0.1:5060", "10.9.0.1:5060", 200,
+                       call_id=f"plain-{i}")
+
+    tracemalloc.start()
+    events, _ = _Builder(None, MIGRATION_REASON, [], DEFAULT).build(plain_byes(), named=Named())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert events == [] and peak < 1 << 20, peak
 
 
 # --- publications: the cap from the limits, and one address shared by many UEs ----------------------------

@@ -27,7 +27,7 @@ from analyzer.meaning import mcfacts
 from analyzer.meaning.events import MIGRATION_REASON, Event
 from analyzer.meaning.events.collect import Collector, collect_facts
 from analyzer.meaning.events.facts import Fact, observations, sent_to_ue, uri_host
-from analyzer.meaning.events.factstore import read
+from analyzer.meaning.events.factstore import Named, read
 from analyzer.meaning.events.floor import FloorCalls
 from analyzer.meaning.events.floor import kept as floor_kept
 from analyzer.meaning.events.preestablished import PreEstablished, is_setup
@@ -77,20 +77,19 @@ class _Builder:
         self.forgotten_calls: list = [0, None]  # calls forgotten beyond ``limits.calls``, the first frame
         self.floor = FloorCalls(limits.calls)  # where each call's media flows: floor events (``floor``)
         self.pre = PreEstablished(limits.calls)  # pre-established sessions, by Call-ID
-        self.referred: set[str] = set()  # Call-IDs that a REFER's Target-Dialog names
+        self.named = Named()  # the Call-IDs REFERs and INVITEs name (``factstore.Named``)
         self.systems: SystemMap | None = None  # known once every fact is read: events wait to be labelled
         self.unlabelled: list[tuple[Event, str, str | None]] = []  # (event, server, domain)
         self.position = 0  # of the fact being read: events of one time and frame come in this order
         self.positions: list[int] = []  # each event's
 
     def build(self, facts: Iterable[Fact], end: float | None = None, observed: Iterable[tuple] = (),
-              floor: list | None = None, referred: set[str] | None = None) -> tuple[list[Event], SystemMap]:
+              floor: list | None = None, named: Named | None = None) -> tuple[list[Event], SystemMap]:
         """Events of ``facts`` (in ``fact_order``, read once); ``end``: when the capture ends (publications
         expire up to then); ``observed``: more (domain, server) pairs to infer systems from; ``floor``:
-        floor control messages, given to the calls that negotiated their ports; ``referred``: the Call-IDs
-        REFERs name (None: those of ``facts``, then a list)."""
-        self.referred = referred if referred is not None else \
-            {f.target_dialog for f in facts if f.method == "REFER" and f.target_dialog}
+        floor control messages, given to the calls that negotiated their ports; ``named``: the Call-IDs
+        REFERs and INVITEs name (None: those of ``facts``, then a list)."""
+        self.named = named if named is not None else Named.of(facts)
         # the (domain, server) pairs systems are inferred from, each once, in the order they first came, with
         # how often (inference reads them so, and the same: see ``SystemMap.infer``)
         seen = dict.fromkeys(observed, 1)
@@ -109,7 +108,8 @@ class _Builder:
             if f.method in _NEED_SYSTEMS:
                 later.append((f, self.position))
             elif f.method == "BYE" and f.call_id not in self.calls and f.call_id not in self.pre:
-                deferred.append(f)
+                if f.call_id in self.named.opened:  # (else no call it could end ever comes)
+                    deferred.append(f)
             else:
                 handler(self, f)
             self.position += 1
@@ -251,7 +251,7 @@ class _Builder:
             group, family, kind = None, "private", "private-call-setup"
             peer = f.calling_user if to_ue else (f.recipients[0] if f.recipients else f.called_party)
         else:
-            if is_setup(f, to_ue, self.referred):
+            if is_setup(f, to_ue, self.named.referred):
                 self.pre.setup(self, f)
             return
         identity = (f.mc_uri or f.called_party) if to_ue else None
@@ -378,8 +378,11 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
         stores, observed = share.merged(stores, observed)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
     builder = _Builder(systems, migration_reason, problems, limits)
+    named = Named()
+    for store in stores:
+        named.update(store.named)
     return builder.build(read(*stores), max(ends) if ends else None, observed, floor[:limits.floor_messages],
-                         set().union(*(s.referred for s in stores)))
+                         named)
 
 
 def keep_floor(floor: list, item, limits: Limits, problems: list | None) -> None:

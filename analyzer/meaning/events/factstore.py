@@ -19,8 +19,8 @@ import heapq
 import pickle
 import sys
 import zlib
-from collections.abc import Iterator
-from dataclasses import fields
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 
 from analyzer.meaning.events.facts import SHARED_FIELDS, Fact, fact_order
@@ -80,25 +80,55 @@ def _unpack(packed: bytes) -> list[tuple[int, Fact]]:
     return entries
 
 
+@dataclass(slots=True)
+class Named:
+    """What pass 2 must know of the facts before it reads them in order: the Call-IDs REFERs name in their
+    Target-Dialog (an earlier INVITE is then a pre-established session: ``preestablished.is_setup``), and
+    every Call-ID an INVITE or a REFER names: only those can be a call a BYE ends, so only a BYE of one of
+    them that came before its call waits for the end of the capture (a plain VoIP call's does not)."""
+
+    referred: set[str] = field(default_factory=set)
+    opened: set[str] = field(default_factory=set)
+
+    def add(self, fact: Fact) -> None:
+        if fact.method == "INVITE" and fact.call_id:
+            self.opened.add(fact.call_id)
+        elif fact.method == "REFER":
+            if fact.target_dialog:
+                self.referred.add(fact.target_dialog)
+            if fact.target_dialog or fact.call_id:
+                self.opened.add(fact.target_dialog or fact.call_id)
+
+    @classmethod
+    def of(cls, facts: Iterable[Fact]) -> Named:
+        named = cls()
+        for fact in facts:
+            named.add(fact)
+        return named
+
+    def update(self, other: Named) -> Named:
+        self.referred |= other.referred
+        self.opened |= other.opened
+        return self
+
+
 class FactStore:
     """The facts of one collector: ``add`` each with its sequence number; ``read`` gives them in order.
 
     ``rank`` orders stores whose facts tie (this process's before the decoder's worker's, as
-    ``heapq.merge`` of two lists would). ``referred``: the Call-IDs that REFERs name in their
-    Target-Dialog (pass 2 must know them before it reads an earlier INVITE: ``preestablished.is_setup``)."""
+    ``heapq.merge`` of two lists would); ``named``: what pass 2 must know before it reads them."""
 
     def __init__(self, rank: int = 0):
         self.rank = rank
         self.chunks: list[_Chunk] = []
         self.pending: list[tuple[int, Fact]] = []  # the newest facts, not yet a chunk
-        self.referred: set[str] = set()
+        self.named = Named()
         self.count = 0
 
     def add(self, fact: Fact, seq: int) -> None:
         self.pending.append((seq, fact))
         self.count += 1
-        if fact.method == "REFER" and fact.target_dialog:
-            self.referred.add(fact.target_dialog)
+        self.named.add(fact)
         if len(self.pending) >= CHUNK:
             self.seal()
 
@@ -115,16 +145,16 @@ class FactStore:
         newest = [*self.pending, *more]
         return list(in_order([*self.chunks, *([_Chunk.of(newest, self.rank, False)] if newest else [])]))
 
-    def packed(self) -> tuple[int, list[tuple[tuple, bytes]], list[str]]:
+    def packed(self) -> tuple[int, list[tuple[tuple, bytes]], Named]:
         """The store as it crosses a pipe (every chunk compressed): what the decoder's worker sends back."""
-        return self.rank, [chunk.packed_form() for chunk in self.seal()], sorted(self.referred)
+        return self.rank, [chunk.packed_form() for chunk in self.seal()], self.named
 
     @classmethod
-    def unpacked(cls, packed: tuple[int, list[tuple[tuple, bytes]], list[str]]) -> FactStore:
-        rank, chunks, referred = packed
+    def unpacked(cls, packed: tuple[int, list[tuple[tuple, bytes]], Named]) -> FactStore:
+        rank, chunks, named = packed
         store = cls(rank)
         store.chunks = [_Chunk(rank, first, packed=data) for first, data in chunks]
-        store.referred = set(referred)
+        store.named = named
         return store
 
 
