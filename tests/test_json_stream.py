@@ -64,3 +64,15 @@ def test_a_capture_that_is_none_fails_before_any_of_the_document_is_written(tmp_
     assert main(["analyze", good, str(tmp_path / "missing.pcap"), "--format", "json", "-o", str(report)]) == 2
     assert "missing.pcap: cannot open" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_a_device_given_as_output_is_written_to_not_replaced(capsys):
+    """-o /dev/null (or /dev/stdout): written to as it is, never swapped for a regular file."""
+    import os
+    import stat
+
+    good = str(SAMPLES / "group-migration-compliant.pcapng")
+    for fmt in ("json", "text"):
+        assert main(["analyze", good, "--format", fmt, "-q", "-o", os.devnull]) == 0
+        assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert not os.path.exists(os.devnull + ".partial")

@@ -4,7 +4,6 @@ parallel, resumable) and ``replay`` (a live feed and expected-verdict drift chec
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from functools import partial
 
 import click
@@ -25,6 +24,7 @@ from analyzer.cli.options import (
     phase,
     report_diagnostics,
     rules_options,
+    text_output,
     time_format_option,
     write,
 )
@@ -103,7 +103,7 @@ def analyze(captures, fmt, output, ladders_mode, pcap_dir, rules_dir, window, sy
         for capture in captures:  # what is no capture fails before any of the document is written (a pipe
             if capture != "-" and (rereadable(capture) or not os.path.exists(capture)):  # is read once)
                 open_capture(capture, Diagnostics()).close()
-        with _output(output) as out:
+        with text_output(output) as out:
             streamed = report.JsonReport(out, rules)
             judge_each(streamed)
             end_progress()
@@ -162,23 +162,6 @@ def _judge_each(captures, read, rules, window, fmt, ladders_mode, pcap_dir, quie
         else:
             parts.append(part)
     return None if streamed is not None else (parts, ladders)
-
-
-@contextmanager
-def _output(path: str | None):
-    """Where a document written as it goes lands: stdout, or the file ``path`` once it is complete (it is
-    written beside it first; a capture that cannot be read leaves no half document behind)."""
-    if not path:
-        yield click.get_text_stream("stdout")
-        return
-    partial_path = f"{path}.partial"
-    try:
-        with open(partial_path, "w", encoding="utf-8") as out:
-            yield out
-        os.replace(partial_path, path)
-    finally:
-        if os.path.exists(partial_path):
-            os.remove(partial_path)
 
 
 @click.command()

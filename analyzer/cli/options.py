@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 
 import click
 
@@ -227,11 +228,31 @@ def write(writer, needs_path: bool, output: str | None, *args) -> None:
     end_progress()
     if needs_path:
         writer(*args[:1], output, *args[1:])
-    elif output:
-        with open(output, "w", encoding="utf-8") as out:
-            writer(*args[:1], out, *args[1:])
-    else:
-        writer(*args[:1], click.get_text_stream("stdout"), *args[1:])
+        return
+    with text_output(output) as out:
+        writer(*args[:1], out, *args[1:])
+
+
+@contextmanager
+def text_output(path: str | None):
+    """Where text output lands: stdout, or the file ``path`` once it is complete (it is written beside it
+    first, so an error leaves no half document behind; a device or a pipe, /dev/stdout say, is written
+    to as it is)."""
+    if not path:
+        yield click.get_text_stream("stdout")
+        return
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "w", encoding="utf-8") as out:
+            yield out
+        return
+    partial_path = f"{path}.partial"
+    try:
+        with open(partial_path, "w", encoding="utf-8") as out:
+            yield out
+        os.replace(partial_path, path)
+    finally:
+        if os.path.exists(partial_path):
+            os.remove(partial_path)
 
 
 def meaning_options(command):

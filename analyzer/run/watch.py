@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from analyzer.engines import Decoded, DecodeOptions, get_engine
 from analyzer.meaning.analysis import CaptureAnalysis, MeaningOptions
-from analyzer.meaning.events.extract import build_events, fact_collector, keep_floor
-from analyzer.meaning.events.factstore import read
+from analyzer.meaning.events.extract import build_events, fact_collector
+from analyzer.meaning.events.floor import keep_floor
 from analyzer.meaning.problems import Problems
 from analyzer.meaning.sessions import build_sessions
 from analyzer.report.document import procedure_dict
@@ -154,7 +154,8 @@ class Watcher:
             self.status(Status(stats.packets if stats else 0, self._ues, self._open, len(self.told),
                                self.latest))
 
-    def _analysis(self, facts: list, problems: list | None) -> CaptureAnalysis:
+    def _analysis(self, facts, problems: list | None) -> CaptureAnalysis:
+        """``facts``: a sorted list (pass 1 goes on), or pass 1's closed store."""
         m = self.meaning
         events, systems = build_events(facts, m.systems, m.migration_reason, problems, self.latest,
                                        list(self.collector.observed), m.limits,
@@ -186,8 +187,7 @@ class Watcher:
         ``stopped_at``: the wall time watching was stopped at (a live capture went on until then)."""
         if stopped_at is not None:
             self.catch_up(stopped_at)
-        facts = list(read(self.collector.close()))
-        analysis = self._analysis(facts, self.problems)
+        analysis = self._analysis(self.collector.close(), self.problems)
         analysis.diagnostics.merge(self.problems.counts, self.problems.records)
         judged = judge(analysis, self.rules, self.window)
         latest = capture_end(analysis)

@@ -27,9 +27,8 @@ from analyzer.meaning import mcfacts
 from analyzer.meaning.events import MIGRATION_REASON, Event
 from analyzer.meaning.events.collect import Collector, collect_facts
 from analyzer.meaning.events.facts import Fact, observations, sent_to_ue, uri_host
-from analyzer.meaning.events.factstore import Named, read
-from analyzer.meaning.events.floor import FloorCalls
-from analyzer.meaning.events.floor import kept as floor_kept
+from analyzer.meaning.events.factstore import FactStore, Named, read
+from analyzer.meaning.events.floor import FloorCalls, keep_floor
 from analyzer.meaning.events.preestablished import PreEstablished, is_setup
 from analyzer.meaning.events.publications import PACKAGES, Change, Publications
 from analyzer.meaning.events.shard import FactShare
@@ -385,20 +384,6 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
                          named)
 
 
-def keep_floor(floor: list, item, limits: Limits, problems: list | None) -> None:
-    """Add ``item`` to ``floor`` if it is a floor control message that can make an event, up to
-    ``limits.floor_messages`` of them (one more marks the cap reported: pass ``floor[:cap]`` on)."""
-    if not isinstance(item, FloorMessage) or not floor_kept(item) or len(floor) > limits.floor_messages:
-        return
-    if len(floor) == limits.floor_messages:
-        if problems is None:
-            return
-        problems.append(mcfacts.Problem(
-            "table-full", f"more than {limits.floor_messages} floor control messages from frame {item.frame} "
-            "on: later ones make no event; raise the cap with --limit floor_messages=N", (item.frame,)))
-    floor.append(item)
-
-
 def fact_share(problems: Problems, limits: Limits = DEFAULT_LIMITS) -> FactShare:
     """Pass 1 split with the decoder's worker (``analyzer.meaning.events.shard``): give it to the decode as
     ``DecodeOptions.share`` and to ``extract_events``; ``problems`` receives the worker's."""
@@ -411,9 +396,13 @@ def fact_collector(problems: list, limits: Limits = DEFAULT_LIMITS) -> Collector
     return Collector(problems, limits, _meaningful)
 
 
-def build_events(facts: list[Fact], systems: SystemMap | None, migration_reason: re.Pattern,
+def build_events(facts: list[Fact] | FactStore, systems: SystemMap | None, migration_reason: re.Pattern,
                  problems: list | None, end: float | None, observed: Iterable[tuple] = (),
                  limits: Limits = DEFAULT_LIMITS, floor: list | None = None) -> tuple[list[Event], SystemMap]:
-    """Pass 2 over ``facts`` (sorted by time) up to ``end``: what ``extract_events`` gives after pass 1;
-    ``floor``: the floor control messages so far (those ``floor_kept`` keeps, in capture order)."""
-    return _Builder(systems, migration_reason, problems, limits).build(facts, end, observed, floor)
+    """Pass 2 over ``facts`` (sorted by time, or a complete store: read once) up to ``end``: what
+    ``extract_events`` gives after pass 1; ``floor``: the floor control messages so far (those
+    ``keep_floor`` keeps, in capture order)."""
+    builder = _Builder(systems, migration_reason, problems, limits)
+    if isinstance(facts, FactStore):
+        return builder.build(read(facts), end, observed, floor, facts.named)
+    return builder.build(facts, end, observed, floor)

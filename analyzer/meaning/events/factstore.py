@@ -106,10 +106,9 @@ class Named:
             named.add(fact)
         return named
 
-    def update(self, other: Named) -> Named:
+    def update(self, other: Named) -> None:
         self.referred |= other.referred
         self.opened |= other.opened
-        return self
 
 
 class FactStore:

@@ -12,8 +12,10 @@ mid-call) are listed by ``mcxa messages`` but make no event: mcxa does not guess
 
 from __future__ import annotations
 
+from analyzer.base.limits import Limits
 from analyzer.meaning.events import Event
 from analyzer.meaning.events.facts import Fact
+from analyzer.meaning.mcfacts import Problem
 from analyzer.messages.floor import FloorMessage
 
 #: Floor control message → event kind (the others — acks, queue position — make none).
@@ -106,3 +108,17 @@ class FloorCalls:
                     domain=call.domain, all_frames=m.frames))
                 break
         return out
+
+
+def keep_floor(floor: list, item, limits: Limits, problems: list | None) -> None:
+    """Add ``item`` to ``floor`` if it is a floor control message that can make an event, up to
+    ``limits.floor_messages`` of them (one more marks the cap reported: pass ``floor[:cap]`` on)."""
+    if not isinstance(item, FloorMessage) or not kept(item) or len(floor) > limits.floor_messages:
+        return
+    if len(floor) == limits.floor_messages:
+        if problems is None:
+            return
+        problems.append(Problem(
+            "table-full", f"more than {limits.floor_messages} floor control messages from frame {item.frame} "
+            "on: later ones make no event; raise the cap with --limit floor_messages=N", (item.frame,)))
+    floor.append(item)
