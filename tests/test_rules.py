@@ -186,3 +186,22 @@ def test_a_rejected_request_and_its_accepted_retry_are_one_building_block():
     assert len(group_d) == 1
     [affiliate] = [s for s in group_d[0]["steps"] if s["id"] == "affiliate"]
     assert affiliate["status"] == "matched" and affiliate["frames"] == [13, 14]  # (the PUBLISH, its 200)
+
+
+def test_a_refused_registration_stays_failed_when_the_next_period_succeeds():
+    """A UE whose registrations are refused, then accepted at its next attempt minutes later (same
+    Call-ID, same system): the refused registration is a failed step, not a late one that found the next
+    period's success (and, through it, an out-of-order service authorisation)."""
+    from dataclasses import replace
+
+    analysis = _crossings(2)
+    [session] = analysis.sessions
+    half = session.events[len(session.events) // 2].time
+    events = tuple(replace(e, outcome="failure", status=403) if e.kind == "registration" and e.time < half
+                   else e for e in session.events)
+    analysis = replace(analysis, events=list(events), sessions=[replace(session, events=events)])
+    registrations = [i for i in judge(analysis, load_rules()) if i.rule.id == "registration"]
+    steps = [{s.step.id: s.status for s in i.steps} for i in registrations]
+    assert steps == [{"registered": "failed", "service-authorisation": "matched"}] * 2 + \
+        [{"registered": "matched", "service-authorisation": "matched"}] * 2
+    assert all(i.steps[0].event is i.anchor for i in registrations)

@@ -3,8 +3,8 @@
 It knows events, fields, variables, order and time — nothing of MC. For each session and each event
 fitting a rule's anchor, an instance exists when a later event fits the rule's ``migration`` pattern
 before the anchor was ended (or within the window after it ended). Each step then takes the first event
-after the anchor that fits one of its alternatives (a successful one if any; the alternatives' order is
-their preference) and gets a status:
+after the anchor that fits one of its alternatives (a successful one up to the time it is due, if any;
+the alternatives' order is their preference) and gets a status:
 
 * ``matched`` — found, successful, in order and in time;
 * ``failed`` — found, but rejected or unanswered;
@@ -224,15 +224,19 @@ def instances(rule: Rule, session: UeSession, capture_end: float,
     return out
 
 
-def _candidates(step: Step, timeline: Timeline, start: float, bindings: dict) -> tuple:
+def _candidates(step: Step, timeline: Timeline, start: float, bindings: dict, due: float) -> tuple:
     """The step's event: through its first alternative any event fits from ``start`` on, the first
-    successful one, else the first one. The scan ends at that first success (``mcxa watch`` judges again
-    every second: a scan to the end for every step made that quadratic in a UE session's events)."""
+    successful one up to ``due`` (a rejected request and its retry in time are one step), else the first
+    one (a refused re-registration stays failed: the next period's success an hour later is another
+    procedure's). The scan ends there (``mcxa watch`` judges again every second: a scan to the end for
+    every step made that quadratic in a UE session's events)."""
     for alternative in step.match:
         first = None
         for e in timeline.after(start, alternative, bindings=bindings):
+            if first is not None and e.time > due and timeline.ordered:
+                break
             if fits(e, alternative, bindings):
-                if e.outcome in ("success", "encrypted"):
+                if e.outcome in ("success", "encrypted") and e.time <= due:
                     return e, alternative
                 if first is None:
                     first = e
@@ -261,12 +265,12 @@ def _judge(inst: Instance, capture_end: float, timeline: Timeline) -> None:
     rule = inst.rule
     matched: dict[str, StepResult] = {}
     for step in rule.steps:
-        event, alternative = _candidates(step, timeline, inst.anchor.time, inst.bindings)
         previous = matched.get(step.after) if step.after else None
         after = step.after if previous and previous.event else None
         reference = previous.event.time if after else inst.migration.time
         within = step.within if step.within is not None else rule.window
         due = reference + within
+        event, alternative = _candidates(step, timeline, inst.anchor.time, inst.bindings, due)
         if event is None or (event.outcome == "no-answer" and capture_end - event.time < NO_ANSWER_AFTER):
             status, event = "missing", None
         elif event.outcome in ("failure", "no-answer"):
