@@ -205,3 +205,25 @@ def test_a_refused_registration_stays_failed_when_the_next_period_succeeds():
     assert steps == [{"registered": "failed", "service-authorisation": "matched"}] * 2 + \
         [{"registered": "matched", "service-authorisation": "matched"}] * 2
     assert all(i.steps[0].event is i.anchor for i in registrations)
+
+
+def test_a_step_refused_then_accepted_too_late_is_failed_and_says_when_it_was_accepted():
+    """A registration refused (403), asked again 45 s later and accepted, after its 30 s window: the
+    step failed, and its message and frames tell of the late acceptance as well."""
+    from dataclasses import replace
+
+    analysis = _crossings(1)
+    [session] = analysis.sessions
+    first = next(e for e in session.events if e.kind == "registration")
+    refused = replace(first, time=first.time - 45, end=first.time - 44.9, outcome="failure", status=403,
+                      frames=(1_000_001,), all_frames=(1_000_001,), detail="403 Forbidden")
+    events = tuple(sorted((refused, *session.events), key=lambda e: e.time))
+    analysis = replace(analysis, events=list(events), sessions=[replace(session, events=events)])
+    [inst] = [i for i in judge(analysis, load_rules()) if i.rule.id == "registration" and i.anchor is refused]
+    registered = inst.steps[0]
+    assert (registered.status, registered.event, registered.retry) == ("failed", refused, first)
+    [deviation] = [d for d in inst.deviations if d.step == "registered"]
+    assert deviation.code == "step-failed" and "was rejected: 403 Forbidden" in deviation.message
+    assert "asked again and accepted at" in deviation.message
+    assert "15.0 s after it was due" in deviation.message
+    assert deviation.frames == tuple(sorted({1_000_001, *first.frames}))

@@ -285,7 +285,9 @@ def _judge(inst: Instance, capture_end: float, timeline: Timeline) -> None:
             status = "matched"
         if event is not None:
             inst.bindings.update({name: getattr(event, source) for name, source in step.bind})
-        result = StepResult(step, status, event, reference, due, after)
+        retry = _late_retry(timeline, event, alternative, inst.bindings, due + within) \
+            if status == "failed" else None
+        result = StepResult(step, status, event, reference, due, after, retry=retry)
         matched[step.id] = result
         inst.steps.append(result)
     for i, result in enumerate(inst.steps):
@@ -293,6 +295,19 @@ def _judge(inst: Instance, capture_end: float, timeline: Timeline) -> None:
         # capture went on past the time it was due; otherwise the capture ended too early to tell.
         passed = any(later.event is not None for later in inst.steps[i + 1:])
         inst.steps[i] = _deviation(inst, result, capture_end, passed, timeline)
+
+
+def _late_retry(timeline: Timeline, failed: Event, alternative: Pattern, bindings: dict,
+                until: float) -> Event | None:
+    """The first success through ``alternative`` after a failed step's event, up to one window past its
+    due time (``until``): the request asked again and accepted, too late — the user hears of it. (A
+    success later still is another procedure's: the next registration period's, say.)"""
+    for e in timeline.after(failed.time, alternative, bindings=bindings, strictly=True):
+        if e.time > until and timeline.ordered:
+            break
+        if e.time <= until and e.outcome == "success" and fits(e, alternative, bindings):
+            return e
+    return None
 
 
 #: A few words that qualify a status in every report format, per deviation code.
@@ -317,6 +332,7 @@ def _deviation(inst: Instance, r: StepResult, capture_end: float, passed: bool,
     near = _near_misses(step, timeline, inst.anchor.time, inst.bindings) \
         if r.status == "missing" else []
     message = describe(r, code, inst.bindings, inst.migration, capture_end, near)
-    frames = r.event.frames if r.event else tuple(sorted({f for e in near[:NEAR_SHOWN] for f in e.frames}))
+    shown = near[:NEAR_SHOWN] if r.event is None else [r.event, *([r.retry] if r.retry else [])]
+    frames = tuple(sorted({f for e in shown for f in e.frames}))
     inst.deviations.append(Deviation(code, step.id, severity, message, step.spec, frames))
     return replace(r, severity=severity, why=WHY.get(code))

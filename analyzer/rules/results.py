@@ -23,6 +23,7 @@ class StepResult:
     after: str | None = None
     severity: str | None = None
     why: str | None = None  # a few words qualifying the status (e.g. "capture ended before it was due")
+    retry: Event | None = None  # a failed step: its request accepted when asked again, too late
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,10 @@ def describe(r: StepResult, code: str, bindings: dict[str, Any], migration: Even
         answer = e.detail or (f"{e.status}" if e.status else "no answer")
         verb = (f"got no final answer ({e.detail})" if e.detail else "got no answer") \
             if e.outcome == "no-answer" else f"was rejected: {answer}"
-        return f"{name}: {seen(e)} {verb}"
+        retry = r.retry
+        later = f"; asked again and accepted at {clock(retry.time)} ({frames_text(retry.frames)}), " \
+                f"{retry.time - r.due:.1f} s after it was due" if retry is not None else ""
+        return f"{name}: {seen(e)} {verb}{later}"
     if r.status == "late":
         return (f"{name}: {seen(e)}, {e.time - r.reference:.1f} s after {_since(r, migration)} "
                 f"(window {r.due - r.reference:g} s)")
