@@ -332,7 +332,10 @@ def _deviation(inst: Instance, r: StepResult, capture_end: float, passed: bool,
     near = _near_misses(step, timeline, inst.anchor.time, inst.bindings) \
         if r.status == "missing" else []
     message = describe(r, code, inst.bindings, inst.migration, capture_end, near)
-    shown = near[:NEAR_SHOWN] if r.event is None else [r.event, *([r.retry] if r.retry else [])]
-    frames = tuple(sorted({f for e in shown for f in e.frames}))
+    if r.event is not None and r.retry is None:
+        frames = r.event.frames
+    else:
+        shown = near[:NEAR_SHOWN] if r.event is None else [r.event, r.retry]
+        frames = tuple(sorted({f for e in shown for f in e.frames}))
     inst.deviations.append(Deviation(code, step.id, severity, message, step.spec, frames))
     return replace(r, severity=severity, why=WHY.get(code))
