@@ -47,7 +47,7 @@ def test_analyze_reports_the_same_bytes_whether_the_worker_took_a_share_or_not(c
 
     def take(self, result):
         real(self, result)
-        taken.append(list(read(self.store)) if self.taken else [])
+        taken.append(self.store.snapshot() if self.taken else [])
 
     monkeypatch.setattr(shard.FactShare, "take", take)
     for path in CAPTURES:

@@ -95,6 +95,7 @@ class _Builder:
         deferred, later = [], []  # BYEs of calls not known yet; facts whose meaning needs the systems
         floor = floor or []
         control = [m for m in floor if m.name == "MCPC"]  # (joins pre-established sessions to calls)
+        self.floor.heard = {end for m in floor if m.name == "MCPT" for end in (m.src, m.dst)}
         for f in heapq.merge(facts, control, key=attrgetter("time")) if control else facts:
             if type(f) is FloorMessage:
                 self.pre.control(self, f)

@@ -7,7 +7,8 @@ nearly time order; every ``CHUNK`` of them is sorted
 and, once more than ``HOLD`` are held, pickled as plain tuples and compressed (~100 bytes a fact, at
 ~25 µs a fact to pack and read back). Pass 2 reads them once, in order (``in_order``): a lazy merge of the
 chunks opens a chunk only when its first fact is due, so only the few chunks that overlap in time are
-open at once.
+open at once, and ``read`` lets go of each chunk as it opens it (the first ``HOLD`` facts, never
+compressed, were a quarter of pass 2's peak on a core-side capture while they waited for its end).
 
 The order is ``fact_order``, ties broken by the store's rank (this process before the decoder's worker,
 ``shard``) and then by when each fact was added: exactly the stable sort of one list.
@@ -57,9 +58,14 @@ class _Chunk:
         """What crosses a pipe: the first key and the compressed facts."""
         return self.first, self.packed if self.packed is not None else _pack(self.facts)
 
-    def entries(self) -> Iterator[tuple[tuple, Fact]]:
-        """(key, fact) in order; a compressed chunk is read back here, when its first fact is due."""
+    def entries(self, consume: bool = False) -> Iterator[tuple[tuple, Fact]]:
+        """(key, fact) in order; a compressed chunk is read back here, when its first fact is due.
+        ``consume``: the chunk lets go of its facts (read once: they go as soon as they are read)."""
+        if self.facts is None and self.packed is None:
+            raise RuntimeError("a fact store read once is read again")
         entries = self.facts if self.facts is not None else _unpack(self.packed)
+        if consume:
+            self.facts = self.packed = None
         rank = self.rank
         return (((*fact_order(fact), rank, seq), fact) for seq, fact in entries)
 
@@ -158,19 +164,21 @@ class FactStore:
 
 
 def read(*stores: FactStore) -> Iterator[Fact]:
-    """The facts of complete stores, in order."""
-    return in_order([chunk for store in stores for chunk in store.seal()])
+    """The facts of complete stores, in order, once: each chunk lets go of its facts as it is read (the
+    stores are empty after)."""
+    return in_order([chunk for store in stores for chunk in store.seal()], consume=True)
 
 
-def in_order(chunks: list[_Chunk]) -> Iterator[Fact]:
+def in_order(chunks: list[_Chunk], consume: bool = False) -> Iterator[Fact]:
     """The facts of ``chunks`` in key order: a chunk is opened (and read back) only when its first fact is
-    due. (Heap entries tie-break on the chunk's index: no two compare beyond it.)"""
+    due; ``consume``: and then lets go of them. (Heap entries tie-break on the chunk's index: no two
+    compare beyond it.)"""
     heap: list = [(chunk.first, i, None, chunk) for i, chunk in enumerate(chunks)]
     heapq.heapify(heap)
     while heap:
         key, i, fact, source = heapq.heappop(heap)
         if fact is None:  # a chunk whose first fact is due: open it
-            source = source.entries()
+            source = source.entries(consume)
             key, fact = next(source)
             heapq.heappush(heap, (key, i, fact, source))
             continue

@@ -45,17 +45,21 @@ def _detail(m: FloorMessage) -> str | None:
 class FloorCalls:
     """The media endpoints of the calls seen so far, and their floor events once the capture is read.
 
-    Bounded: at most ``cap`` endpoints (the oldest forgotten first), each remembering its last
-    ``_PER_ENDPOINT`` calls."""
+    Only the endpoints some floor message came from or went to are followed (``heard``; all when None):
+    pass 1 has kept the floor messages already, and a core-side capture has none, where following every
+    call's endpoints until the end held ~1 KB per call. Bounded: at most ``cap`` endpoints (the oldest
+    forgotten first), each remembering its last ``_PER_ENDPOINT`` calls."""
 
     _PER_ENDPOINT = 8
     _ENDS_PER_CALL = 8  # ends remembered per Call-ID (a pre-established session's successive calls)
 
-    def __init__(self, cap: int):
+    def __init__(self, cap: int, heard: set[str] | None = None):
         self.cap = cap
+        self.heard = heard
         #: endpoint → [(the call's event, the UE's own endpoint?)], oldest first
         self._by_endpoint: dict[str, list[tuple[Event, bool]]] = {}
-        #: call_id → when its calls ended (a pre-established session's calls share its Call-ID), oldest first
+        #: call_id of a followed call → when its calls ended (a pre-established session's calls share its
+        #: Call-ID), oldest first
         self._ended: dict[str, list[float]] = {}
         self.forgotten = 0  # endpoints forgotten beyond the cap
 
@@ -63,20 +67,22 @@ class FloorCalls:
         """An established call (INVITE answered 2xx) and the event that started it; ``to_ue``: the
         network invited the UE, so the UE's endpoints are those of the answer, else of the offer."""
         ue_side = set(f.answer_media if to_ue else f.offer_media)
+        followed = False
         for endpoint in (*f.offer_media, *f.answer_media):
+            if self.heard is not None and endpoint not in self.heard:
+                continue
+            followed = True
             calls = self._by_endpoint.setdefault(endpoint, [])
             calls.append((call, endpoint in ue_side))
             del calls[:-self._PER_ENDPOINT]
             if len(self._by_endpoint) > self.cap:
                 del self._by_endpoint[next(iter(self._by_endpoint))]
                 self.forgotten += 1
+        if followed and call.call_id is not None and len(self._ended) < 4 * self.cap:
+            self._ended.setdefault(call.call_id, [])
 
     def end_call(self, call_id: str | None, time: float) -> None:
-        if call_id is None:
-            return
-        ends = self._ended.get(call_id)
-        if ends is None and len(self._ended) < 4 * self.cap:
-            ends = self._ended[call_id] = []
+        ends = self._ended.get(call_id) if call_id is not None else None
         if ends is not None and len(ends) < self._ENDS_PER_CALL:
             ends.append(time)
 
