@@ -15,7 +15,7 @@ from analyzer.base.errors import InputError
 from analyzer.base.exitcodes import ExitCode
 from analyzer.cli import main
 from analyzer.meaning.analysis import analyse_capture
-from analyzer.report.document import capture_report, report
+from analyzer.report.document import capture_report, report, step_dict
 from analyzer.rules import load_rule, load_rules
 from analyzer.rules.judge import judge
 from analyzer.run.replay import summary  # the expect-file shape, shared with `mcxa replay --expect`
@@ -227,3 +227,7 @@ def test_a_step_refused_then_accepted_too_late_is_failed_and_says_when_it_was_ac
     assert "asked again and accepted at" in deviation.message
     assert "15.0 s after it was due" in deviation.message
     assert deviation.frames == tuple(sorted({1_000_001, *first.frames}))
+    authorised = inst.steps[1]  # (timed from the accepted retry, not from the refusal 45 s before it)
+    assert (authorised.status, authorised.reference) == ("matched", first.time)
+    assert step_dict(registered)["retry"] == {"time": first.time, "frames": list(first.frames)}
+    assert "retry" not in step_dict(authorised)

@@ -81,7 +81,8 @@ def step_dict(s: StepResult) -> dict:
             "time": s.event.time if s.event else None,
             "event": s.event.kind if s.event else None,
             "detail": _step_detail(s.event),
-            "spec": s.step.spec}
+            "spec": s.step.spec,
+            **({"retry": {"time": s.retry.time, "frames": list(s.retry.frames)}} if s.retry else {})}
 
 
 def _step_detail(event) -> str | None:

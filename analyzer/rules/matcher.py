@@ -266,8 +266,10 @@ def _judge(inst: Instance, capture_end: float, timeline: Timeline) -> None:
     matched: dict[str, StepResult] = {}
     for step in rule.steps:
         previous = matched.get(step.after) if step.after else None
-        after = step.after if previous and previous.event else None
-        reference = previous.event.time if after else inst.migration.time
+        # (the procedure goes on from a failed step's late accepted retry, when it had one)
+        followed = (previous.retry or previous.event) if previous else None
+        after = step.after if followed else None
+        reference = followed.time if followed else inst.migration.time
         within = step.within if step.within is not None else rule.window
         due = reference + within
         event, alternative = _candidates(step, timeline, inst.anchor.time, inst.bindings, due)
@@ -275,7 +277,7 @@ def _judge(inst: Instance, capture_end: float, timeline: Timeline) -> None:
             status, event = "missing", None
         elif event.outcome in ("failure", "no-answer"):
             status = "failed"
-        elif previous and previous.event and event.time < previous.event.time:
+        elif followed and event.time < followed.time:
             status = "out-of-order"
         elif event.time - reference > within:
             status = "late"
@@ -283,10 +285,10 @@ def _judge(inst: Instance, capture_end: float, timeline: Timeline) -> None:
             status = alternative.gives
         else:
             status = "matched"
-        if event is not None:
-            inst.bindings.update({name: getattr(event, source) for name, source in step.bind})
         retry = _late_retry(timeline, event, alternative, inst.bindings, due + within) \
             if status == "failed" else None
+        if event is not None:
+            inst.bindings.update({name: getattr(retry or event, source) for name, source in step.bind})
         result = StepResult(step, status, event, reference, due, after, retry=retry)
         matched[step.id] = result
         inst.steps.append(result)
