@@ -104,7 +104,8 @@ def slowly(path: Path, data: bytes, piece: int = 333) -> None:
 
 
 @pytest.mark.parametrize("sample", ["group-migration-compliant.pcapng",
-                                    "group-migration-missing-deaffiliation.pcapng"])
+                                    "group-migration-missing-deaffiliation.pcapng",
+                                    "group-migration-affiliation-retried-late.pcapng"])
 def test_a_file_being_written_is_judged_as_it_grows(tmp_path, sample):
     header, recs = records(sample)
     path = tmp_path / "growing.pcap"
@@ -346,3 +347,22 @@ def test_floor_control_kpis_while_watching_are_those_of_analyze(tmp_path):
 
     watched = media([t.procedure for t in told])
     assert watched == media(analysed) and watched[0][1] and watched[0][2] is not None
+
+
+def test_a_failed_step_is_settled_only_once_a_late_retry_can_no_longer_come():
+    """A refused request accepted when asked again up to one window late is told with the step (and
+    times the steps after it): a live verdict must not be told before that window has passed too."""
+    from analyzer.meaning.events import Event
+    from analyzer.rules.results import StepResult
+
+    [affiliation] = [s for r in RULES if r.id == "affiliation" for s in r.steps if s.id == "affiliate"]
+    refused = Event("affiliation", 100.0, (1,), "from-ue", "10.0.0.1:5060", "10.0.0.2:5060", "failure",
+                    status=403)
+    failed = StepResult(affiliation, "failed", refused, reference=90.0, due=120.0)
+    grace = watching.GRACE
+    assert not watching.settled(failed, {}, 120.0 + grace)
+    assert not watching.settled(failed, {}, 150.0 + grace - 0.1)
+    assert watching.settled(failed, {}, 150.0 + grace)
+    accepted = Event("affiliation", 140.0, (2,), "from-ue", "10.0.0.1:5060", "10.0.0.2:5060", "success")
+    retried = StepResult(affiliation, "failed", refused, reference=90.0, due=120.0, retry=accepted)
+    assert watching.settled(retried, {}, 120.0 + grace)

@@ -10,8 +10,9 @@ An instance is decided when no later packet can change its verdict: every step i
 event is a success through the step's first (preferred) way of matching — the matcher keeps the first
 success of its first alternative, which a later packet cannot displace — or the capture went past the
 step's due time by ``GRACE`` (an answer to a request sent before that moment would have come by then,
-RFC 3261 Timer F). So a compliant migration is told as soon as its last step succeeds; a missing or failed
-step (a retry could still succeed in time) once its window has passed.
+RFC 3261 Timer F) — for a failed step, past one more window (a retry accepted that late is told with it,
+``matcher._late_retry``). So a compliant migration is told as soon as its last step succeeds; a missing or
+failed step (a retry could still succeed in time) once its window has passed.
 
 At the end (the capture tool stopped, the file or pipe ended, Ctrl-C, ``--duration``) the facts are
 completed and judged once more exactly as ``mcxa analyze`` judges: procedures not decided yet are told
@@ -76,7 +77,12 @@ def settled(step: StepResult, bindings: dict, latest: float) -> bool:
     if event is not None and event.outcome in ("success", "encrypted") and step.step.match \
             and fits(event, step.step.match[0], bindings):
         return True
-    return step.due is not None and latest >= step.due + GRACE
+    if step.due is None:
+        return False
+    if step.status == "failed" and step.retry is None and step.reference is not None:
+        # a retry accepted up to one window late still counts (and times the steps after it)
+        return latest >= step.due + (step.due - step.reference) + GRACE
+    return latest >= step.due + GRACE
 
 
 def decided(inst: Instance, latest: float) -> bool:
