@@ -349,9 +349,12 @@ def test_floor_control_kpis_while_watching_are_those_of_analyze(tmp_path):
     assert watched == media(analysed) and watched[0][1] and watched[0][2] is not None
 
 
-def test_a_failed_step_is_settled_only_once_a_late_retry_can_no_longer_come():
+def test_a_refused_or_late_step_is_settled_only_once_no_later_packet_can_change_it():
     """A refused request accepted when asked again up to one window late is told with the step (and
-    times the steps after it): a live verdict must not be told before that window has passed too."""
+    times the steps after it): a live verdict must not be told before that window has passed too; a
+    success after its due time gives way to an earlier request refused after it, until Timer F."""
+    from dataclasses import replace
+
     from analyzer.meaning.events import Event
     from analyzer.rules.results import StepResult
 
@@ -366,3 +369,8 @@ def test_a_failed_step_is_settled_only_once_a_late_retry_can_no_longer_come():
     accepted = Event("affiliation", 140.0, (2,), "from-ue", "10.0.0.1:5060", "10.0.0.2:5060", "success")
     retried = StepResult(affiliation, "failed", refused, reference=90.0, due=120.0, retry=accepted)
     assert watching.settled(retried, {}, 120.0 + grace)
+    # a success after its due time: a request sent before it and refused after it would be the step
+    late = StepResult(affiliation, "late", accepted, reference=90.0, due=120.0)
+    assert not watching.settled(late, {}, 140.0 + grace - 0.1) and watching.settled(late, {}, 140.0 + grace)
+    on_time = StepResult(affiliation, "matched", replace(accepted, time=110.0), reference=90.0, due=120.0)
+    assert watching.settled(on_time, {}, 110.0)

@@ -8,7 +8,8 @@ of a tick therefore grows with the facts held (bounded by the meaning caps, ``an
 
 An instance is decided when no later packet can change its verdict: every step is *settled*, i.e. its
 event is a success through the step's first (preferred) way of matching — the matcher keeps the first
-success of its first alternative, which a later packet cannot displace — or the capture went past the
+success of its first alternative, which a later packet cannot displace (a late one: once ``GRACE`` has
+passed after it, as a refusal of an earlier request would displace it) — or the capture went past the
 step's due time by ``GRACE`` (an answer to a request sent before that moment would have come by then,
 RFC 3261 Timer F) — for a failed step, past one more window (a retry accepted that late is told with it,
 ``matcher._late_retry``). So a compliant migration is told as soon as its last step succeeds; a missing or
@@ -76,7 +77,8 @@ def settled(step: StepResult, bindings: dict, latest: float) -> bool:
     event = step.event
     if event is not None and event.outcome in ("success", "encrypted") and step.step.match \
             and fits(event, step.step.match[0], bindings):
-        return True
+        # (a success after its due time gives way to a request sent before it but refused after it)
+        return step.due is None or event.time <= step.due or latest >= event.time + GRACE
     if step.due is None:
         return False
     if step.status == "failed" and step.retry is None and step.reference is not None:
