@@ -360,13 +360,14 @@ def test_a_refused_or_late_step_is_settled_only_once_no_later_packet_can_change_
 
     [affiliation] = [s for r in RULES if r.id == "affiliation" for s in r.steps if s.id == "affiliate"]
     refused = Event("affiliation", 100.0, (1,), "from-ue", "10.0.0.1:5060", "10.0.0.2:5060", "failure",
-                    status=403)
+                    status=403, evidence="publish")
     failed = StepResult(affiliation, "failed", refused, reference=90.0, due=120.0)
     grace = watching.GRACE
     assert not watching.settled(failed, {}, 120.0 + grace)
     assert not watching.settled(failed, {}, 150.0 + grace - 0.1)
     assert watching.settled(failed, {}, 150.0 + grace)
-    accepted = Event("affiliation", 140.0, (2,), "from-ue", "10.0.0.1:5060", "10.0.0.2:5060", "success")
+    accepted = Event("affiliation", 140.0, (2,), "from-ue", "10.0.0.1:5060", "10.0.0.2:5060", "success",
+                     evidence="publish")
     retried = StepResult(affiliation, "failed", refused, reference=90.0, due=120.0, retry=accepted)
     assert watching.settled(retried, {}, 120.0 + grace)
     # a success after its due time: a request sent before it and refused after it would be the step
