@@ -111,6 +111,18 @@ def test_steps_are_labelled_on_their_frames_and_deviating_steps_marked():
     assert ("late-entry", "missing", False) in missing  # capture ended: a warning, not a deviation
 
 
+def test_a_refused_step_accepted_too_late_marks_its_retry_as_part_of_the_deviation():
+    """The affiliation refused (403) and accepted 38 s later: the accepted PUBLISH and its 200 are the
+    failed step's messages too (its deviation cites them), labelled so."""
+    ladder = ladder_of(str(SAMPLES / "group-migration-affiliation-retried-late.pcapng"))
+    by_frame = {r.frame: r for r in ladder.rows}
+    assert [r.frame for r in ladder.rows if r.deviating] == [63, 64, 66, 67]
+    [late] = [m for m in by_frame[66].steps if m.rule == "group-call-migration"]
+    assert (late.step, late.status, late.label, late.deviating) == ("affiliation", "failed",
+                                                                    "accepted too late", True)
+    assert [(m.step, m.status) for m in by_frame[68].steps] == [("status", "matched")]
+
+
 def test_terminal_ladder_fits_80_columns_and_colours_deviations_only_when_asked():
     ladder = ladder_of()
     plain = io.StringIO()

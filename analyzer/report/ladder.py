@@ -160,6 +160,11 @@ def _marks(procedures: Iterable[dict], session: str) -> tuple[dict[int, list[Ste
                 unplaced.append(mark)
             for f in s["frames"]:
                 by_frame.setdefault(f, []).append(mark)
+            if "retry" in s:  # (a refused step's request asked again and accepted, too late: its deviation)
+                late = StepMark(p["rule"], s["id"], s["status"], step_tone(s), "accepted too late",
+                                p.get("kind") == "migration")
+                for f in s["retry"]["frames"]:
+                    by_frame.setdefault(f, []).append(late)
     return by_frame, unplaced
 
 
