@@ -15,8 +15,8 @@ from analyzer.engines import DecodeOptions, get_engine
 from analyzer.meaning.events import factstore
 from analyzer.meaning.events.collect import collect_facts
 from analyzer.meaning.events.extract import _meaningful
-from analyzer.meaning.events.facts import fact_order
-from analyzer.meaning.events.factstore import FactStore, read
+from analyzer.meaning.events.facts import fact_order, observations
+from analyzer.meaning.events.factstore import FactStore, Named, read
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"
@@ -53,6 +53,27 @@ def test_a_store_gives_back_the_order_of_one_stable_sort_of_what_it_was_given(ti
     got = list(read(store))
     assert got == sorted(given, key=fact_order)
     assert [id(f) for f in sorted(given, key=fact_order)] != [id(f) for f in got]  # (read back: new objects)
+
+
+def test_the_pairs_systems_are_inferred_from_are_known_before_pass_2_in_the_order_it_reads(tiny_chunks):
+    """Facts added shuffled, over two stores (this process's and the worker's): the (domain, server)
+    pairs come out, each as often as the facts showed it, in the order of the first fact showing each
+    in pass 2's order — what inferring systems from the facts read in order gave."""
+    facts = _facts()
+    given = [*facts, *facts[:5]]
+    random.Random(3).shuffle(given)
+    mine, worker = FactStore(), FactStore(rank=1)
+    for seq, fact in enumerate(given):
+        (worker if seq % 3 == 0 else mine).add(fact, seq)
+    named = Named()
+    named.update(mine.named)
+    named.update(FactStore.unpacked(pickle.loads(pickle.dumps(worker.packed(), 5))).named)
+    in_order = sorted(given, key=lambda f: (fact_order(f), given.index(f) % 3 == 0))
+    expected = [pair for f in in_order for pair in observations(f)]
+    first = {pair: i for i, pair in reversed(list(enumerate(expected)))}
+    assert list(named.observed()) == sorted(expected, key=first.__getitem__)
+    assert list(named.observed([("x.example", "10.9.9.9:5060"), expected[0]]))[:3] == \
+        [("x.example", "10.9.9.9:5060"), expected[0], expected[0]]
 
 
 def test_a_chunk_is_read_back_only_when_its_first_fact_is_due(tiny_chunks, monkeypatch):

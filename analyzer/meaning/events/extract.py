@@ -5,16 +5,16 @@ request/response pair and TLS hello becomes a small ``Fact``, so no message body
 in a ``FactStore``. The second reads them once, in time order: it follows each affiliation and
 service-authorisation publication (``analyzer.meaning.events.publications``: RFC 3903 entity-tags, full-set
 replacement, removal and expiry), gives BYEs the meaning of the call they end, and builds ``Event``
-records; the MC systems are inferred from every (domain, server) pair once the last fact is read, and only
-then is each event labelled with its system (and commands and TLS hellos, which mean something only
-towards known servers, given their meaning). Events cite the frames that completed their messages
-(``Event.frames``, as Wireshark) and keep every frame that carried their bytes (``Event.all_frames``).
+records. The MC systems are inferred before it reads a fact, from every (domain, server) pair pass 1 saw
+(``factstore.Named``), so each event is labelled with its system as it is made (and commands and TLS
+hellos, which mean something only towards known servers, read in their place). Events cite the frames
+that completed their messages (``Event.frames``, as Wireshark) and keep every frame that carried their
+bytes (``Event.all_frames``).
 """
 
 from __future__ import annotations
 
 import heapq
-import itertools
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -26,7 +26,7 @@ from analyzer.base.limits import Limits
 from analyzer.meaning import mcfacts
 from analyzer.meaning.events import MIGRATION_REASON, Event
 from analyzer.meaning.events.collect import Collector, collect_facts
-from analyzer.meaning.events.facts import Fact, observations, sent_to_ue, uri_host
+from analyzer.meaning.events.facts import Fact, sent_to_ue, uri_host
 from analyzer.meaning.events.factstore import FactStore, Named, read
 from analyzer.meaning.events.floor import FloorCalls, keep_floor
 from analyzer.meaning.events.preestablished import PreEstablished, is_setup
@@ -36,9 +36,6 @@ from analyzer.meaning.problems import Problems
 from analyzer.meaning.systems import SystemMap
 from analyzer.messages.floor import FloorMessage
 
-#: Methods whose facts mean something only once the systems are known (a command from an MC server's
-#: address, TLS to a configuration or identity server): read after every other fact.
-_NEED_SYSTEMS = frozenset(("MESSAGE", "TLS"))
 _AFTER = 1 << 62  # the position of what the end of the capture decides
 
 _CALL_KINDS = {  # (session type, UE originates?) -> event kind
@@ -77,8 +74,7 @@ class _Builder:
         self.floor = FloorCalls(limits.calls)  # where each call's media flows: floor events (``floor``)
         self.pre = PreEstablished(limits.calls)  # pre-established sessions, by Call-ID
         self.named = Named()  # the Call-IDs REFERs and INVITEs name (``factstore.Named``)
-        self.systems: SystemMap | None = None  # known once every fact is read: events wait to be labelled
-        self.unlabelled: list[tuple[Event, str, str | None]] = []  # (event, server, domain)
+        self.systems: SystemMap = SystemMap([])  # (inferred before the first fact is read)
         self.position = 0  # of the fact being read: events of one time and frame come in this order
         self.positions: list[int] = []  # each event's
 
@@ -86,13 +82,15 @@ class _Builder:
               floor: list | None = None, named: Named | None = None) -> tuple[list[Event], SystemMap]:
         """Events of ``facts`` (in ``fact_order``, read once); ``end``: when the capture ends (publications
         expire up to then); ``observed``: more (domain, server) pairs to infer systems from; ``floor``:
-        floor control messages, given to the calls that negotiated their ports; ``named``: the Call-IDs
-        REFERs and INVITEs name (None: those of ``facts``, then a list)."""
-        self.named = named if named is not None else Named.of(facts)
-        # the (domain, server) pairs systems are inferred from, each once, in the order they first came, with
-        # how often (inference reads them so, and the same: see ``SystemMap.infer``)
-        seen = dict.fromkeys(observed, 1)
-        deferred, later = [], []  # BYEs of calls not known yet; facts whose meaning needs the systems
+        floor control messages, given to the calls that negotiated their ports; ``named``: what pass 1
+        knows of the facts — Call-IDs named, (domain, server) pairs (None: those of ``facts``)."""
+        if named is None:
+            facts = list(facts)
+            named = Named.of(facts)
+        self.named = named
+        inferred = SystemMap.infer(named.observed(observed), self.limits.domains, self.problems)
+        self.systems = self.configured.merged_with(inferred) if self.configured else inferred
+        deferred = []  # BYEs of calls not known yet
         floor = floor or []
         control = [m for m in floor if m.name == "MCPC"]  # (joins pre-established sessions to calls)
         self.floor.heard = {end for m in floor if m.name == "MCPT" for end in (m.src, m.dst)}
@@ -100,23 +98,15 @@ class _Builder:
             if type(f) is FloorMessage:
                 self.pre.control(self, f)
                 continue
-            for pair in observations(f):
-                seen[pair] = seen.get(pair, 0) + 1
             handler, _ = _HANDLERS.get(f.method, (None, None))
             if handler is None:
                 continue
-            if f.method in _NEED_SYSTEMS:
-                later.append((f, self.position))
-            elif f.method == "BYE" and f.call_id not in self.calls and f.call_id not in self.pre:
+            if f.method == "BYE" and f.call_id not in self.calls and f.call_id not in self.pre:
                 if f.call_id in self.named.opened:  # (else no call it could end ever comes)
                     deferred.append(f)
             else:
                 handler(self, f)
             self.position += 1
-        pairs = itertools.chain.from_iterable(itertools.repeat(pair, n) for pair, n in seen.items())
-        self._systems_known(SystemMap.infer(pairs, self.limits.domains, self.problems))
-        for f, self.position in later:
-            _HANDLERS[f.method][0](self, f)
         self.position = _AFTER
         for f in deferred:
             if f.call_id in self.calls or f.call_id in self.pre:
@@ -138,21 +128,10 @@ class _Builder:
                        key=lambda i: (self.events[i].time, self.events[i].frame, self.positions[i]))
         return [self.events[i] for i in order], self.systems
 
-    def _systems_known(self, inferred: SystemMap) -> None:
-        """Every observation is in: the systems, and the system of each event made so far. (An event is
-        labelled in place, once, before anything outside this builder sees it; the floor calls hold the
-        events of the calls they follow, so a copy would not do.)"""
-        self.systems = self.configured.merged_with(inferred) if self.configured else inferred
-        of_address, of_host = self.systems.of_address, self.systems.of_host
-        for event, server, domain in self.unlabelled:
-            object.__setattr__(event, "system", of_address(server) or of_host(domain))
-        self.unlabelled = []
-
     def emit(self, f: Fact, kind: str, *, to_ue: bool = False, **fields) -> None:
         ue, server = (f.server, f.client) if to_ue else (f.client, f.server)
         domain = fields.pop("domain", f.domain if not to_ue else uri_host(f.from_uri))
-        systems = self.systems
-        system = (systems.of_address(server) or systems.of_host(domain)) if systems is not None else None
+        system = self.systems.of_address(server) or self.systems.of_host(domain)
         fields.setdefault("outcome", _outcome(f))
         fields.setdefault("status", f.status)
         fields.setdefault("end", f.end)
@@ -161,8 +140,6 @@ class _Builder:
                       system=system, call_id=f.call_id, domain=domain, all_frames=f.all_frames, **fields)
         self.events.append(event)
         self.positions.append(self.position)
-        if systems is None:
-            self.unlabelled.append((event, server, domain))
 
     # -- SIP ------------------------------------------------------------------------------------------
     def _register(self, f: Fact) -> None:

@@ -17,6 +17,7 @@ The order is ``fact_order``, ties broken by the store's rank (this process befor
 from __future__ import annotations
 
 import heapq
+import itertools
 import pickle
 import sys
 import zlib
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 
-from analyzer.meaning.events.facts import SHARED_FIELDS, Fact, fact_order
+from analyzer.meaning.events.facts import SHARED_FIELDS, Fact, fact_order, observations
 
 #: Facts per chunk: small enough that the chunks open at once stay small, large enough to compress well.
 CHUNK = 4096
@@ -89,14 +90,19 @@ def _unpack(packed: bytes) -> list[tuple[int, Fact]]:
 @dataclass(slots=True)
 class Named:
     """What pass 2 must know of the facts before it reads them in order: the Call-IDs REFERs name in their
-    Target-Dialog (an earlier INVITE is then a pre-established session: ``preestablished.is_setup``), and
+    Target-Dialog (an earlier INVITE is then a pre-established session: ``preestablished.is_setup``);
     every Call-ID an INVITE or a REFER names: only those can be a call a BYE ends, so only a BYE of one of
-    them that came before its call waits for the end of the capture (a plain VoIP call's does not)."""
+    them that came before its call waits for the end of the capture (a plain VoIP call's does not); and
+    each (domain, server) pair the facts show, with the key of the first fact that showed it and how
+    many did — all the MC systems are inferred from (``observed``), so every event is labelled with its
+    system as it is made."""
 
     referred: set[str] = field(default_factory=set)
     opened: set[str] = field(default_factory=set)
+    pairs: dict[tuple, list] = field(default_factory=dict)  # (domain, server) → [first key, count]
 
-    def add(self, fact: Fact) -> None:
+    def add(self, fact: Fact, key: tuple) -> None:
+        """``key``: the fact's place in the order pass 2 reads (``fact_order``, rank, sequence number)."""
         if fact.method == "INVITE" and fact.call_id:
             self.opened.add(fact.call_id)
         elif fact.method == "REFER":
@@ -104,17 +110,37 @@ class Named:
                 self.referred.add(fact.target_dialog)
             if fact.target_dialog or fact.call_id:
                 self.opened.add(fact.target_dialog or fact.call_id)
+        for pair in observations(fact):
+            seen = self.pairs.get(pair)
+            if seen is None:
+                self.pairs[pair] = [key, 1]
+            else:
+                seen[1] += 1
+                if key < seen[0]:
+                    seen[0] = key
 
     @classmethod
     def of(cls, facts: Iterable[Fact]) -> Named:
+        """Of facts in the order pass 2 reads them."""
         named = cls()
-        for fact in facts:
-            named.add(fact)
+        for i, fact in enumerate(facts):
+            named.add(fact, (i,))
         return named
 
     def update(self, other: Named) -> None:
         self.referred |= other.referred
         self.opened |= other.opened
+        for pair, (key, count) in other.pairs.items():
+            seen = self.pairs.setdefault(pair, [key, 0])
+            seen[0], seen[1] = min(seen[0], key), seen[1] + count
+
+    def observed(self, first: Iterable[tuple] = ()) -> Iterator[tuple]:
+        """Every pair as often as it came, in the order each first came (``SystemMap.infer`` reads them
+        so); ``first``: the pairs of the facts not kept, once each, before all."""
+        counts = dict.fromkeys(first, 1)
+        for pair, (_, count) in sorted(self.pairs.items(), key=lambda item: item[1][0]):
+            counts[pair] = counts.get(pair, 0) + count
+        return itertools.chain.from_iterable(itertools.repeat(pair, n) for pair, n in counts.items())
 
 
 class FactStore:
@@ -133,7 +159,7 @@ class FactStore:
     def add(self, fact: Fact, seq: int) -> None:
         self.pending.append((seq, fact))
         self.count += 1
-        self.named.add(fact)
+        self.named.add(fact, (*fact_order(fact), self.rank, seq))
         if len(self.pending) >= CHUNK:
             self.seal()
 
