@@ -40,7 +40,7 @@ class Collector:
                  rank: int = 0):
         self.problems, self.limits, self.meaningful = problems, limits, meaningful
         self.tracker = TransactionTracker(limits=limits, dialogs=False)  # dialogs mean nothing here
-        self.store = FactStore(rank)  # the facts final so far
+        self.store = FactStore(rank, limits)  # the facts final so far
         self.added = 0  # facts made so far (each one's sequence number: ties keep this order)
         self.observed: dict[tuple, None] = {}  # (domain, server) of the facts not kept
         self.unobserved = 0  # pairs beyond the cap

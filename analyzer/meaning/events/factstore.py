@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 
+from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
+from analyzer.base.limits import Limits
 from analyzer.meaning.events.facts import SHARED_FIELDS, Fact, fact_order, observations
 
 #: Facts per chunk: small enough that the chunks open at once stay small, large enough to compress well.
@@ -100,6 +102,9 @@ class Named:
     referred: set[str] = field(default_factory=set)
     opened: set[str] = field(default_factory=set)
     pairs: dict[tuple, list] = field(default_factory=dict)  # (domain, server) → [first key, count]
+    #: distinct pairs kept: four per domain systems are inferred from (``Limits.domains``) is a flood
+    cap: int = 4 * DEFAULT_LIMITS.domains
+    unpaired: int = 0  # facts whose pair came beyond the cap (not counted in inferring systems)
 
     def add(self, fact: Fact, key: tuple) -> None:
         """``key``: the fact's place in the order pass 2 reads (``fact_order``, rank, sequence number)."""
@@ -113,16 +118,19 @@ class Named:
         for pair in observations(fact):
             seen = self.pairs.get(pair)
             if seen is None:
-                self.pairs[pair] = [key, 1]
+                if len(self.pairs) >= self.cap:
+                    self.unpaired += 1
+                else:
+                    self.pairs[pair] = [key, 1]
             else:
                 seen[1] += 1
                 if key < seen[0]:
                     seen[0] = key
 
     @classmethod
-    def of(cls, facts: Iterable[Fact]) -> Named:
+    def of(cls, facts: Iterable[Fact], cap: int = 4 * DEFAULT_LIMITS.domains) -> Named:
         """Of facts in the order pass 2 reads them."""
-        named = cls()
+        named = cls(cap=cap)
         for i, fact in enumerate(facts):
             named.add(fact, (i,))
         return named
@@ -130,8 +138,13 @@ class Named:
     def update(self, other: Named) -> None:
         self.referred |= other.referred
         self.opened |= other.opened
+        self.unpaired += other.unpaired
         for pair, (key, count) in other.pairs.items():
-            seen = self.pairs.setdefault(pair, [key, 0])
+            seen = self.pairs.get(pair)
+            if seen is None and len(self.pairs) >= self.cap:
+                self.unpaired += count
+                continue
+            seen = seen or self.pairs.setdefault(pair, [key, 0])
             seen[0], seen[1] = min(seen[0], key), seen[1] + count
 
     def observed(self, first: Iterable[tuple] = ()) -> Iterator[tuple]:
@@ -149,11 +162,11 @@ class FactStore:
     ``rank`` orders stores whose facts tie (this process's before the decoder's worker's, as
     ``heapq.merge`` of two lists would); ``named``: what pass 2 must know before it reads them."""
 
-    def __init__(self, rank: int = 0):
+    def __init__(self, rank: int = 0, limits: Limits = DEFAULT_LIMITS):
         self.rank = rank
         self.chunks: list[_Chunk] = []
         self.pending: list[tuple[int, Fact]] = []  # the newest facts, not yet a chunk
-        self.named = Named()
+        self.named = Named(cap=4 * limits.domains)
         self.count = 0
 
     def add(self, fact: Fact, seq: int) -> None:
