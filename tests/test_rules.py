@@ -231,3 +231,23 @@ def test_a_step_refused_then_accepted_too_late_is_failed_and_says_when_it_was_ac
     assert (authorised.status, authorised.reference) == ("matched", first.time)
     assert step_dict(registered)["retry"] == {"time": first.time, "frames": list(first.frames)}
     assert "retry" not in step_dict(authorised)
+
+
+def test_a_request_whose_answer_could_still_come_gives_way_to_a_later_success():
+    """A REGISTER unanswered when the capture ends 31.5 s later (its answer could still come), asked
+    again and accepted 31 s after it, after its window: the step is that late success — not "missing, nor
+    later in the capture", which the capture contradicts."""
+    from dataclasses import replace
+
+    analysis = _crossings(1)
+    [session] = analysis.sessions
+    first = next(e for e in session.events if e.kind == "registration")
+    waiting = replace(first, outcome="no-answer", status=None, end=None, frames=(1_000_001,),
+                      all_frames=(1_000_001,), detail=None)
+    accepted = replace(first, time=first.time + 31, end=first.time + 31.1)
+    events = (waiting, accepted)
+    analysis = replace(analysis, events=list(events), sessions=[replace(session, events=events)],
+                       stats=replace(analysis.stats, last_time=first.time + 31.5))
+    [inst] = [i for i in judge(analysis, load_rules()) if i.rule.id == "registration"]  # (with its retry)
+    assert inst.anchor is waiting
+    assert (inst.steps[0].status, inst.steps[0].event) == ("late", accepted)

@@ -224,17 +224,21 @@ def instances(rule: Rule, session: UeSession, capture_end: float,
     return out
 
 
-def _candidates(step: Step, timeline: Timeline, start: float, bindings: dict, due: float) -> tuple:
+def _candidates(step: Step, timeline: Timeline, start: float, bindings: dict, due: float,
+                capture_end: float) -> tuple:
     """The step's event: through its first alternative any event fits from ``start`` on, the first
     successful one up to ``due`` (a rejected request and its retry in time are one step), else the first
     one (a refused re-registration stays failed: the next period's success an hour later is another
-    procedure's). The scan ends there (``mcxa watch`` judges again every second: a scan to the end for
-    every step made that quadratic in a UE session's events)."""
+    procedure's). A request whose answer could still come when the capture ends is passed over (it
+    cannot be judged; a retry after it can). The scan ends there (``mcxa watch`` judges again every
+    second: a scan to the end for every step made that quadratic in a UE session's events)."""
     for alternative in step.match:
         first = None
         for e in timeline.after(start, alternative, bindings=bindings):
             if first is not None and e.time > due and timeline.ordered:
                 break
+            if e.outcome == "no-answer" and capture_end - e.time < NO_ANSWER_AFTER:
+                continue
             if fits(e, alternative, bindings):
                 if e.outcome in ("success", "encrypted") and e.time <= due:
                     return e, alternative
@@ -272,9 +276,9 @@ def _judge(inst: Instance, capture_end: float, timeline: Timeline) -> None:
         reference = followed.time if followed else inst.migration.time
         within = step.within if step.within is not None else rule.window
         due = reference + within
-        event, alternative = _candidates(step, timeline, inst.anchor.time, inst.bindings, due)
-        if event is None or (event.outcome == "no-answer" and capture_end - event.time < NO_ANSWER_AFTER):
-            status, event = "missing", None
+        event, alternative = _candidates(step, timeline, inst.anchor.time, inst.bindings, due, capture_end)
+        if event is None:
+            status = "missing"
         elif event.outcome in ("failure", "no-answer"):
             status = "failed"
         elif followed and event.time < followed.time:
