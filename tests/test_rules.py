@@ -18,6 +18,7 @@ from analyzer.meaning.analysis import analyse_capture
 from analyzer.report.document import capture_report, report, step_dict
 from analyzer.rules import load_rule, load_rules
 from analyzer.rules.judge import judge
+from analyzer.rules.wording import describe
 from analyzer.run.replay import summary  # the expect-file shape, shared with `mcxa replay --expect`
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,7 +229,10 @@ def test_a_step_refused_then_accepted_too_late_is_failed_and_says_when_it_was_ac
     assert "15.0 s after it was due" in deviation.message
     assert deviation.frames == tuple(sorted({1_000_001, *first.frames}))
     authorised = inst.steps[1]  # (timed from the accepted retry, not from the refusal 45 s before it)
-    assert (authorised.status, authorised.reference) == ("matched", first.time)
+    assert (authorised.status, authorised.reference, authorised.after_retry) == ("matched", first.time, True)
+    late = describe(replace(authorised, status="late", due=first.time + 0.1), "step-late", inst.bindings,
+                    inst.migration, first.time + 60, [])
+    assert "s after the step 'registered' (its request accepted when asked again)" in late
     assert step_dict(registered)["retry"] == {"time": first.time, "frames": list(first.frames)}
     assert "retry" not in step_dict(authorised)
 

@@ -293,7 +293,8 @@ def _judge(inst: Instance, capture_end: float, timeline: Timeline) -> None:
             if status == "failed" else None
         if event is not None:
             inst.bindings.update({name: getattr(retry or event, source) for name, source in step.bind})
-        result = StepResult(step, status, event, reference, due, after, retry=retry)
+        result = StepResult(step, status, event, reference, due, after, retry=retry,
+                            after_retry=bool(after and previous.retry))
         matched[step.id] = result
         inst.steps.append(result)
     for i, result in enumerate(inst.steps):

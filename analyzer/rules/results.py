@@ -24,6 +24,7 @@ class StepResult:
     severity: str | None = None
     why: str | None = None  # a few words qualifying the status (e.g. "capture ended before it was due")
     retry: Event | None = None  # a failed step: its request accepted when asked again, too late
+    after_retry: bool = False  # due from the ``after`` step's ``retry`` (not from its refused event)
 
 
 @dataclass(frozen=True, slots=True)

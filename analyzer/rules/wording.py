@@ -85,7 +85,7 @@ def _instead(near: list[Event]) -> str:
 
 def _since(r: StepResult, migration: Event) -> str:
     if r.after:
-        return f"the step '{r.after}'"
+        return f"the step '{r.after}'" + (" (its request accepted when asked again)" if r.after_retry else "")
     return f"the migration point ({migration.kind} in {migration.system or 'another system'} at " \
            f"{clock(migration.time)})"
 
