@@ -378,14 +378,15 @@ def test_the_pairs_systems_are_inferred_from_are_capped_and_it_is_said():
     per domain the inference learns (``--limit domains``), counts the rest, and pass 2 says so."""
     facts = [Fact("REGISTER", float(i), None, (i + 1,), "10.0.0.1:5060", f"10.1.{i // 250}.{i % 250}:5060",
                   200, call_id=f"c{i}", domain=f"ims.op{i}.example") for i in range(100)]
-    named = Named.of(facts, cap=8)
+    two = DEFAULT.with_overrides(["domains=2"])  # (eight pairs)
+    named = Named.of(facts, two)
     assert len(named.pairs) == 8 and named.unpaired == 92
     assert list(named.observed()) == [(f.domain, f.server) for f in facts[:8]]
-    merged = Named(cap=8)
-    merged.update(Named.of(facts[:6], cap=8))
-    merged.update(Named.of(facts[6:], cap=8))
+    merged = Named.within(two)
+    merged.update(Named.of(facts[:6], two))
+    merged.update(Named.of(facts[6:], two))
     assert len(merged.pairs) == 8 and merged.unpaired == 92
     problems: list = []
-    _Builder(None, MIGRATION_REASON, problems, DEFAULT.with_overrides(["domains=2"])).build(facts)
+    _Builder(None, MIGRATION_REASON, problems, two).build(facts)
     flood = [p for p in problems if "domain and server pairs" in p.message]
     assert len(flood) == 1 and "(92 in all)" in flood[0].message and "--limit domains=N" in flood[0].message

@@ -86,7 +86,7 @@ class _Builder:
         knows of the facts — Call-IDs named, (domain, server) pairs (None: those of ``facts``)."""
         if named is None:
             facts = list(facts)
-            named = Named.of(facts, 4 * self.limits.domains)
+            named = Named.of(facts, self.limits)
         self.named = named
         inferred = SystemMap.infer(named.observed(observed), self.limits.domains, self.problems)
         if named.unpaired and self.problems is not None:
@@ -360,7 +360,7 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
         stores, observed = share.merged(stores, observed)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
     builder = _Builder(systems, migration_reason, problems, limits)
-    named = Named(cap=4 * limits.domains)
+    named = Named.within(limits)
     for store in stores:
         named.update(store.named)
     return builder.build(read(*stores), max(ends) if ends else None, observed, floor[:limits.floor_messages],

@@ -34,6 +34,8 @@ CHUNK = 4096
 #: Facts held as objects before chunks are compressed: a capture of fewer facts (every drive test
 #: measured) pays nothing for compression.
 HOLD = 32768
+#: Distinct (domain, server) pairs counted per domain ``Limits.domains`` lets the inference learn.
+PAIRS_PER_DOMAIN = 4
 
 _NAMES = [f.name for f in fields(Fact)]
 _as_tuple = attrgetter(*_NAMES)  # (plain tuples pickle several times faster)
@@ -102,9 +104,13 @@ class Named:
     referred: set[str] = field(default_factory=set)
     opened: set[str] = field(default_factory=set)
     pairs: dict[tuple, list] = field(default_factory=dict)  # (domain, server) → [first key, count]
-    #: distinct pairs kept: four per domain systems are inferred from (``Limits.domains``) is a flood
-    cap: int = 4 * DEFAULT_LIMITS.domains
+    #: distinct pairs kept: ``PAIRS_PER_DOMAIN`` per domain systems are inferred from is a flood beyond
+    cap: int = PAIRS_PER_DOMAIN * DEFAULT_LIMITS.domains
     unpaired: int = 0  # facts whose pair came beyond the cap (not counted in inferring systems)
+
+    @classmethod
+    def within(cls, limits: Limits) -> Named:
+        return cls(cap=PAIRS_PER_DOMAIN * limits.domains)
 
     def add(self, fact: Fact, key: tuple) -> None:
         """``key``: the fact's place in the order pass 2 reads (``fact_order``, rank, sequence number)."""
@@ -116,21 +122,21 @@ class Named:
             if fact.target_dialog or fact.call_id:
                 self.opened.add(fact.target_dialog or fact.call_id)
         for pair in observations(fact):
-            seen = self.pairs.get(pair)
-            if seen is None:
-                if len(self.pairs) >= self.cap:
-                    self.unpaired += 1
-                else:
-                    self.pairs[pair] = [key, 1]
-            else:
-                seen[1] += 1
-                if key < seen[0]:
-                    seen[0] = key
+            self._count(pair, key, 1)
+
+    def _count(self, pair: tuple, key: tuple, count: int) -> None:
+        seen = self.pairs.get(pair)
+        if seen is not None:
+            seen[0], seen[1] = min(seen[0], key), seen[1] + count
+        elif len(self.pairs) < self.cap:
+            self.pairs[pair] = [key, count]
+        else:
+            self.unpaired += count
 
     @classmethod
-    def of(cls, facts: Iterable[Fact], cap: int = 4 * DEFAULT_LIMITS.domains) -> Named:
+    def of(cls, facts: Iterable[Fact], limits: Limits = DEFAULT_LIMITS) -> Named:
         """Of facts in the order pass 2 reads them."""
-        named = cls(cap=cap)
+        named = cls.within(limits)
         for i, fact in enumerate(facts):
             named.add(fact, (i,))
         return named
@@ -140,12 +146,7 @@ class Named:
         self.opened |= other.opened
         self.unpaired += other.unpaired
         for pair, (key, count) in other.pairs.items():
-            seen = self.pairs.get(pair)
-            if seen is None and len(self.pairs) >= self.cap:
-                self.unpaired += count
-                continue
-            seen = seen or self.pairs.setdefault(pair, [key, 0])
-            seen[0], seen[1] = min(seen[0], key), seen[1] + count
+            self._count(pair, key, count)
 
     def observed(self, first: Iterable[tuple] = ()) -> Iterator[tuple]:
         """Every pair as often as it came, in the order each first came (``SystemMap.infer`` reads them
@@ -166,7 +167,7 @@ class FactStore:
         self.rank = rank
         self.chunks: list[_Chunk] = []
         self.pending: list[tuple[int, Fact]] = []  # the newest facts, not yet a chunk
-        self.named = Named(cap=4 * limits.domains)
+        self.named = Named.within(limits)
         self.count = 0
 
     def add(self, fact: Fact, seq: int) -> None:

@@ -53,9 +53,9 @@ class FloorCalls:
     _PER_ENDPOINT = 8
     _ENDS_PER_CALL = 8  # ends remembered per Call-ID (a pre-established session's successive calls)
 
-    def __init__(self, cap: int, heard: set[str] | None = None):
+    def __init__(self, cap: int):
         self.cap = cap
-        self.heard = heard
+        self.heard: set[str] | None = None
         #: endpoint → [(the call's event, the UE's own endpoint?)], oldest first
         self._by_endpoint: dict[str, list[tuple[Event, bool]]] = {}
         #: call_id of a followed call → when its calls ended (a pre-established session's calls share its
