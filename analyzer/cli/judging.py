@@ -127,7 +127,7 @@ def _judge_each(captures, read, rules, window, fmt, ladders_mode, pcap_dir, quie
     its part to ``streamed`` (a ``JsonReport``), else return the parts and, for HTML, the ladders of each
     capture. ``decoding``: (engine, SIP ports) to decode a capture again for its ladders."""
     from analyzer.report import document as report
-    from analyzer.rules.judge import judge
+    from analyzer.rules.judge import judge, judgements
 
     parts = []
     ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
@@ -136,13 +136,16 @@ def _judge_each(captures, read, rules, window, fmt, ladders_mode, pcap_dir, quie
         draw = fmt == "html" and ladders_mode != "none"
         analysis = read(capture, keep_messages=draw and _keep_messages(capture))
         phase("rules")
-        judged = judge(analysis, rules, window)
+        if streamed is not None:  # each session let go once judged, unless --pcap-dir reads them after
+            judged = report.Procedures(judgements(analysis, rules, window, release=not pcap_dir))
+        else:
+            judged = judge(analysis, rules, window)
         phase("report")
         part = None if streamed is not None else report.capture_report(analysis, judged)
         if draw or pcap_dir:
             from analyzer.report.html import shown_sessions
             from analyzer.report.ladder_batch import capture_ladders
-            procedures = part["procedures"] if part else [report.procedure_dict(inst) for inst in judged]
+            procedures = part["procedures"] if part else list(judged)
             wanted = {p["session"] for p in procedures if p["verdict"] == "deviation"} if pcap_dir else set()
             picked = shown_sessions(procedures, ladders_mode) if draw else set()
             engine, sip_ports = decoding

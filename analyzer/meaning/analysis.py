@@ -43,6 +43,17 @@ class CaptureAnalysis:
     systems: SystemMap
     sessions: list[UeSession]
     messages: list | None = None  # the decoded Messages and TlsHellos, when MeaningOptions.keep_messages
+    released: tuple[int, int] | None = None  # (events, sessions) there were, once ``release``d
+
+    def counts(self) -> tuple[int, int]:
+        """(events, UE sessions) of the capture."""
+        return self.released or (len(self.events), len(self.sessions))
+
+    def release(self) -> None:
+        """Let go of the events and sessions (their counts stay): judging the sessions one at a time, the
+        memory of each can go as soon as it is judged (``rules.judge.judgements``)."""
+        self.released = self.counts()
+        self.events, self.sessions = [], []
 
     def session_of(self) -> dict[int, str]:
         """id(event) → the UE session it belongs to."""

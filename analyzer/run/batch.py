@@ -105,14 +105,15 @@ def analyse_one(settings: Settings, capture: str) -> dict:
     from analyzer.engines import DecodeOptions
     from analyzer.meaning.analysis import analyse_capture
     from analyzer.report import document as report
-    from analyzer.rules.judge import judge
+    from analyzer.rules.judge import judgements
 
     start = time.perf_counter()
     try:
         analysis = analyse_capture(capture, settings.engine,
                                    DecodeOptions(sip_ports=settings.sip_ports, workers=1,
                                                  limits=settings.meaning.limits), settings.meaning)
-        part = report.capture_report(analysis, judge(analysis, list(settings.rules), settings.window))
+        judged = judgements(analysis, list(settings.rules), settings.window, release=True)
+        part = report.capture_report(analysis, report.Procedures(judged))
         return {"capture": capture, "status": "ok", "error": None, "part": part,
                 "seconds": round(time.perf_counter() - start, 3)}
     except McxaError as exc:

@@ -16,7 +16,6 @@ The order is ``fact_order``, ties broken by the store's rank (this process befor
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import pickle
 import sys
@@ -27,6 +26,7 @@ from operator import attrgetter
 
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
+from analyzer.base.runs import merged
 from analyzer.meaning.events.facts import SHARED_FIELDS, Fact, fact_order, observations
 
 #: Facts per chunk: small enough that the chunks open at once stay small, large enough to compress well.
@@ -211,18 +211,5 @@ def read(*stores: FactStore) -> Iterator[Fact]:
 
 def in_order(chunks: list[_Chunk], consume: bool = False) -> Iterator[Fact]:
     """The facts of ``chunks`` in key order: a chunk is opened (and read back) only when its first fact is
-    due; ``consume``: and then lets go of them. (Heap entries tie-break on the chunk's index: no two
-    compare beyond it.)"""
-    heap: list = [(chunk.first, i, None, chunk) for i, chunk in enumerate(chunks)]
-    heapq.heapify(heap)
-    while heap:
-        key, i, fact, source = heapq.heappop(heap)
-        if fact is None:  # a chunk whose first fact is due: open it
-            source = source.entries(consume)
-            key, fact = next(source)
-            heapq.heappush(heap, (key, i, fact, source))
-            continue
-        yield fact
-        following = next(source, None)
-        if following is not None:
-            heapq.heappush(heap, (following[0], i, following[1], source))
+    due (``base.runs.merged``); ``consume``: and then lets go of them."""
+    return merged(chunks, consume)

@@ -1,0 +1,95 @@
+"""Records kept in sorted, packed runs (``analyzer.base.runs``): the report's procedures of a capture are
+held so while its sessions are judged, and the fact store merges its chunks the same way. Nothing a user
+sees may change with how they were kept."""
+
+from __future__ import annotations
+
+import io
+import random
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from analyzer.base import runs
+from analyzer.base.runs import SortedRuns
+from analyzer.cli import main
+from analyzer.meaning.analysis import analyse_capture
+from analyzer.report import document
+from analyzer.rules import load_rules
+from analyzer.rules.judge import judge, judgements
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_captures"
+RULES = load_rules(None)
+
+
+def test_records_added_in_any_order_come_back_in_key_order_every_time_they_are_read():
+    rng = random.Random(7)
+    keys = [(rng.random(), rng.choice("abc"), i) for i in range(1000)]
+    kept = SortedRuns(size=16)
+    for key in keys:
+        kept.add(key, {"key": key})
+    assert len(kept) == 1000 and len(kept.runs) == 62 and len(kept.newest) == 8
+    expected = [{"key": key} for key in sorted(keys)]
+    assert list(kept) == expected
+    assert list(kept) == expected  # (read again: the runs stay)
+
+
+def test_fewer_records_than_a_run_are_never_packed(monkeypatch):
+    packed = []
+    monkeypatch.setattr(runs, "pack", lambda entries: packed.append(entries) or b"")
+    kept = SortedRuns(size=4)
+    for i in (3, 1, 2):
+        kept.add((i,), i)
+    assert list(kept) == [1, 2, 3] and packed == []
+
+
+def test_a_run_is_unpacked_only_when_its_first_key_is_due(monkeypatch):
+    """What keeps reading small: records added in about key order open about one run at a time."""
+    opened = []
+    real = runs.unpack
+    monkeypatch.setattr(runs, "unpack", lambda packed: opened.append(1) or real(packed))
+    kept = SortedRuns(size=10)
+    for i in range(100):
+        kept.add((i + (i % 10) * 0.01,), i)  # (nearly in order)
+    read = iter(kept)
+    assert next(read) == 0 and len(opened) == 1
+    assert sum(1 for _ in read) == 99 and len(opened) == 10
+
+
+@pytest.mark.parametrize("names", [
+    ["group-migration-compliant.pcapng", "private-migration-missing-registration.pcapng",
+     "group-migration-noisy.pcapng", "group-migration-affiliation-retried-late.pcapng"],
+])
+def test_the_json_report_is_the_same_whatever_the_runs_its_procedures_were_packed_in(names, monkeypatch,
+                                                                                      capsys):
+    """Runs of two procedures: every one packed, merged back in report order (anchor time, rule, then
+    session by session) — the bytes of the document built whole from judged instances."""
+    paths = [str(SAMPLES / name) for name in names]
+    parts = []
+    for path in paths:
+        analysis = analyse_capture(path)
+        parts.append(document.capture_report(analysis, judge(analysis, RULES)))
+    whole = io.StringIO()
+    document.write_json(document.report(parts, RULES), whole)
+    monkeypatch.setattr(document, "SortedRuns", partial(SortedRuns, size=2))
+    code = main(["analyze", *paths, "--format", "json", "-q"])
+    assert (capsys.readouterr().out, code) == (whole.getvalue(), document.exit_code(document.report(parts,
+                                                                                                  RULES)))
+
+
+def test_judging_with_release_lets_go_of_the_events_and_sessions_and_keeps_their_counts():
+    path = str(SAMPLES / "group-migration-compliant.pcapng")
+    analysis = analyse_capture(path)
+    counts = (len(analysis.events), len(analysis.sessions))
+    expected = [document.procedure_dict(inst) for inst in judge(analysis, RULES)]
+    analysis = analyse_capture(path)
+    sessions = analysis.sessions
+    procedures = document.Procedures(judgements(analysis, RULES, release=True))
+    assert list(procedures) == expected and procedures.verdicts == {p["verdict"] for p in expected}
+    assert analysis.events == [] and analysis.sessions == [] and analysis.counts() == counts
+    assert sessions == [None] * counts[1]  # each session let go once judged
+    stats = document.capture_report(analysis, procedures)["stats"]
+    assert (stats["events"], stats["ue_sessions"]) == counts
+
