@@ -93,3 +93,10 @@ def test_judging_with_release_lets_go_of_the_events_and_sessions_and_keeps_their
     stats = document.capture_report(analysis, procedures)["stats"]
     assert (stats["events"], stats["ue_sessions"]) == counts
 
+
+def test_an_event_carried_by_its_own_frames_holds_one_frame_list():
+    """``all_frames`` equal to ``frames`` (one UDP datagram a message) is the very same tuple: half the
+    frame lists an event holds, and it stays so across the fact store's packing."""
+    events = analyse_capture(str(SAMPLES / "group-migration-compliant.pcapng")).events
+    same = [e for e in events if e.all_frames == e.frames]
+    assert same and all(e.all_frames is e.frames for e in same)

@@ -189,8 +189,10 @@ def sip_fact(tx: Transaction, problems: list) -> Fact | None:
     if tx.final is not None and 300 <= (tx.final.status or 0) < 400:
         redirect = _uri(tx.final.headers.get("contact"))
     ruri = mcfacts.uri_parts(req.uri or "")
+    frames = tx.frames
+    all_frames = _same(frames, tx.all_frames or frames)
     return Fact(
-        _shared(method), tx.time, tx.answered, tx.frames, _shared(tx.client or req.src),
+        _shared(method), tx.time, tx.answered, frames, _shared(tx.client or req.src),
         _shared(tx.server or req.dst), tx.status, call_id=_shared(tx.call_id),
         domain=_shared(ruri.host) if ruri else None, from_uri=_shared(_uri(req.headers.get("from"))),
         to_uri=_shared(_uri(req.headers.get("to"))),
@@ -208,7 +210,7 @@ def sip_fact(tx: Transaction, problems: list) -> Fact | None:
         reason=reason, challenged=tx.challenge_of is not None,
         mc_body=info is not None, contact=redirect,
         claims_mc_id=info.token_claims.mc_id if info and info.token_claims else None,
-        all_frames=tx.all_frames or tx.frames, **extra)
+        all_frames=all_frames, **extra)
 
 
 #: The fields whose values many facts (and the events made of them) repeat: a UE's addresses and URIs,
@@ -225,25 +227,34 @@ def http_fact(request: Message, response: Message | None) -> Fact:
     target = mcfacts.xcap_target(request)
     claims = mcfacts.bearer_token_claims(request)
     host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower() or None
-    return Fact(f"HTTP-{request.method}", request.time, response.time if response else None,
-                tuple(sorted({request.frame, *((response.frame,) if response else ())})),
+    frames = tuple(sorted({request.frame, *((response.frame,) if response else ())}))
+    carried = tuple(sorted({*request.frames, *(response.frames if response else ())}))
+    return Fact(f"HTTP-{request.method}", request.time, response.time if response else None, frames,
                 request.src, request.dst, response.status if response else None, domain=host,
                 service=target.service if target else None, xcap=target,
                 token=mcfacts.token_request(request),
                 claims_mc_id=claims.mc_id if claims else None,
                 reason=_status_note(response) if response and (response.status or 0) >= 400 else None,
-                all_frames=tuple(sorted({*request.frames, *(response.frames if response else ())})))
+                all_frames=_same(frames, carried))
 
 
 def tls_fact(hello: TlsHello) -> Fact:
-    return Fact("TLS", hello.time, None, (hello.frame,), hello.src, hello.dst, None, domain=hello.sni,
-                all_frames=(hello.frame,))
+    frames = (hello.frame,)
+    return Fact("TLS", hello.time, None, frames, hello.src, hello.dst, None, domain=hello.sni,
+                all_frames=frames)
 
 
 def challenge_and_retry(earlier: Fact, retry: Fact) -> Fact:
     """A 401/407-challenged request and its authenticated retry: one exchange, from the first request."""
-    return replace(retry, time=earlier.time, frames=tuple(sorted({*earlier.frames, *retry.frames})),
-                   all_frames=tuple(sorted({*earlier.all_frames, *retry.all_frames})))
+    frames = tuple(sorted({*earlier.frames, *retry.frames}))
+    return replace(retry, time=earlier.time, frames=frames,
+                   all_frames=_same(frames, tuple(sorted({*earlier.all_frames, *retry.all_frames}))))
+
+
+def _same(frames: tuple[int, ...], all_frames: tuple[int, ...]) -> tuple[int, ...]:
+    """``all_frames``, as the very tuple ``frames`` when equal (as for most messages, one frame each): half
+    the frame lists facts and events hold (pickle keeps them one object in the fact store)."""
+    return frames if all_frames == frames else all_frames
 
 
 def fact_order(f: Fact) -> tuple:
