@@ -16,42 +16,42 @@ evidence, strongest first, and every link keeps its reason:
 Events that name no identity at all (a TLS hello to the configuration server) join the session that used
 their address closest in time.
 
-Every step is linear in the events: identities are looked up in dicts, components merge the smaller into
-the larger, and the address steps sweep each address's users in time order. At most ``Limits.identities``
+Every step is linear in the events, and one pass over them (``SessionLinker``) keeps of each only a key:
+identities are looked up in dicts, components add up their events without holding them and merge the
+smaller into the larger (``analyzer.meaning.linking``), and the address steps sweep each address's users
+in time order; then each event is routed to its session (``Linked.filled``), so a session can be judged
+as soon as its last event is read. At most ``Limits.identities``
 identities are linked; beyond, new ones are not (their events join a session by address), and a
 ``table-full`` problem says so.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from itertools import pairwise
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.yamlfile import check_mapping, load_yaml
 from analyzer.meaning.events import Event
+from analyzer.meaning.linking import (
+    REASON,
+    Component,
+    Identities,
+    Link,
+    attach_anonymous,
+    flat,
+    label,
+    last_use,
+    merge_by_address,
+)
 from analyzer.meaning.mcfacts import Problem
 
 ADDRESS_WINDOW = 120.0
 
 #: Token kinds, strongest evidence first.
 _STRENGTH = {"instance": 5, "client": 4, "message": 3, "map": 2, "address": 1}
-_REASON = {"instance": "same +sip.instance", "client": "same mcptt-client-id",
-           "message": "named together in one message", "map": "identity map",
-           "address": "same IP address, continuous in time"}
 
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """Why two identities are believed to be one device."""
-
-    a: str
-    b: str
-    evidence: str  # instance | client | message | map | address
-    reason: str  # for people: what was seen, where
-    frames: tuple[int, ...] = ()  # the frames of the event that showed it (``Event.frames``, as Wireshark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,23 +88,6 @@ class UeSession:
                      if i.kind in ("mc-id", "impu") and i.system != system)
 
 
-@dataclass(slots=True)
-class _Component:
-    tokens: set[str] = field(default_factory=set)
-    events: list[Event] = field(default_factory=list)
-    links: list = field(default_factory=list)  # Links, and nested lists of them (a merge nests, in order)
-    first: str = ""  # the smallest token: names the component in an address link
-    instance: bool = False  # holds a +sip.instance token
-    client: bool = False  # holds an mcptt-client-id token
-
-    def add(self, tokens: Iterable[str]) -> None:
-        for t in tokens:
-            self.tokens.add(t)
-            self.first = min(self.first, t) if self.first else t
-            self.instance |= t.startswith("instance:")
-            self.client |= t.startswith("client-id:")
-
-
 def load_identity_map(path) -> list[tuple[str, str]]:
     """``--identities FILE``: ``same: [[sip:alice@a..., sip:alice.b@b...], ...]`` — each list is one user."""
     data, where = load_yaml(path)
@@ -137,53 +120,98 @@ def _ip(address: str) -> str:
     return address.rsplit(":", 1)[0]
 
 
-class _UnionFind:
-    def __init__(self):
-        self.parent: dict[str, str] = {}
+class SessionLinker:
+    """Events in (time, frame) order, ``add``-ed one at a time, into UE sessions: one pass that keeps of each
+    event only which identity token names it first (or where it came from, if none); ``close`` links them
+    (see the module docstring for the evidence and its order) and says which session each event is in."""
 
-    def find(self, x: str) -> str:
-        parent = self.parent
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    def __init__(self, identity_map: Iterable[tuple[str, str]] = (), address_window: float = ADDRESS_WINDOW,
+                 max_identities: int = DEFAULT_LIMITS.identities, problems: list | None = None):
+        self.ids = Identities(max_identities)
+        self.identity_map, self.window, self.problems = identity_map, address_window, problems
+        self.links: list[tuple[Link, str]] = []  # each link between identities, with a token of its own
+        self.groups: dict[str, Component] = {}  # an event's first token → what the events it names sum up
+        self.keys: list = []  # per event: that token, or its place among the anonymous
+        self.anonymous: list[tuple] = []  # events naming nobody linked: (index, time, frame, end, system, ip,
+        #   tokens)
 
-    def union(self, a: str, b: str) -> bool:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return False
-        self.parent[rb] = ra
-        return True
+    def add(self, e: Event) -> None:
+        """1-3: the tokens named together in ``e`` are linked, strongest evidence first."""
+        ids, index = self.ids, len(self.keys)
+        named = _tokens(e)
+        tokens = ids.register(named, e.frame)
+        strongest, *others = sorted(tokens, key=lambda t: -_STRENGTH.get(_evidence(tokens[t]), 0)) or [None]
+        for other in others:
+            if ids.uf.union(strongest, other):
+                evidence = _evidence(tokens[strongest])
+                reason = f"{REASON[evidence]} in {e.kind} (frame {e.frame})"
+                self.links.append((Link(label(strongest), label(other), evidence, reason, e.frames),
+                                   strongest))
+        ip = _ip(e.ue_address)
+        if not tokens:
+            self.keys.append(len(self.anonymous))
+            self.anonymous.append((index, e.time, e.frame, e.end, e.system, ip, named))
+            return
+        key = next(iter(tokens))
+        group = self.groups.get(key) or self.groups.setdefault(key, Component())
+        group.add(tokens)
+        group.count_event(index, e.time, e.frame, e.end, e.system, ip, named)
+        self.keys.append(key)
+
+    def close(self) -> Linked:
+        """4-5 and the events naming nobody; the sessions, named ``ue1``... in order of their first event."""
+        ids, uf = self.ids, self.ids.uf
+        for a, b in self.identity_map:  # 4: the user's identity map
+            ta, tb = ids.by_value.get(a), ids.by_value.get(b)
+            if ta and tb and uf.union(ta, tb):
+                self.links.append((Link(a, b, "map", REASON["map"]), ta))
+        components: dict[str, Component] = {}  # by root token, in order of their first event
+        for key, group in sorted(self.groups.items(), key=lambda item: item[1].start[0]):
+            comp = components.setdefault(uf.find(key), group)
+            if comp is not group:
+                comp.add(group.tokens)
+                comp.absorb(group)
+        for link, token in self.links:
+            components[uf.find(token)].links.append(link)
+        merged = merge_by_address(components, self.window)
+        placed = attach_anonymous(components, self.anonymous, self.window)
+        if ids.unlinked and self.problems is not None:
+            self.problems.append(Problem(
+                "table-full", f"more than {ids.cap} UE identities from frame {ids.first_unlinked} on: the "
+                "ones met after that are not linked (an event naming only those joins a session by address; "
+                f"{ids.unlinked} in all); raise the cap with --limit identities=N", (ids.first_unlinked,)))
+        ordered = sorted(components.values(), key=lambda c: c.start[1:])
+        number = {id(c): i for i, c in enumerate(ordered)}
+        route = array("I", (number[id(placed[key] if isinstance(key, int) else
+                                      components[merged.find(uf.find(key))])] for key in self.keys))
+        self.keys = self.anonymous = []
+        return Linked([_session(f"ue{i}", c) for i, c in enumerate(ordered, start=1)], route,
+                      [c.count for c in ordered])
 
 
-class _Identities:
-    """The identity tokens met so far, linked by union-find: at most ``cap`` (later ones are not linked)."""
+@dataclass(slots=True)
+class Linked:
+    """The UE sessions (their events not in them yet), and per event, in the order the linker was given
+    them, the index of its session."""
 
-    def __init__(self, cap: int):
-        self.cap = cap
-        self.uf = _UnionFind()
-        self.kinds: dict[str, str] = {}  # token → its kind
-        self.by_value: dict[str, str] = {}  # identity → the first token naming it (identity maps name values)
-        self.unlinked = 0  # identities met beyond the cap (each time)
-        self.first_unlinked: int | None = None
+    sessions: list[UeSession]
+    route: array
+    counts: list[int]  # events per session
 
-    def register(self, tokens: dict[str, str], frame: int) -> dict[str, str]:
-        """The tokens of one event that are (now) known."""
-        known = {}
-        for token, kind in tokens.items():
-            if token not in self.kinds:
-                if len(self.kinds) >= self.cap:
-                    self.unlinked += 1
-                    if self.first_unlinked is None:
-                        self.first_unlinked = frame
-                    continue
-                self.kinds[token] = kind
-                self.by_value.setdefault(_label(token), token)
-            known[token] = kind
-        return known
-
-    def known(self, tokens: dict[str, str]) -> list[str]:
-        return [t for t in tokens if t in self.kinds]
+    def filled(self, events: Iterable[Event]) -> Iterator[tuple[int, UeSession]]:
+        """(index, session with its events) of each session as soon as its last event is read from
+        ``events`` (those given to the linker, in that order)."""
+        sessions, route, counts = self.sessions, self.route, self.counts
+        pending: dict[int, list[Event]] = {}
+        for index, e in enumerate(events):
+            number = route[index]
+            held = pending.get(number)
+            if held is None:
+                held = pending[number] = []
+            held.append(e)
+            if len(held) == counts[number]:
+                del pending[number]
+                yield number, replace(sessions[number], events=tuple(held))
 
 
 def build_sessions(events: Iterable[Event], identity_map: Iterable[tuple[str, str]] = (),
@@ -191,190 +219,26 @@ def build_sessions(events: Iterable[Event], identity_map: Iterable[tuple[str, st
                    problems: list | None = None) -> list[UeSession]:
     """Group events into UE sessions (see the module docstring for the evidence and its order)."""
     events = sorted(events, key=lambda e: (e.time, e.frame))
-    order = {id(e): i for i, e in enumerate(events)}
-    ids = _Identities(max_identities)
-    uf = ids.uf
-    links = _link(events, identity_map, ids)
-    components: dict[str, _Component] = {}
-    anonymous: list[Event] = []
+    linker = SessionLinker(identity_map, address_window, max_identities, problems)
     for e in events:
-        tokens = ids.known(_tokens(e))
-        if not tokens:
-            anonymous.append(e)
-            continue
-        root = uf.find(tokens[0])
-        comp = components.get(root) or components.setdefault(root, _Component())
-        comp.add(tokens)
-        comp.events.append(e)
-    for link, token in links:
-        components[uf.find(token)].links.append(link)
-
-    components = _merge_by_address(components, address_window)
-    _attach_anonymous(components, anonymous, address_window)
-    for comp in components.values():
-        comp.events.sort(key=lambda e: order[id(e)])
-    if ids.unlinked and problems is not None:
-        problems.append(Problem(
-            "table-full", f"more than {ids.cap} UE identities from frame {ids.first_unlinked} on: the ones "
-            "met after that are not linked (an event naming only those joins a session by address; "
-            f"{ids.unlinked} in all); raise the cap with --limit identities=N", (ids.first_unlinked,)))
-    sessions = sorted(components.values(), key=lambda c: (c.events[0].time, c.events[0].frame))
-    return [_session(f"ue{i}", c) for i, c in enumerate(sessions, start=1)]
-
-
-def _link(events: list[Event], identity_map: Iterable[tuple[str, str]], ids: _Identities) -> list[tuple]:
-    """1-4: each link between identities, with a token of the component it belongs to."""
-    links: list[tuple[Link, str]] = []
-    for e in events:  # 1-3: tokens named together in one event, strongest evidence first
-        tokens = ids.register(_tokens(e), e.frame)
-        strongest, *others = sorted(tokens, key=lambda t: -_STRENGTH.get(_evidence(tokens[t]), 0)) or [None]
-        for other in others:
-            if ids.uf.union(strongest, other):
-                evidence = _evidence(tokens[strongest])
-                reason = f"{_REASON[evidence]} in {e.kind} (frame {e.frame})"
-                links.append((Link(_label(strongest), _label(other), evidence, reason, e.frames), strongest))
-    for a, b in identity_map:  # 4: the user's identity map
-        ta, tb = ids.by_value.get(a), ids.by_value.get(b)
-        if ta and tb and ids.uf.union(ta, tb):
-            links.append((Link(a, b, "map", _REASON["map"]), ta))
-    return links
+        linker.add(e)
+    linked = linker.close()
+    sessions = linked.sessions
+    for number, session in linked.filled(events):
+        sessions[number] = session
+    return sessions
 
 
 def _evidence(token_kind: str) -> str:
     return {"instance": "instance", "client-id": "client"}.get(token_kind, "message")
 
 
-def _label(token: str) -> str:
-    return token.split(":", 1)[1]
-
-
-def _spans(comp: _Component) -> dict[str, tuple[float, float]]:
-    spans: dict[str, tuple[float, float]] = {}
-    for e in comp.events:
-        ip = _ip(e.ue_address)
-        first, last = spans.get(ip, (e.time, e.time))
-        spans[ip] = (min(first, e.time), max(last, e.end or e.time))
-    return spans
-
-
-def _merge_by_address(components: dict[str, _Component], window: float) -> dict[str, _Component]:
-    """5: join components that used one IP address back to back, unless device IDs contradict.
-
-    Per address, components are taken in order of first use and each is compared with the one before
-    it, so the work grows with the number of components, not its square. Two components never share a
-    token, so they contradict when both hold an instance ID, or both a client ID.
-    """
-    spans = {root: _spans(comp) for root, comp in components.items()}
-    by_ip: dict[str, list[str]] = {}
-    for root, per_ip in spans.items():
-        for ip in per_ip:
-            by_ip.setdefault(ip, []).append(root)
-    uf = _UnionFind()
-    for ip, roots in by_ip.items():
-        roots.sort(key=lambda r: spans[r][ip][0])
-        for prev, cur in pairwise(roots):
-            keep, gone = uf.find(prev), uf.find(cur)
-            if keep == gone or spans[cur][ip][0] > spans[prev][ip][1] + window:
-                continue
-            a, b = components[keep], components[gone]
-            if (a.instance and b.instance) or (a.client and b.client):
-                continue
-            link = Link(_label(a.first), _label(b.first), "address", f"{_REASON['address']}: {ip}")
-            components[keep] = _joined(a, b, link)
-            uf.union(keep, gone)
-            del components[gone]
-    return components
-
-
-def _joined(a: _Component, b: _Component, link: Link) -> _Component:
-    """``b`` joined to ``a`` by ``link``: the smaller one's tokens and events move (so merging stays linear),
-    the links keep their order (``a``'s, this one, ``b``'s) by nesting."""
-    big, small = (a, b) if len(a.tokens) + len(a.events) >= len(b.tokens) + len(b.events) else (b, a)
-    big.tokens |= small.tokens
-    big.events += small.events
-    big.links = [a.links, link, b.links]
-    big.first = min(a.first, b.first)
-    big.instance |= small.instance
-    big.client |= small.client
-    return big
-
-
-class _Sweep:
-    """The components that used one address, met in time order: which used it nearest to a moment?
-
-    Moments only grow, so each component is passed once: of those that began using the address by now,
-    the one that used it last contains the moment or is the nearest before it; the next to begin is the
-    nearest after it."""
-
-    __slots__ = ("best", "best_last", "next", "spans")
-
-    def __init__(self, spans: list[tuple[float, float, _Component]]):
-        self.spans = sorted(spans, key=lambda span: span[0])
-        self.next = 0
-        self.best: _Component | None = None
-        self.best_last = -math.inf
-
-    def nearest(self, t: float, window: float) -> _Component | None:
-        spans = self.spans
-        while self.next < len(spans) and spans[self.next][0] <= t:
-            _, last, comp = spans[self.next]
-            self.next += 1
-            if last >= self.best_last:
-                self.best, self.best_last = comp, last
-        before = max(t - self.best_last, 0.0)
-        after = spans[self.next][0] - t if self.next < len(spans) else math.inf
-        if min(before, after) > window:
-            return None
-        return self.best if before <= after else spans[self.next][2]
-
-    def began(self, t: float, comp: _Component) -> None:
-        self.best, self.best_last = comp, t
-
-
-def _attach_anonymous(components: dict[str, _Component], anonymous: list[Event], window: float) -> None:
-    users: dict[str, list[tuple[float, float, _Component]]] = {}
-    for comp in components.values():
-        for ip, (first, last) in _spans(comp).items():
-            users.setdefault(ip, []).append((first, last, comp))
-    sweeps: dict[str, _Sweep] = {}
-    for e in anonymous:  # in time order
-        ip = _ip(e.ue_address)
-        sweep = sweeps.get(ip) or sweeps.setdefault(ip, _Sweep(users.get(ip, [])))
-        best = sweep.nearest(e.time, window)
-        if best is None:
-            best = components.setdefault(f"address:{ip}", _Component())
-            sweep.began(e.time, best)
-        best.events.append(e)
-
-
-def _flat(links: list) -> list[Link]:
-    out, stack = [], [iter(links)]
-    while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                stack.append(iter(item))
-                break
-            out.append(item)
-        else:
-            stack.pop()
-    return out
-
-
-def _session(name: str, comp: _Component) -> UeSession:
-    seen: dict[tuple[str, str | None], list] = {}
-    for e in comp.events:
-        for token, kind in _tokens(e).items():
-            key = (token, e.system)
-            first_last = seen.setdefault(key, [e.time, e.time, kind])
-            first_last[1] = max(first_last[1], e.time)
-    identities = tuple(Identity(_label(token), kind, system, first, last)
-                       for (token, system), (first, last, kind) in
-                       sorted(seen.items(), key=lambda item: (item[1][0], item[0][0])))
-    systems: dict[str, list[float]] = {}
-    for e in comp.events:
-        if e.system:
-            span = systems.setdefault(e.system, [e.time, e.time])
-            span[1] = max(span[1], e.end or e.time)
-    addresses = tuple(dict.fromkeys(_ip(e.ue_address) for e in comp.events))
-    return UeSession(name, identities, tuple(_flat(comp.links)),
-                     tuple((s, f, la) for s, (f, la) in systems.items()), addresses, tuple(comp.events))
+def _session(name: str, comp: Component) -> UeSession:
+    """The session of a component, its events not in it yet (``Linked.filled``)."""
+    identities = tuple(Identity(label(token), kind, system, first, last)
+                       for (token, system), (first, last, kind, _) in
+                       sorted(comp.seen.items(), key=lambda item: (item[1][0], item[0][0], item[1][3])))
+    systems = tuple((system, span[0], last_use(span))
+                    for system, span in sorted(comp.systems.items(), key=lambda item: item[1][2]))
+    addresses = tuple(sorted(comp.addresses, key=comp.addresses.__getitem__))
+    return UeSession(name, identities, tuple(flat(comp.links)), systems, addresses, ())
