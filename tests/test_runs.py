@@ -67,16 +67,23 @@ def test_the_json_report_is_the_same_whatever_the_runs_its_procedures_were_packe
     """Runs of two procedures: every one packed, merged back in report order (anchor time, rule, then
     session by session) — the bytes of the document built whole from judged instances."""
     paths = [str(SAMPLES / name) for name in names]
+    whole = _listed_report(paths)
+    monkeypatch.setattr(document, "SortedRuns", partial(SortedRuns, size=2))
+    code = main(["analyze", *paths, "--format", "json", "-q"])
+    assert (capsys.readouterr().out, code) == whole
+
+
+def _listed_report(paths: list[str]) -> tuple[str, int]:
+    """The JSON document and exit code of ``paths`` analysed with their events and sessions listed, and
+    their procedures judged whole."""
     parts = []
     for path in paths:
         analysis = analyse_capture(path)
         parts.append(document.capture_report(analysis, judge(analysis, RULES)))
     whole = io.StringIO()
-    document.write_json(document.report(parts, RULES), whole)
-    monkeypatch.setattr(document, "SortedRuns", partial(SortedRuns, size=2))
-    code = main(["analyze", *paths, "--format", "json", "-q"])
-    assert (capsys.readouterr().out, code) == (whole.getvalue(), document.exit_code(document.report(parts,
-                                                                                                  RULES)))
+    doc = document.report(parts, RULES)
+    document.write_json(doc, whole)
+    return whole.getvalue(), document.exit_code(doc)
 
 
 def test_judging_with_release_lets_go_of_the_events_and_sessions_and_keeps_their_counts():
@@ -100,3 +107,23 @@ def test_an_event_carried_by_its_own_frames_holds_one_frame_list():
     events = analyse_capture(str(SAMPLES / "group-migration-compliant.pcapng")).events
     same = [e for e in events if e.all_frames == e.frames]
     assert same and all(e.all_frames is e.frames for e in same)
+
+
+def test_the_json_report_is_the_same_whatever_the_runs_the_events_were_packed_in(monkeypatch, capsys):
+    """analyze --format json keeps a capture's events packed and judges each session once its last event
+    is read: runs of three events, every one packed, give the bytes of the listed analysis."""
+    from analyzer.meaning.events import extract
+
+    paths = [str(SAMPLES / name) for name in ("group-migration-noisy.pcapng",
+                                              "group-migration-floor-control.pcapng",
+                                              "private-migration-compliant.pcapng",
+                                              "group-migration-affiliation-retried-late.pcapng")]
+    whole = _listed_report(paths)
+    monkeypatch.setattr(extract, "EVENT_RUN", 3)
+    monkeypatch.setattr(extract, "EVENT_HOLD", 0)
+    packed = []
+    real = runs.pack
+    monkeypatch.setattr(runs, "pack", lambda entries: packed.append(len(entries)) or real(entries))
+    code = main(["analyze", *paths, "--format", "json", "-q"])
+    assert (capsys.readouterr().out, code) == whole
+    assert packed.count(3) > 10  # (the events were packed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import pickle
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Protocol
 
@@ -54,49 +54,69 @@ def unpack(packed: bytes) -> list:
 
 
 class _Packed:
-    """One sorted run of (key, record) pairs, compressed."""
+    """One sorted run of (key, record) pairs, compressed (records as ``encode`` makes them)."""
 
-    __slots__ = ("first", "packed")
+    __slots__ = ("decode", "first", "packed")
 
-    def __init__(self, entries: list[tuple[tuple, object]]):
-        self.first, self.packed = entries[0][0], pack(entries)
+    def __init__(self, entries: list[tuple[tuple, object]], encode, decode):
+        self.first, self.decode = entries[0][0], decode
+        self.packed = pack([(key, encode(record)) for key, record in entries] if encode else entries)
 
     def entries(self, consume: bool = False) -> Iterator[tuple[tuple, object]]:
-        return iter(unpack(self.packed))
+        entries = unpack(self.packed)
+        if self.decode is None:
+            return iter(entries)
+        decode = self.decode
+        return ((key, decode(value)) for key, value in entries)
 
 
 class _Held:
-    """The newest records, not packed yet (sorted when read)."""
+    """A sorted run not packed."""
 
     __slots__ = ("first", "items")
 
     def __init__(self, entries: list[tuple[tuple, object]]):
-        self.items = sorted(entries, key=_key)
-        self.first = self.items[0][0]
+        self.items = entries
+        self.first = entries[0][0]
 
     def entries(self, consume: bool = False) -> Iterator[tuple[tuple, object]]:
         return iter(self.items)
 
 
 class SortedRuns:
-    """Picklable records in order of their keys (unique, totally ordered), ``size`` to a packed run:
-    ``add`` in any order, iterate (as often as wanted) in key order. Fewer than ``size`` records are
-    never packed."""
+    """Picklable records in order of their keys (unique, totally ordered): ``add`` in any order, iterate
+    (as often as wanted) in key order. Every ``size`` records make a run, packed once more than ``hold``
+    were added (fewer cost nothing to pack and read back); ``encode`` and ``decode`` (both or neither)
+    turn a record into what pickles fast and back (plain tuples pickle several times faster)."""
 
-    def __init__(self, size: int = 256):
-        self.size = size
-        self.runs: list[_Packed] = []
+    def __init__(self, size: int = 256, hold: float = 0, encode: Callable | None = None,
+                 decode: Callable | None = None):
+        self.size, self.hold, self.encode, self.decode = size, hold, encode, decode
+        self.runs: list[_Packed | _Held] = []
         self.newest: list[tuple[tuple, object]] = []
+        self.count = 0
 
     def add(self, key: tuple, record: object) -> None:
         self.newest.append((key, record))
+        self.count += 1
         if len(self.newest) >= self.size:
             self.newest.sort(key=_key)
-            self.runs.append(_Packed(self.newest))
+            self.runs.append(self._run(self.newest))
             self.newest = []
+            if self.count > self.hold and type(self.runs[0]) is _Held:  # (packed from now on)
+                self.runs = [r if type(r) is _Packed else self._run(r.items) for r in self.runs]
+
+    def _run(self, entries: list) -> _Packed | _Held:
+        return _Packed(entries, self.encode, self.decode) if self.count > self.hold else _Held(entries)
 
     def __len__(self) -> int:
-        return len(self.runs) * self.size + len(self.newest)
+        return self.count
 
     def __iter__(self) -> Iterator:
-        return merged([*self.runs, *([_Held(self.newest)] if self.newest else [])])
+        newest = sorted(self.newest, key=_key)
+        if not self.runs:  # (one list: no merge)
+            return map(_value, newest)
+        return merged([*self.runs, *([_Held(newest)] if newest else [])])
+
+
+_value = itemgetter(1)

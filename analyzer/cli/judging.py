@@ -134,10 +134,13 @@ def _judge_each(captures, read, rules, window, fmt, ladders_mode, pcap_dir, quie
     taken: set[str] = set()  # --pcap-dir: the file names written
     for capture in captures:
         draw = fmt == "html" and ladders_mode != "none"
-        analysis = read(capture, keep_messages=draw and _keep_messages(capture))
+        # a JSON report only judges (unless --pcap-dir reads the sessions after): each session is judged
+        # and let go as soon as its last event is read
+        streaming = streamed is not None and not pcap_dir
+        analysis = read(capture, keep_messages=draw and _keep_messages(capture), streamed=streaming)
         phase("rules")
-        if streamed is not None:  # each session let go once judged, unless --pcap-dir reads them after
-            judged = report.Procedures(judgements(analysis, rules, window, release=not pcap_dir))
+        if streamed is not None:
+            judged = report.Procedures(judgements(analysis, rules, window))
         else:
             judged = judge(analysis, rules, window)
         phase("report")

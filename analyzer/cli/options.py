@@ -289,7 +289,7 @@ def rules_options(command):
 
 
 def analyse(capture, engine, sip_ports, systems_file, identities_file, migration_reason, quiet=False,
-             keep_messages=False):
+             keep_messages=False, streamed=False):
     try:
         pattern = re.compile(migration_reason, re.I)
     except re.error as exc:
@@ -302,7 +302,8 @@ def analyse(capture, engine, sip_ports, systems_file, identities_file, migration
     meaning = MeaningOptions(
         systems=SystemMap.from_file(systems_file) if systems_file else None,
         identity_map=load_identity_map(identities_file) if identities_file else [],
-        migration_reason=pattern, keep_messages=keep_messages, limits=current_limits(), phase=phase)
+        migration_reason=pattern, keep_messages=keep_messages, limits=current_limits(), phase=phase,
+        streamed=streamed)
     bind_times(capture)
     progress = start_progress(capture, quiet, engine)
     options = DecodeOptions(sip_ports=sip_ports, progress=progress, limits=current_limits(),

@@ -7,17 +7,18 @@ stage stays a module of its own and this is the only place that chains them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from analyzer.base.diagnostics import Diagnostics
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
+from analyzer.base.runs import SortedRuns
 from analyzer.engines import DecodeOptions, DecodeStats, get_engine
 from analyzer.meaning.events import MIGRATION_REASON, Event
 from analyzer.meaning.events.extract import extract_events, fact_share
 from analyzer.meaning.problems import Problems
-from analyzer.meaning.sessions import ADDRESS_WINDOW, UeSession, build_sessions
+from analyzer.meaning.sessions import ADDRESS_WINDOW, Linked, SessionLinker, UeSession, build_sessions
 from analyzer.meaning.systems import SystemMap
 
 
@@ -32,6 +33,22 @@ class MeaningOptions:
     keep_messages: bool = False  # keep the decoded messages (ladder diagrams draw them)
     limits: Limits = DEFAULT_LIMITS  # caps on the meaning stages' tables (``analyzer.base.limits``)
     phase: Callable[[str], None] | None = None  # told each stage once reading has ended (a progress line)
+    #: the events kept packed and the sessions linked, not listed (``CaptureAnalysis.stream``): for the
+    #: commands that only judge, so that each session is judged and let go as soon as its last event is read
+    streamed: bool = False
+
+
+@dataclass(slots=True)
+class Streamed:
+    """A capture's events, packed in order (``base.runs.SortedRuns``), and its sessions linked."""
+
+    events: SortedRuns
+    linked: Linked
+    last_event: float | None  # the latest end (or time) of an event
+
+    def sessions(self) -> Iterator[tuple[int, UeSession]]:
+        """(index, session with its events) of each session, as soon as its last event is read."""
+        return self.linked.filled(iter(self.events))
 
 
 @dataclass(slots=True)
@@ -44,6 +61,7 @@ class CaptureAnalysis:
     sessions: list[UeSession]
     messages: list | None = None  # the decoded Messages and TlsHellos, when MeaningOptions.keep_messages
     released: tuple[int, int] | None = None  # (events, sessions) there were, once ``release``d
+    stream: Streamed | None = None  # ``MeaningOptions.streamed``: the events and sessions (lists empty)
 
     def counts(self) -> tuple[int, int]:
         """(events, UE sessions) of the capture."""
@@ -75,12 +93,23 @@ def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptio
     events, systems = extract_events(_then(items, lambda: phase("events")), meaning.systems,
                                      meaning.migration_reason, problems,
                                      capture_end=lambda: decoded.stats.last_time, limits=meaning.limits,
-                                     share=share)
+                                     share=share, packed=meaning.streamed)
     phase("sessions")
-    sessions = build_sessions(events, meaning.identity_map, meaning.address_window, meaning.limits.identities,
-                              problems)
+    if not meaning.streamed:
+        sessions = build_sessions(events, meaning.identity_map, meaning.address_window,
+                                  meaning.limits.identities, problems)
+        decoded.diagnostics.merge(problems.counts, problems.records)
+        return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions, messages)
+    linker = SessionLinker(meaning.identity_map, meaning.address_window, meaning.limits.identities, problems)
+    last_event = None
+    for e in events:
+        linker.add(e)
+        end = e.end or e.time
+        last_event = end if last_event is None else max(last_event, end)
+    linked = linker.close()
     decoded.diagnostics.merge(problems.counts, problems.records)
-    return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, events, systems, sessions, messages)
+    return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, [], systems, [], messages,
+                           (len(events), len(linked.sessions)), Streamed(events, linked, last_event))
 
 
 def _then(items, done: Callable[[], None]):

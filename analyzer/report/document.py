@@ -199,7 +199,7 @@ class Procedures:
     instances, and with ``release`` the events they cite, go at once. (Held as instances, the procedures
     of a 6 000-UE core capture took 68 MB.) ``verdicts``: those among them. Read as often as wanted."""
 
-    def __init__(self, judged: Iterable[tuple[int, Instance]]):
+    def __init__(self, judged: Iterable[tuple[tuple, Instance]]):
         self.runs = SortedRuns()
         self.verdicts: set[str] = set()
         for seq, inst in judged:

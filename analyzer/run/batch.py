@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from analyzer.base.errors import McxaError, UsageError
@@ -111,8 +111,9 @@ def analyse_one(settings: Settings, capture: str) -> dict:
     try:
         analysis = analyse_capture(capture, settings.engine,
                                    DecodeOptions(sip_ports=settings.sip_ports, workers=1,
-                                                 limits=settings.meaning.limits), settings.meaning)
-        judged = judgements(analysis, list(settings.rules), settings.window, release=True)
+                                                 limits=settings.meaning.limits),
+                                   replace(settings.meaning, streamed=True))  # (judged a session at a time)
+        judged = judgements(analysis, list(settings.rules), settings.window)
         part = report.capture_report(analysis, report.Procedures(judged))
         return {"capture": capture, "status": "ok", "error": None, "part": part,
                 "seconds": round(time.perf_counter() - start, 3)}

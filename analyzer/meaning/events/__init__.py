@@ -8,7 +8,8 @@ events.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 
 #: A Reason text that says the release is due to migration (TS 23.280 §10.16.4 step 3 "may indicate").
 #: No stage-3 encoding is known (REFERENCE.md §1.3): configurable with ``--migration-reason``.
@@ -190,3 +191,11 @@ class Event:
     @property
     def frame(self) -> int:
         return self.frames[0]
+
+
+#: An event as a plain tuple of its fields, and back: what packs fast (``base.runs.SortedRuns``).
+event_values = attrgetter(*(f.name for f in fields(Event)))
+
+
+def event_of(values: tuple) -> Event:
+    return Event(*values)

@@ -15,6 +15,7 @@ bytes (``Event.all_frames``).
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -23,8 +24,9 @@ from operator import attrgetter
 
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
+from analyzer.base.runs import SortedRuns
 from analyzer.meaning import mcfacts
-from analyzer.meaning.events import MIGRATION_REASON, Event
+from analyzer.meaning.events import MIGRATION_REASON, Event, event_of, event_values
 from analyzer.meaning.events.collect import Collector, collect_facts
 from analyzer.meaning.events.facts import Fact, sent_to_ue, uri_host
 from analyzer.meaning.events.factstore import FactStore, Named, read
@@ -37,6 +39,9 @@ from analyzer.meaning.systems import SystemMap
 from analyzer.messages.floor import FloorMessage
 
 _AFTER = 1 << 62  # the position of what the end of the capture decides
+#: Events to a packed run, and how many a capture must make before they are packed (``extract_events``
+#: with ``packed``): a drive test's few thousand cost nothing more, a core capture's take ~70 bytes each.
+EVENT_RUN, EVENT_HOLD = 4096, 32768
 
 _CALL_KINDS = {  # (session type, UE originates?) -> event kind
     ("prearranged", True): "group-call-originate",
@@ -61,12 +66,14 @@ class _Builder:
     """Pass 2: facts of one capture → events."""
 
     def __init__(self, systems: SystemMap | None, migration_reason: re.Pattern, problems: list | None = None,
-                 limits: Limits = DEFAULT_LIMITS):
+                 limits: Limits = DEFAULT_LIMITS, hold: float = math.inf):
         self.configured = systems
         self.migration_reason = migration_reason
         self.problems = problems
         self.limits = limits
-        self.events: list[Event] = []
+        #: the events so far, in order of (time, frame, position, emission): packed beyond ``hold``
+        self.events = SortedRuns(EVENT_RUN, hold, event_values, event_of)
+        self.last: Event | None = None  # the latest made
         self.publications = Publications(problems, limits.publications)
         # call_id → (group|private, UE address, service, identity fields for the BYE's event), oldest first
         self.calls: OrderedDict[str, tuple[str, str, str | None, dict]] = OrderedDict()
@@ -76,10 +83,9 @@ class _Builder:
         self.named = Named()  # the Call-IDs REFERs and INVITEs name (``factstore.Named``)
         self.systems: SystemMap = SystemMap([])  # (inferred before the first fact is read)
         self.position = 0  # of the fact being read: events of one time and frame come in this order
-        self.positions: list[int] = []  # each event's
 
     def build(self, facts: Iterable[Fact], end: float | None = None, observed: Iterable[tuple] = (),
-              floor: list | None = None, named: Named | None = None) -> tuple[list[Event], SystemMap]:
+              floor: list | None = None, named: Named | None = None) -> tuple[SortedRuns, SystemMap]:
         """Events of ``facts`` (in ``fact_order``, read once); ``end``: when the capture ends (publications
         expire up to then); ``observed``: more (domain, server) pairs to infer systems from; ``floor``:
         floor control messages, given to the calls that negotiated their ports; ``named``: what pass 1
@@ -119,9 +125,8 @@ class _Builder:
         self.pre.settle_all(self)
         for change in self.publications.expire(end):
             self._publication(change)
-        floor_events = self.floor.events(floor)
-        self.events += floor_events
-        self.positions += [_AFTER] * len(floor_events)
+        for event in self.floor.events(floor):
+            self._add(event)
         count, frame = self.forgotten_calls
         count += self.pre.forgotten
         if count and self.problems is not None:
@@ -129,9 +134,7 @@ class _Builder:
                 "table-full", f"more than {self.limits.calls} calls awaited their BYE at once from frame "
                 f"{frame} on: the oldest were forgotten, their BYE ends no call ({count} in all); raise the "
                 "cap with --limit calls=N", (frame,)))
-        order = sorted(range(len(self.events)),
-                       key=lambda i: (self.events[i].time, self.events[i].frame, self.positions[i]))
-        return [self.events[i] for i in order], self.systems
+        return self.events, self.systems
 
     def emit(self, f: Fact, kind: str, *, to_ue: bool = False, **fields) -> None:
         ue, server = (f.server, f.client) if to_ue else (f.client, f.server)
@@ -143,8 +146,11 @@ class _Builder:
         fields.setdefault("service", f.service)
         event = Event(kind, fields.pop("time", f.time), f.frames, "to-ue" if to_ue else "from-ue", ue, server,
                       system=system, call_id=f.call_id, domain=domain, all_frames=f.all_frames, **fields)
-        self.events.append(event)
-        self.positions.append(self.position)
+        self._add(event)
+
+    def _add(self, event: Event) -> None:
+        self.events.add((event.time, event.frame, self.position, len(self.events)), event)
+        self.last = event
 
     # -- SIP ------------------------------------------------------------------------------------------
     def _register(self, f: Fact) -> None:
@@ -241,7 +247,7 @@ class _Builder:
         media = f.answer_media if to_ue else f.offer_media  # (the UE's own SDP)
         self.emit(f, kind, to_ue=to_ue, group=group, peer=peer, identity=identity, impu=impu,
                   client_id=f.client_id, detail=f.reason, via="on-demand", media=media)
-        started = self.events[-1]  # the call's event (an implicit affiliation may follow it)
+        started = self.last  # the call's event (an implicit affiliation may follow it)
         if not to_ue:
             self.implicit_affiliation(f, kind, group)
         if f.status is not None and f.status < 300:
@@ -335,9 +341,11 @@ def _meaningful(f: Fact) -> bool:
 def extract_events(items: Iterable, systems: SystemMap | None = None,
                    migration_reason: re.Pattern = MIGRATION_REASON, problems: list | None = None,
                    capture_end: Callable[[], float | None] | None = None,
-                   limits: Limits = DEFAULT_LIMITS, share: FactShare | None = None
-                   ) -> tuple[list[Event], SystemMap]:
+                   limits: Limits = DEFAULT_LIMITS, share: FactShare | None = None, packed: bool = False
+                   ) -> tuple[list[Event] | SortedRuns, SystemMap]:
     """Decoded items (Messages and TlsHellos, capture order) → events in time order, and the systems.
+    ``packed``: the events as made, packed once there are many (``EVENT_HOLD``), to be read in order as
+    often as wanted: a core capture's are then ~70 bytes each, not ~650.
 
     ``capture_end`` says, once the items are read, when the capture's last packet was: a publication
     whose lifetime ran out by then expired. Without it, the last decoded item's time is the end.
@@ -359,12 +367,13 @@ def extract_events(items: Iterable, systems: SystemMap | None = None,
     if share is not None:
         stores, observed = share.merged(stores, observed)
     ends = [t for t in (capture_end() if capture_end else None, last[0]) if t is not None]
-    builder = _Builder(systems, migration_reason, problems, limits)
+    builder = _Builder(systems, migration_reason, problems, limits, EVENT_HOLD if packed else math.inf)
     named = Named.within(limits)
     for store in stores:
         named.update(store.named)
-    return builder.build(read(*stores), max(ends) if ends else None, observed, floor[:limits.floor_messages],
-                         named)
+    events, systems = builder.build(read(*stores), max(ends) if ends else None, observed,
+                                    floor[:limits.floor_messages], named)
+    return (events if packed else list(events)), systems
 
 
 def fact_share(problems: Problems, limits: Limits = DEFAULT_LIMITS) -> FactShare:
@@ -387,5 +396,7 @@ def build_events(facts: list[Fact] | FactStore, systems: SystemMap | None, migra
     ``keep_floor`` keeps, in capture order)."""
     builder = _Builder(systems, migration_reason, problems, limits)
     if isinstance(facts, FactStore):
-        return builder.build(read(facts), end, observed, floor, facts.named)
-    return builder.build(facts, end, observed, floor)
+        events, systems = builder.build(read(facts), end, observed, floor, facts.named)
+    else:
+        events, systems = builder.build(facts, end, observed, floor)
+    return list(events), systems

@@ -199,7 +199,7 @@ class PreEstablished:
         session's media ports."""
         family = "private" if kind == "private-call-setup" else "group"
         session.call = (family, {**fields, "via": "pre-established"})
-        builder.floor.add_call(session.fact, False, builder.events[-1])
+        builder.floor.add_call(session.fact, False, builder.last)
 
 
 def _call(f: Fact) -> tuple[str | None, dict]:
