@@ -5,6 +5,7 @@ sees may change with how they were kept."""
 from __future__ import annotations
 
 import io
+import json
 import random
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,7 @@ from analyzer.cli import main
 from analyzer.meaning.analysis import analyse_capture
 from analyzer.report import document
 from analyzer.rules import load_rules
-from analyzer.rules.judge import judge, judgements
+from analyzer.rules.judge import judge
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"
@@ -93,7 +94,7 @@ def test_judging_with_release_lets_go_of_the_events_and_sessions_and_keeps_their
     expected = [document.procedure_dict(inst) for inst in judge(analysis, RULES)]
     analysis = analyse_capture(path)
     sessions = analysis.sessions
-    procedures = document.Procedures(judgements(analysis, RULES, release=True))
+    procedures = document.Procedures(analysis, RULES)
     assert list(procedures) == expected and procedures.verdicts == {p["verdict"] for p in expected}
     assert analysis.events == [] and analysis.sessions == [] and analysis.counts() == counts
     assert sessions == [None] * counts[1]  # each session let go once judged
@@ -127,3 +128,23 @@ def test_the_json_report_is_the_same_whatever_the_runs_the_events_were_packed_in
     code = main(["analyze", *paths, "--format", "json", "-q"])
     assert (capsys.readouterr().out, code) == whole
     assert packed.count(3) > 10  # (the events were packed)
+
+
+def test_procedures_measured_after_the_rtp_walk_are_those_judged_whole(tmp_path):
+    """A migration's media figures and KPI deviations come once the capture's RTP is counted: held with
+    its probe meanwhile, its report is the one made from the measured instance (figures in their place
+    among the KPIs, KPI deviations last)."""
+    import yaml
+
+    from analyzer.rules import load_rules
+
+    shipped = yaml.safe_load((ROOT / "rules" / "group-call-migration.yaml").read_text())
+    shipped["kpis"] = {"access_time": {"max": 0.01, "severity": "info"}}
+    (tmp_path / "group-call-migration.yaml").write_text(yaml.safe_dump(shipped))
+    rules = [*load_rules(tmp_path), *(r for r in RULES if r.id != "group-call-migration")]
+    path = str(SAMPLES / "group-migration-floor-control.pcapng")
+    whole = [document.procedure_dict(inst) for inst in judge(analyse_capture(path), rules)]
+    measured = [p for p in whole if p["kpis"].get("rtp_received") and p["deviations"]]
+    assert measured and [d["code"] for d in measured[0]["deviations"]] == ["kpi-access-time"] * 2
+    streamed = list(document.Procedures(analyse_capture(path), rules))
+    assert json.dumps(streamed) == json.dumps(whole)  # (the keys in their order too)

@@ -127,7 +127,7 @@ def _judge_each(captures, read, rules, window, fmt, ladders_mode, pcap_dir, quie
     its part to ``streamed`` (a ``JsonReport``), else return the parts and, for HTML, the ladders of each
     capture. ``decoding``: (engine, SIP ports) to decode a capture again for its ladders."""
     from analyzer.report import document as report
-    from analyzer.rules.judge import judge, judgements
+    from analyzer.rules.judge import judge
 
     parts = []
     ladders: dict = {}  # --format html: capture → the ladders of its UE sessions
@@ -140,7 +140,7 @@ def _judge_each(captures, read, rules, window, fmt, ladders_mode, pcap_dir, quie
         analysis = read(capture, keep_messages=draw and _keep_messages(capture), streamed=streaming)
         phase("rules")
         if streamed is not None:
-            judged = report.Procedures(judgements(analysis, rules, window))
+            judged = report.Procedures(analysis, rules, window)
         else:
             judged = judge(analysis, rules, window)
         phase("report")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TextIO
 
 import orjson
@@ -21,9 +21,10 @@ from analyzer.engines import ReadStop
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.report.accounting import accounting_dict
 from analyzer.rules import Rule
-from analyzer.rules.judge import report_order
+from analyzer.rules.judge import judgements, report_order, rtp_counts
 from analyzer.rules.matcher import Instance
-from analyzer.rules.results import StepResult
+from analyzer.rules.media import measure
+from analyzer.rules.results import Deviation, StepResult
 
 SCHEMA = "mcxa-report/1"
 
@@ -126,10 +127,14 @@ def procedure_dict(inst: Instance) -> dict:
         "end": max((e.end or e.time for e in seen), default=inst.migration.time),
         "anchor": {"kind": inst.anchor.kind, "time": inst.anchor.time, "frames": list(inst.anchor.frames)},
         "steps": [step_dict(s) for s in inst.steps],
-        "deviations": [{"code": d.code, "step": d.step, "severity": d.severity, "message": d.message,
-                        "spec": d.spec, "frames": list(d.frames)} for d in inst.deviations],
+        "deviations": [_deviation_dict(d) for d in inst.deviations],
         "kpis": _kpis(inst),
     }
+
+
+def _deviation_dict(d: Deviation) -> dict:
+    return {"code": d.code, "step": d.step, "severity": d.severity, "message": d.message, "spec": d.spec,
+            "frames": list(d.frames)}
 
 
 def capture_report(analysis: CaptureAnalysis, judged: list[Instance] | Procedures) -> dict:
@@ -196,21 +201,39 @@ class JsonReport:
 class Procedures:
     """A capture's procedures as the report gives them (``procedure_dict``), in its order, held packed
     (``base.runs.SortedRuns``): each is made a dict as it is judged (``rules.judge.judgements``), so the
-    instances, and with ``release`` the events they cite, go at once. (Held as instances, the procedures
-    of a 6 000-UE core capture took 68 MB.) ``verdicts``: those among them. Read as often as wanted."""
+    sessions go at once (those of a streamed analysis as soon as they are whole); those with media figures
+    wait, packed with their probe, for the capture's RTP to be counted. (Held as instances, the procedures
+    of a 6 000-UE core capture took 68 MB; the migrations waiting for the RTP, 90 MB.) ``verdicts``: those
+    among them (media figures never change one). Read as often as wanted."""
 
-    def __init__(self, judged: Iterable[tuple[tuple, Instance]]):
+    def __init__(self, analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None):
         self.runs = SortedRuns()
         self.verdicts: set[str] = set()
-        for seq, inst in judged:
+        waiting = SortedRuns()  # (order, report, probe) of those with media figures
+        for seq, inst, probe in judgements(analysis, rules, window, release=True):
             self.verdicts.add(inst.verdict)
-            self.runs.add(report_order((seq, inst)), procedure_dict(inst))
+            order = report_order((seq, inst))
+            if probe is None:
+                self.runs.add(order, procedure_dict(inst))
+            else:
+                waiting.add(order, (order, procedure_dict(inst), probe))
+        rtp = rtp_counts(analysis, (probe for _, _, probe in waiting))
+        for order, procedure, probe in waiting:
+            self.runs.add(order, _measured(procedure, *measure(probe, rtp)))
 
     def __len__(self) -> int:
         return len(self.runs)
 
     def __iter__(self) -> Iterator[dict]:
         return iter(self.runs)
+
+
+def _measured(procedure: dict, figures: dict, deviations: list[Deviation]) -> dict:
+    """A procedure with its media figures and KPI deviations, as ``procedure_dict`` gives them measured."""
+    kpis = procedure["kpis"]
+    procedure["kpis"] = {"step_seconds": kpis.pop("step_seconds"), **figures, **kpis}
+    procedure["deviations"] += map(_deviation_dict, deviations)
+    return procedure
 
 
 def write_json(doc: dict, out: TextIO) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from analyzer.capture import rereadable
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.rules import Rule
 from analyzer.rules.matcher import Instance, Timeline, instances
-from analyzer.rules.media import floor_events, measure, media_endpoints
+from analyzer.rules.media import Probe, measure, media_endpoints, probe_of
 from analyzer.transport.rtp import received
 
 
@@ -27,7 +27,16 @@ def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = N
     """Every procedure instance of every UE session, judged, with its media figures, in report order (by
     anchor time, then rule). ``count_rtp``: walk the capture once more for the RTP of the migrations'
     calls (``mcxa watch`` skips it while watching: each of its judgements would walk a growing file)."""
-    found = sorted(judgements(analysis, rules, window, count_rtp), key=report_order)
+    found, probes = [], []
+    for seq, inst, probe in judgements(analysis, rules, window):
+        found.append((seq, inst))
+        if probe is not None:
+            probes.append((inst, probe))
+    rtp = rtp_counts(analysis, (p for _, p in probes), count_rtp)
+    for inst, probe in probes:
+        inst.figures, kpis = measure(probe, rtp)
+        inst.deviations += kpis
+    found.sort(key=report_order)
     return [inst for _, inst in found]
 
 
@@ -38,38 +47,36 @@ def report_order(judged: tuple[tuple, Instance]) -> tuple:
 
 
 def judgements(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None,
-               count_rtp: bool = True, release: bool = False) -> Iterator[tuple[tuple, Instance]]:
-    """(sequence, instance) of every procedure instance: the sequence, (session, rule, instance) numbers,
-    orders them as if judged session by session and rule by rule; those with media figures come last, once
-    the RTP is counted. A streamed analysis (``MeaningOptions.streamed``) judges each session as soon as
-    its last event is read, and lets it go; so does a listed one with ``release`` (it lets go of its
-    lists: ``CaptureAnalysis.release``). What an instance cites stays while it is held."""
+               release: bool = False) -> Iterator[tuple[tuple, Instance, Probe | None]]:
+    """(sequence, instance, probe) of every procedure instance as it is judged: the sequence, (session,
+    rule, instance) numbers, orders them as if judged session by session and rule by rule; the probe
+    (``rules.media``), for the instances with media figures, measures them once the RTP is counted
+    (``rtp_counts``). A streamed analysis (``MeaningOptions.streamed``) judges each session as soon as its
+    last event is read, and lets it go; so does a listed one with ``release`` (it lets go of its lists:
+    ``CaptureAnalysis.release``)."""
     end = capture_end(analysis)
-    release = release or analysis.stream is not None
     if analysis.stream is not None:
         sessions = analysis.stream.sessions()
     else:
         sessions = _listed(analysis.sessions, release)
         if release:
             analysis.release()
-    measured = []  # (seq, instance, the floor events of its calls): figures and KPIs, once RTP is counted
     for number, session in sessions:
         timeline = Timeline(session.events)
-        named = replace(session, events=(), links=()) if release else session  # (what reports read of it)
         for position, rule in enumerate(rules):
             judged = instances(replace(rule, window=window) if window else rule, session, end, timeline)
+            measured = rule.migration is not None or rule.kpis
             for i, inst in enumerate(judged):
-                seq = (number, position, i)
-                if rule.migration is not None or rule.kpis:
-                    inst.session = named
-                    measured.append((seq, inst, floor_events(inst, timeline)))
-                else:
-                    yield seq, inst
-    ports = {e for _, inst, _ in measured if inst.rule.migration is not None for e in media_endpoints(inst)}
-    rtp = received(analysis.path, ports) if count_rtp and ports and rereadable(analysis.path) else {}
-    for seq, inst, floor in measured:
-        inst.figures = measure(inst, floor, rtp)
-        yield seq, inst
+                yield (number, position, i), inst, probe_of(inst, timeline) if measured else None
+
+
+def rtp_counts(analysis: CaptureAnalysis, probes: Iterable[Probe], count_rtp: bool = True) -> dict:
+    """Endpoint → the RTP the UE received there, for the endpoints of the migrations' calls: one more walk
+    of the capture (none when it cannot be read twice, or ``count_rtp`` is false)."""
+    if not count_rtp or not rereadable(analysis.path):
+        return {}
+    ports = {e for p in probes if p.migration for e in media_endpoints(p)}
+    return received(analysis.path, ports) if ports else {}
 
 
 def _listed(sessions: list, release: bool) -> Iterator[tuple[int, object]]:

@@ -26,7 +26,9 @@ of that severity (info or warning, never an error: verdicts are unchanged).
 
 from __future__ import annotations
 
-from analyzer.meaning.events import KINDS
+from dataclasses import dataclass
+
+from analyzer.meaning.events import KINDS, Event
 from analyzer.rules.kpis import KPIS
 from analyzer.rules.matcher import Timeline
 from analyzer.rules.results import Deviation
@@ -36,28 +38,38 @@ _HEARD = frozenset(("floor-taken", "floor-granted"))
 _ENTRIES = frozenset(("group-call-incoming", "group-call-join"))  # what enters a group call: a late entry
 
 
-def _calls(inst) -> tuple[str | None, str | None, object]:
-    """The old call's Call-ID, the new call's, and the event that entered the new call."""
-    last = inst.steps[-1].event if inst.steps else None
-    return inst.anchor.call_id, last.call_id if last is not None else None, last
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What measuring one instance needs, held (packed, with its report) until the capture's RTP is
+    counted: the anchor (the call left), the event that entered the new call, the floor events of both
+    calls, and the rule's KPI thresholds."""
+
+    anchor: Event
+    entry: Event | None  # the last step's event
+    floor: tuple[Event, ...]
+    kpis: tuple  # the rule's ``KpiThreshold``s
+    migration: bool  # a migration's: the RTP on its endpoints is counted (``media_endpoints``)
 
 
-def media_endpoints(inst) -> tuple[str, ...]:
+def probe_of(inst, timeline: Timeline) -> Probe:
+    """The probe of ``inst`` (``timeline``: its session's)."""
+    entry = inst.steps[-1].event if inst.steps else None
+    calls = dict.fromkeys((inst.anchor.call_id, entry.call_id if entry is not None else None))
+    calls = [c for c in calls if c is not None]
+    return Probe(inst.anchor, entry, tuple(timeline.of_calls(_FLOOR, calls)), inst.rule.kpis,
+                 inst.rule.migration is not None)
+
+
+def media_endpoints(probe: Probe) -> tuple[str, ...]:
     """The ports the UE's SDP named in the calls a migration left and entered: whose RTP to count."""
-    _, _, entry = _calls(inst)
-    return (*inst.anchor.media, *(entry.media if entry is not None else ()))
+    return (*probe.anchor.media, *(probe.entry.media if probe.entry is not None else ()))
 
 
-def floor_events(inst, timeline: Timeline) -> list:
-    """The floor events of the calls ``inst`` left and entered, in order (``timeline``: its session's)."""
-    old, new, _ = _calls(inst)
-    return timeline.of_calls(_FLOOR, [c for c in dict.fromkeys((old, new)) if c is not None])
-
-
-def measure(inst, floor: list, rtp: dict | None = None) -> dict:
-    """The media-plane figures of ``inst`` (only those the capture allows), and its KPI deviations;
-    ``floor``: its ``floor_events``; ``rtp``: endpoint → ``RtpCount`` of what the UE received there."""
-    old, new, entry = _calls(inst)
+def measure(probe: Probe, rtp: dict | None = None) -> tuple[dict, list[Deviation]]:
+    """The media-plane figures of an instance (only those the capture allows), and its KPI deviations;
+    ``rtp``: endpoint → ``RtpCount`` of what the UE received there."""
+    entry, floor = probe.entry, probe.floor
+    old, new = probe.anchor.call_id, entry.call_id if entry is not None else None
     figures: dict = {}
     access = []
     for call in dict.fromkeys((old, new)):
@@ -80,7 +92,7 @@ def measure(inst, floor: list, rtp: dict | None = None) -> dict:
             figures["late_entry_time"] = round(first.time - entry.time, 3)
             figures["late_entry_frames"] = [entry.frame, first.frame]
     rtp = rtp or {}
-    streams = {"old": [(e, rtp[e]) for e in inst.anchor.media if e in rtp],
+    streams = {"old": [(e, rtp[e]) for e in probe.anchor.media if e in rtp],
                "new": [(e, rtp[e]) for e in (entry.media if entry is not None else ()) if e in rtp]}
     if streams["old"] or streams["new"]:
         figures["rtp_received"] = [{"call": call, "to": e, "packets": c.packets,
@@ -97,7 +109,8 @@ def measure(inst, floor: list, rtp: dict | None = None) -> dict:
             first = min((c.first_time, c.first_frame) for _, c in streams["new"])
             figures["rtp_interruption"] = round(first[0] - last[0], 3)
             figures["rtp_interruption_frames"] = [last[1], first[1]]
-    for threshold in inst.rule.kpis:
+    deviations = []
+    for threshold in probe.kpis:
         if threshold.kpi == "access_time":
             over = [(a["seconds"], tuple(a["frames"])) for a in access if a["seconds"] > threshold.max]
         else:
@@ -105,8 +118,8 @@ def measure(inst, floor: list, rtp: dict | None = None) -> dict:
             frames = tuple(figures.get("late_entry_frames", ()))
             over = [] if late is None or late <= threshold.max else [(late, frames)]
         for seconds, frames in over:
-            inst.deviations.append(Deviation(
+            deviations.append(Deviation(
                 f"kpi-{threshold.kpi.replace('_', '-')}", None, threshold.severity,
                 f"{KPIS[threshold.kpi]}: {seconds:.3f} s, above the {threshold.max:.3f} s the rule allows",
                 "3GPP TS 22.179 §6.15", frames))
-    return figures
+    return figures, deviations

@@ -105,7 +105,6 @@ def analyse_one(settings: Settings, capture: str) -> dict:
     from analyzer.engines import DecodeOptions
     from analyzer.meaning.analysis import analyse_capture
     from analyzer.report import document as report
-    from analyzer.rules.judge import judgements
 
     start = time.perf_counter()
     try:
@@ -113,8 +112,8 @@ def analyse_one(settings: Settings, capture: str) -> dict:
                                    DecodeOptions(sip_ports=settings.sip_ports, workers=1,
                                                  limits=settings.meaning.limits),
                                    replace(settings.meaning, streamed=True))  # (judged a session at a time)
-        judged = judgements(analysis, list(settings.rules), settings.window)
-        part = report.capture_report(analysis, report.Procedures(judged))
+        part = report.capture_report(analysis, report.Procedures(analysis, list(settings.rules),
+                                                                 settings.window))
         return {"capture": capture, "status": "ok", "error": None, "part": part,
                 "seconds": round(time.perf_counter() - start, 3)}
     except McxaError as exc:
