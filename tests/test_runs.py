@@ -70,8 +70,13 @@ def test_the_json_report_is_the_same_whatever_the_runs_its_procedures_were_packe
     paths = [str(SAMPLES / name) for name in names]
     whole = _listed_report(paths)
     monkeypatch.setattr(document, "SortedRuns", partial(SortedRuns, size=2))
+    monkeypatch.setattr(document, "PROCEDURES_HELD", 0)
+    packed = []
+    real = runs.pack
+    monkeypatch.setattr(runs, "pack", lambda entries: packed.append(len(entries)) or real(entries))
     code = main(["analyze", *paths, "--format", "json", "-q"])
     assert (capsys.readouterr().out, code) == whole
+    assert packed.count(2) >= 10  # (the procedures were packed)
 
 
 def _listed_report(paths: list[str]) -> tuple[str, int]:

@@ -23,7 +23,7 @@ from analyzer.report.accounting import accounting_dict
 from analyzer.rules import Rule
 from analyzer.rules.judge import judgements, report_order, rtp_counts
 from analyzer.rules.matcher import Instance
-from analyzer.rules.media import measure
+from analyzer.rules.media import counted_endpoints, measure
 from analyzer.rules.results import Deviation, StepResult
 
 SCHEMA = "mcxa-report/1"
@@ -198,6 +198,10 @@ class JsonReport:
         return _exit_code(self.verdicts, self.complete)
 
 
+#: Procedures of a capture held as dicts before they are packed (a drive test's pay nothing for packing).
+PROCEDURES_HELD = 4096
+
+
 class Procedures:
     """A capture's procedures as the report gives them (``procedure_dict``), in its order, held packed
     (``base.runs.SortedRuns``): each is made a dict as it is judged (``rules.judge.judgements``), so the
@@ -207,17 +211,19 @@ class Procedures:
     among them (media figures never change one). Read as often as wanted."""
 
     def __init__(self, analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None):
-        self.runs = SortedRuns()
+        self.runs = SortedRuns(hold=PROCEDURES_HELD)
         self.verdicts: set[str] = set()
-        waiting = SortedRuns()  # (order, report, probe) of those with media figures
+        waiting = SortedRuns(hold=PROCEDURES_HELD)  # (order, report, probe) of those with media figures
+        ports: set[str] = set()  # whose RTP to count
         for seq, inst, probe in judgements(analysis, rules, window, release=True):
             self.verdicts.add(inst.verdict)
             order = report_order((seq, inst))
             if probe is None:
                 self.runs.add(order, procedure_dict(inst))
-            else:
-                waiting.add(order, (order, procedure_dict(inst), probe))
-        rtp = rtp_counts(analysis, (probe for _, _, probe in waiting))
+                continue
+            waiting.add(order, (order, procedure_dict(inst), probe))
+            ports.update(counted_endpoints(probe))
+        rtp = rtp_counts(analysis, ports)
         for order, procedure, probe in waiting:
             self.runs.add(order, _measured(procedure, *measure(probe, rtp)))
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 
 from analyzer.capture import rereadable
 from analyzer.meaning.analysis import CaptureAnalysis
 from analyzer.rules import Rule
 from analyzer.rules.matcher import Instance, Timeline, instances
-from analyzer.rules.media import Probe, measure, media_endpoints, probe_of
+from analyzer.rules.media import Probe, counted_endpoints, measure, probe_of
 from analyzer.transport.rtp import received
 
 
@@ -32,7 +32,8 @@ def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = N
         found.append((seq, inst))
         if probe is not None:
             probes.append((inst, probe))
-    rtp = rtp_counts(analysis, (p for _, p in probes), count_rtp)
+    ports = {e for _, probe in probes for e in counted_endpoints(probe)}
+    rtp = rtp_counts(analysis, ports) if count_rtp else {}
     for inst, probe in probes:
         inst.figures, kpis = measure(probe, rtp)
         inst.deviations += kpis
@@ -70,13 +71,10 @@ def judgements(analysis: CaptureAnalysis, rules: list[Rule], window: float | Non
                 yield (number, position, i), inst, probe_of(inst, timeline) if measured else None
 
 
-def rtp_counts(analysis: CaptureAnalysis, probes: Iterable[Probe], count_rtp: bool = True) -> dict:
-    """Endpoint → the RTP the UE received there, for the endpoints of the migrations' calls: one more walk
-    of the capture (none when it cannot be read twice, or ``count_rtp`` is false)."""
-    if not count_rtp or not rereadable(analysis.path):
-        return {}
-    ports = {e for p in probes if p.migration for e in media_endpoints(p)}
-    return received(analysis.path, ports) if ports else {}
+def rtp_counts(analysis: CaptureAnalysis, ports: set[str]) -> dict:
+    """Endpoint → the RTP the UE received there (``ports``: the migrations' ``counted_endpoints``): one
+    more walk of the capture (none when it cannot be read twice)."""
+    return received(analysis.path, ports) if ports and rereadable(analysis.path) else {}
 
 
 def _listed(sessions: list, release: bool) -> Iterator[tuple[int, object]]:

@@ -26,7 +26,7 @@ of that severity (info or warning, never an error: verdicts are unchanged).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from analyzer.meaning.events import KINDS, Event
 from analyzer.rules.kpis import KPIS
@@ -38,17 +38,30 @@ _HEARD = frozenset(("floor-taken", "floor-granted"))
 _ENTRIES = frozenset(("group-call-incoming", "group-call-join"))  # what enters a group call: a late entry
 
 
-@dataclass(frozen=True, slots=True)
-class Probe:
+class Moment(NamedTuple):
+    """What measuring reads of a call event."""
+
+    kind: str
+    time: float
+    frame: int
+    call_id: str | None
+    media: tuple[str, ...]
+
+
+class Probe(NamedTuple):
     """What measuring one instance needs, held (packed, with its report) until the capture's RTP is
     counted: the anchor (the call left), the event that entered the new call, the floor events of both
-    calls, and the rule's KPI thresholds."""
+    calls, and the rule's KPI thresholds. (Plain tuples: they pack fast.)"""
 
-    anchor: Event
-    entry: Event | None  # the last step's event
+    anchor: Moment
+    entry: Moment | None  # the last step's event
     floor: tuple[Event, ...]
-    kpis: tuple  # the rule's ``KpiThreshold``s
-    migration: bool  # a migration's: the RTP on its endpoints is counted (``media_endpoints``)
+    kpis: tuple  # the rule's ``kpis.Threshold``s
+    migration: bool  # a migration's: the RTP on its endpoints is counted (``counted_endpoints``)
+
+
+def _moment(e: Event) -> Moment:
+    return Moment(e.kind, e.time, e.frame, e.call_id, e.media)
 
 
 def probe_of(inst, timeline: Timeline) -> Probe:
@@ -56,12 +69,15 @@ def probe_of(inst, timeline: Timeline) -> Probe:
     entry = inst.steps[-1].event if inst.steps else None
     calls = dict.fromkeys((inst.anchor.call_id, entry.call_id if entry is not None else None))
     calls = [c for c in calls if c is not None]
-    return Probe(inst.anchor, entry, tuple(timeline.of_calls(_FLOOR, calls)), inst.rule.kpis,
-                 inst.rule.migration is not None)
+    return Probe(_moment(inst.anchor), _moment(entry) if entry is not None else None,
+                 tuple(timeline.of_calls(_FLOOR, calls)), inst.rule.kpis, inst.rule.migration is not None)
 
 
-def media_endpoints(probe: Probe) -> tuple[str, ...]:
-    """The ports the UE's SDP named in the calls a migration left and entered: whose RTP to count."""
+def counted_endpoints(probe: Probe) -> tuple[str, ...]:
+    """The ports the UE's SDP named in the calls a migration left and entered: whose RTP to count (none
+    for another procedure: its figures use what was counted for migrations)."""
+    if not probe.migration:
+        return ()
     return (*probe.anchor.media, *(probe.entry.media if probe.entry is not None else ()))
 
 
