@@ -87,10 +87,11 @@ def test_flow_pcap_keeps_a_raw_ip_link_type(tmp_path, capsys):
 
 
 @needs_tshark
-def test_analyze_pcap_dir_writes_one_capture_per_deviating_procedure(tmp_path, capsys):
+@pytest.mark.parametrize("fmt", ["text", "json"])  # (JSON judges as it streams: the sessions stay for this)
+def test_analyze_pcap_dir_writes_one_capture_per_deviating_procedure(tmp_path, capsys, fmt):
     folder = tmp_path / "cases"
     code = main(["analyze", REJECTED, str(SAMPLES / "group-migration-compliant.pcapng"), "--pcap-dir",
-                 str(folder)])
+                 str(folder), "--format", fmt])
     assert code == ExitCode.DEVIATION
     written = sorted(p.name for p in folder.iterdir())
     assert written == ["group-migration-affiliation-rejected-ue1-affiliation.pcapng",
