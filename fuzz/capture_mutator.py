@@ -18,9 +18,11 @@ findings prefix (``crash-SHA1.pcapng`` and a ``.txt`` with the traceback).
 
 ``--split`` also judges each mutated capture the way a big one is judged on two cores (a forked decoder
 whose worker collects the facts of a share of the calls, ``analyzer.meaning.events.shard``, forced on
-whatever the size and density; the facts kept compressed in chunks of two, ``factstore``) and compares
-the capture's report with the one-process report: any difference is a finding (``differs-SHA1``, the
-first differing field in the ``.txt``).
+whatever the size and density; the facts kept compressed in chunks of two, ``factstore``), streamed as
+``analyze --format json`` streams it (the events packed in runs of two, the sessions judged as they are
+whole, the procedures packed in runs of two, ``base.runs``) and compares the capture's report with the
+one-process, listed report: any difference is a finding (``differs-SHA1``, the first differing field in
+the ``.txt``).
 """
 
 from __future__ import annotations
@@ -123,23 +125,27 @@ class Pipeline:
         return len(found), len(analysis.events), len(part["procedures"])
 
     def _split_part(self, path: str) -> dict:
+        from functools import partial
+
+        from analyzer.base.runs import SortedRuns
         from analyzer.engines import DecodeOptions, dpkt_engine
-        from analyzer.meaning.analysis import analyse_capture
-        from analyzer.meaning.events import factstore, shard
+        from analyzer.meaning.analysis import MeaningOptions, analyse_capture
+        from analyzer.meaning.events import extract, factstore, shard
         from analyzer.report import document as report
-        from analyzer.rules.judge import judge
 
         knobs = ((dpkt_engine, "PARALLEL_MIN_BYTES", 0), (shard, "DECIDE_AFTER", 1),
-                 (shard, "DENSE", 1 << 62), (factstore, "CHUNK", 2), (factstore, "HOLD", 0))
+                 (shard, "DENSE", 1 << 62), (factstore, "CHUNK", 2), (factstore, "HOLD", 0),
+                 (extract, "EVENT_RUN", 2), (extract, "EVENT_HOLD", 0), (report, "PROCEDURES_HELD", 0),
+                 (report, "SortedRuns", partial(SortedRuns, size=2)))
         saved = [getattr(module, name) for module, name, _ in knobs]
         for module, name, value in knobs:
             setattr(module, name, value)
         try:
-            analysis = analyse_capture(path, "dpkt", DecodeOptions(workers=2))
+            analysis = analyse_capture(path, "dpkt", DecodeOptions(workers=2), MeaningOptions(streamed=True))
+            return report.capture_report(analysis, report.Procedures(analysis, self.rules))
         finally:
             for (module, name, _), value in zip(knobs, saved, strict=True):
                 setattr(module, name, value)
-        return report.capture_report(analysis, judge(analysis, self.rules))
 
 
 def _compare(alone: dict, split: dict, where: str = "capture") -> None:
