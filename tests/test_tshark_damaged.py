@@ -206,6 +206,24 @@ def test_tshark_engine_on_unreadable_standard_input_is_one_line(damaged):
     assert piped.stderr == f"mcxa: <stdin>: {UNREADABLE['notes.pcap']}\n"
 
 
+def test_a_pipe_still_open_after_bytes_that_are_no_capture_is_one_line_and_exit_2():
+    """The copy to tshark is left reading standard input when the command ends: it must hold no lock the
+    interpreter's exit needs (it aborted there: exit 134, 'Fatal Python error: ... could not acquire lock
+    for <_io.BufferedReader name='<stdin>'>')."""
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "messages", "-", "--engine", "tshark"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(b"these are my notes, not a capture file at all" + bytes(64))
+    proc.stdin.flush()
+    try:
+        proc.wait(timeout=60)  # (standard input still open; the few lines written fit the pipes)
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert (proc.returncode, out) == (ExitCode.BAD_INPUT, b"")
+    assert err.decode().splitlines() == ["mcxa: <stdin>: not a pcap or pcapng file (starts with 74 68 65 73)"]
+
+
 def _fake_tshark(tmp_path: Path, monkeypatch, script: str) -> None:
     """A ``tshark`` first on the PATH that runs ``script`` (sh), which may call the real one."""
     fake = tmp_path / "bin" / "tshark"

@@ -37,14 +37,17 @@ class Walk:
             self.reader = open_capture(path, self.diagnostics)
         else:
             where = "<stdin>" if path == STDIN else path
+            # standard input unbuffered: the copying thread, left reading when the command ends on an
+            # error, must hold no lock of sys.stdin's buffer (the interpreter's exit would abort on it)
+            stdin = getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
             try:
-                source = sys.stdin.buffer if path == STDIN else open(path, "rb")  # noqa: SIM115
+                source = stdin if path == STDIN else open(path, "rb", buffering=0)  # noqa: SIM115
             except OSError as exc:
                 raise InputError(f"cannot open: {exc.strerror or exc}", where) from None
             walk_r, walk_w = os.pipe()
             tshark_r, tshark_w = os.pipe()
             outs = [open(walk_w, "wb", buffering=0), open(tshark_w, "wb", buffering=0)]  # noqa: SIM115
-            threading.Thread(target=_tee, args=(source, outs), daemon=True).start()
+            threading.Thread(target=_tee, args=(source, outs, source is not stdin), daemon=True).start()
             try:
                 self.reader = open_capture(f"/dev/fd/{walk_r}", self.diagnostics)
             except McxaError as exc:
@@ -89,10 +92,11 @@ def _read_once(path: str) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
-def _tee(source, outs: list) -> None:
-    """Copy ``source`` to every file in ``outs`` until its end; one whose reader has gone is dropped."""
+def _tee(source, outs: list, close: bool) -> None:
+    """Copy ``source`` (unbuffered) to every file in ``outs`` until its end; one whose reader has gone is
+    dropped. ``close``: close ``source`` then (not standard input)."""
     try:
-        while outs and (chunk := source.read1(CHUNK)):
+        while outs and (chunk := source.read(CHUNK)):
             for out in list(outs):
                 try:
                     left = memoryview(chunk)
@@ -104,5 +108,5 @@ def _tee(source, outs: list) -> None:
     finally:
         for out in outs:
             out.close()
-        if source is not sys.stdin.buffer:
+        if close:
             source.close()
