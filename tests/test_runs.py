@@ -153,3 +153,17 @@ def test_procedures_measured_after_the_rtp_walk_are_those_judged_whole(tmp_path)
     assert measured and [d["code"] for d in measured[0]["deviations"]] == ["kpi-access-time"] * 2
     streamed = list(document.Procedures(analyse_capture(path), rules))
     assert json.dumps(streamed) == json.dumps(whole)  # (the keys in their order too)
+
+
+def test_a_record_rebuilt_from_its_values_is_the_record():
+    """Packed events and facts come back without their ``__init__`` (three times faster): equal, with the
+    same hash, still frozen."""
+    import dataclasses
+
+    from analyzer.meaning.events import event_of, event_values
+
+    events = analyse_capture(str(SAMPLES / "group-migration-floor-control.pcapng")).events
+    rebuilt = [event_of(event_values(e)) for e in events]
+    assert rebuilt == events and list(map(hash, rebuilt)) == list(map(hash, events))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rebuilt[0].kind = "registration"

@@ -12,6 +12,7 @@ import heapq
 import pickle
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import fields
 from operator import itemgetter
 from typing import Protocol
 
@@ -43,6 +44,22 @@ def merged(runs: Iterable[Run], consume: bool = False) -> Iterator:
         following = next(source, None)
         if following is not None:
             heapq.heappush(heap, (following[0], i, following[1], source))
+
+
+def rebuilder(cls: type) -> Callable[[tuple], object]:
+    """``cls(*values)`` for a frozen slots dataclass, without its ``__init__`` and ``__post_init__``: for
+    records this process packed from instances already made and checked, ~3× faster (a frozen class sets
+    each field through ``object.__setattr__``; here each slot is written directly)."""
+    setters = [cls.__dict__[f.name].__set__ for f in fields(cls)]
+    new = object.__new__
+
+    def build(values: tuple) -> object:
+        record = new(cls)
+        for setter, value in zip(setters, values, strict=True):
+            setter(record, value)
+        return record
+
+    return build
 
 
 def pack(entries: list) -> bytes:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, fields
 from operator import attrgetter
 
+from analyzer.base.runs import rebuilder
+
 #: A Reason text that says the release is due to migration (TS 23.280 §10.16.4 step 3 "may indicate").
 #: No stage-3 encoding is known (REFERENCE.md §1.3): configurable with ``--migration-reason``.
 MIGRATION_REASON = re.compile(r"migrat", re.I)
@@ -195,7 +197,4 @@ class Event:
 
 #: An event as a plain tuple of its fields, and back: what packs fast (``base.runs.SortedRuns``).
 event_values = attrgetter(*(f.name for f in fields(Event)))
-
-
-def event_of(values: tuple) -> Event:
-    return Event(*values)
+event_of = rebuilder(Event)

@@ -26,7 +26,7 @@ from operator import attrgetter
 
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
-from analyzer.base.runs import merged
+from analyzer.base.runs import merged, rebuilder
 from analyzer.meaning.events.facts import SHARED_FIELDS, Fact, fact_order, observations
 
 #: Facts per chunk: small enough that the chunks open at once stay small, large enough to compress well.
@@ -40,6 +40,7 @@ PAIRS_PER_DOMAIN = 4
 _NAMES = [f.name for f in fields(Fact)]
 _as_tuple = attrgetter(*_NAMES)  # (plain tuples pickle several times faster)
 _SHARED = [_NAMES.index(name) for name in SHARED_FIELDS]
+_fact_of = rebuilder(Fact)
 
 
 class _Chunk:
@@ -87,7 +88,7 @@ def _unpack(packed: bytes) -> list[tuple[int, Fact]]:
         for i in _SHARED:
             if values[i] is not None:
                 values[i] = sys.intern(values[i])
-        entries.append((seq, Fact(*values)))
+        entries.append((seq, _fact_of(values)))
     return entries
 
 
