@@ -1,9 +1,10 @@
 """Many records kept in order of a key without holding them all: sorted runs, compressed, merged lazily.
 
-The fact store (``analyzer.meaning.events.factstore``) keeps pass 1's facts so, and the report keeps a
-capture's judged procedures so (``analyzer.rules.judge.procedures``): records come in nearly key order,
-each run of them is sorted and packed (pickled, zlib level 1), and reading merges the runs, opening a run
-only when its first key is due: only the few runs that overlap in key are unpacked at once.
+The fact store (``analyzer.meaning.events.factstore``) keeps pass 1's facts so, pass 2 its events
+(``analyzer.meaning.events.extract``, when streamed) and the JSON report a capture's judged procedures
+(``analyzer.report.document.Procedures``): records come in nearly key order, each run of them is sorted
+and packed (pickled, zlib level 1), and reading merges the runs, opening a run only when its first key is
+due: only the few runs that overlap in key are unpacked at once.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ call (``call_id`` of the anchor event) and the call its last step found (late en
 
 A rule's ``kpis:`` (``analyzer.rules.kpis``) sets thresholds: each figure over its ``max`` adds a deviation
 of that severity (info or warning, never an error: verdicts are unchanged).
+
+An instance is measured from its ``Probe`` (``probe_of``: what measuring needs, small), so that the JSON
+report can hold the instance's report and its probe, not the instance, until the RTP is counted.
 """
 
 from __future__ import annotations
