@@ -15,7 +15,7 @@ import pytest
 from analyzer.base import runs
 from analyzer.base.runs import SortedRuns
 from analyzer.cli import main
-from analyzer.meaning.analysis import analyse_capture
+from analyzer.meaning.analysis import MeaningOptions, analyse_capture
 from analyzer.report import document
 from analyzer.rules import load_rules
 from analyzer.rules.judge import judge
@@ -23,6 +23,15 @@ from analyzer.rules.judge import judge
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_captures"
 RULES = load_rules(None)
+
+
+@pytest.fixture
+def packed(monkeypatch) -> list[int]:
+    """The size of each run packed (``runs.pack``) while the test runs."""
+    sizes: list[int] = []
+    real = runs.pack
+    monkeypatch.setattr(runs, "pack", lambda entries: sizes.append(len(entries)) or real(entries))
+    return sizes
 
 
 def test_records_added_in_any_order_come_back_in_key_order_every_time_they_are_read():
@@ -37,13 +46,22 @@ def test_records_added_in_any_order_come_back_in_key_order_every_time_they_are_r
     assert list(kept) == expected  # (read again: the runs stay)
 
 
-def test_fewer_records_than_a_run_are_never_packed(monkeypatch):
-    packed = []
-    monkeypatch.setattr(runs, "pack", lambda entries: packed.append(entries) or b"")
+def test_fewer_records_than_a_run_are_never_packed(packed):
     kept = SortedRuns(size=4)
     for i in (3, 1, 2):
         kept.add((i,), i)
     assert list(kept) == [1, 2, 3] and packed == []
+
+
+def test_records_up_to_hold_stay_one_list_and_beyond_are_packed_in_runs(packed):
+    """A drive test's events are sorted once when read; a core capture's are packed once it passes
+    ``hold``, those held until then included."""
+    kept = SortedRuns(size=4, hold=10)
+    for i in range(10, 0, -1):
+        kept.add((i,), i)
+    assert packed == [] and list(kept) == list(range(1, 11))
+    kept.add((0,), 0)
+    assert packed == [4, 4, 3] and kept.newest == [] and list(kept) == list(range(11))
 
 
 def test_a_run_is_unpacked_only_when_its_first_key_is_due(monkeypatch):
@@ -64,16 +82,13 @@ def test_a_run_is_unpacked_only_when_its_first_key_is_due(monkeypatch):
      "group-migration-noisy.pcapng", "group-migration-affiliation-retried-late.pcapng"],
 ])
 def test_the_json_report_is_the_same_whatever_the_runs_its_procedures_were_packed_in(names, monkeypatch,
-                                                                                      capsys):
+                                                                                      capsys, packed):
     """Runs of two procedures: every one packed, merged back in report order (anchor time, rule, then
     session by session) — the bytes of the document built whole from judged instances."""
     paths = [str(SAMPLES / name) for name in names]
     whole = _listed_report(paths)
     monkeypatch.setattr(document, "SortedRuns", partial(SortedRuns, size=2))
     monkeypatch.setattr(document, "PROCEDURES_HELD", 0)
-    packed = []
-    real = runs.pack
-    monkeypatch.setattr(runs, "pack", lambda entries: packed.append(len(entries)) or real(entries))
     code = main(["analyze", *paths, "--format", "json", "-q"])
     assert (capsys.readouterr().out, code) == whole
     assert packed.count(2) >= 10  # (the procedures were packed)
@@ -92,17 +107,15 @@ def _listed_report(paths: list[str]) -> tuple[str, int]:
     return whole.getvalue(), document.exit_code(doc)
 
 
-def test_judging_with_release_lets_go_of_the_events_and_sessions_and_keeps_their_counts():
+def test_a_streamed_analysis_lists_no_event_nor_session_and_keeps_their_counts():
     path = str(SAMPLES / "group-migration-compliant.pcapng")
     analysis = analyse_capture(path)
     counts = (len(analysis.events), len(analysis.sessions))
     expected = [document.procedure_dict(inst) for inst in judge(analysis, RULES)]
-    analysis = analyse_capture(path)
-    sessions = analysis.sessions
+    analysis = analyse_capture(path, meaning=MeaningOptions(streamed=True))
     procedures = document.Procedures(analysis, RULES)
     assert list(procedures) == expected and procedures.verdicts == {p["verdict"] for p in expected}
     assert analysis.events == [] and analysis.sessions == [] and analysis.counts() == counts
-    assert sessions == [None] * counts[1]  # each session let go once judged
     stats = document.capture_report(analysis, procedures)["stats"]
     assert (stats["events"], stats["ue_sessions"]) == counts
 
@@ -115,7 +128,8 @@ def test_an_event_carried_by_its_own_frames_holds_one_frame_list():
     assert same and all(e.all_frames is e.frames for e in same)
 
 
-def test_the_json_report_is_the_same_whatever_the_runs_the_events_were_packed_in(monkeypatch, capsys):
+def test_the_json_report_is_the_same_whatever_the_runs_the_events_were_packed_in(monkeypatch, capsys,
+                                                                                   packed):
     """analyze --format json keeps a capture's events packed and judges each session once its last event
     is read: runs of three events, every one packed, give the bytes of the listed analysis."""
     from analyzer.meaning.events import extract
@@ -127,9 +141,6 @@ def test_the_json_report_is_the_same_whatever_the_runs_the_events_were_packed_in
     whole = _listed_report(paths)
     monkeypatch.setattr(extract, "EVENT_RUN", 3)
     monkeypatch.setattr(extract, "EVENT_HOLD", 0)
-    packed = []
-    real = runs.pack
-    monkeypatch.setattr(runs, "pack", lambda entries: packed.append(len(entries)) or real(entries))
     code = main(["analyze", *paths, "--format", "json", "-q"])
     assert (capsys.readouterr().out, code) == whole
     assert packed.count(3) > 10  # (the events were packed)

@@ -89,7 +89,7 @@ class _Packed:
 
 
 class _Held:
-    """A sorted run not packed."""
+    """The newest records, not packed (sorted)."""
 
     __slots__ = ("first", "items")
 
@@ -103,29 +103,25 @@ class _Held:
 
 class SortedRuns:
     """Picklable records in order of their keys (unique, totally ordered): ``add`` in any order, iterate
-    (as often as wanted) in key order. Every ``size`` records make a run, packed once more than ``hold``
-    were added (fewer cost nothing to pack and read back); ``encode`` and ``decode`` (both or neither)
-    turn a record into what pickles fast and back (plain tuples pickle several times faster)."""
+    (as often as wanted) in key order. Up to ``hold`` records are one list, sorted when read (they cost
+    nothing to pack and read back); beyond, every ``size`` records make a packed run. ``encode`` and
+    ``decode`` (both or neither) turn a record into what pickles fast and back (plain tuples pickle
+    several times faster)."""
 
     def __init__(self, size: int = 256, hold: float = 0, encode: Callable | None = None,
                  decode: Callable | None = None):
         self.size, self.hold, self.encode, self.decode = size, hold, encode, decode
-        self.runs: list[_Packed | _Held] = []
+        self.runs: list[_Packed] = []
         self.newest: list[tuple[tuple, object]] = []
         self.count = 0
 
     def add(self, key: tuple, record: object) -> None:
         self.newest.append((key, record))
         self.count += 1
-        if len(self.newest) >= self.size:
-            self.newest.sort(key=_key)
-            self.runs.append(self._run(self.newest))
-            self.newest = []
-            if self.count > self.hold and type(self.runs[0]) is _Held:  # (packed from now on)
-                self.runs = [r if type(r) is _Packed else self._run(r.items) for r in self.runs]
-
-    def _run(self, entries: list) -> _Packed | _Held:
-        return _Packed(entries, self.encode, self.decode) if self.count > self.hold else _Held(entries)
+        if self.count > self.hold and len(self.newest) >= self.size:
+            newest, self.newest = sorted(self.newest, key=_key), []
+            self.runs += (_Packed(newest[i:i + self.size], self.encode, self.decode)
+                          for i in range(0, len(newest), self.size))
 
     def __len__(self) -> int:
         return self.count

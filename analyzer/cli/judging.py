@@ -140,7 +140,7 @@ def _judge_each(captures, read, rules, window, fmt, ladders_mode, pcap_dir, quie
         analysis = read(capture, keep_messages=draw and _keep_messages(capture), streamed=streaming)
         phase("rules")
         if streamed is not None:
-            judged = report.Procedures(analysis, rules, window, release=not pcap_dir)
+            judged = report.Procedures(analysis, rules, window)
         else:
             judged = judge(analysis, rules, window)
         phase("report")

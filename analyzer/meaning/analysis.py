@@ -60,18 +60,13 @@ class CaptureAnalysis:
     systems: SystemMap
     sessions: list[UeSession]
     messages: list | None = None  # the decoded Messages and TlsHellos, when MeaningOptions.keep_messages
-    released: tuple[int, int] | None = None  # (events, sessions) there were, once ``release``d
     stream: Streamed | None = None  # ``MeaningOptions.streamed``: the events and sessions (lists empty)
 
     def counts(self) -> tuple[int, int]:
         """(events, UE sessions) of the capture."""
-        return self.released or (len(self.events), len(self.sessions))
-
-    def release(self) -> None:
-        """Let go of the events and sessions (their counts stay): judging the sessions one at a time, the
-        memory of each can go as soon as it is judged (``rules.judge.judgements``)."""
-        self.released = self.counts()
-        self.events, self.sessions = [], []
+        if self.stream is not None:
+            return len(self.stream.events), len(self.stream.linked.sessions)
+        return len(self.events), len(self.sessions)
 
     def session_of(self) -> dict[int, str]:
         """id(event) → the UE session it belongs to."""
@@ -109,7 +104,7 @@ def analyse_capture(path: str, engine: str = "dpkt", decode_options: DecodeOptio
     linked = linker.close()
     decoded.diagnostics.merge(problems.counts, problems.records)
     return CaptureAnalysis(path, decoded.stats, decoded.diagnostics, [], systems, [], messages,
-                           (len(events), len(linked.sessions)), Streamed(events, linked, last_event))
+                           Streamed(events, linked, last_event))
 
 
 def _then(items, done: Callable[[], None]):

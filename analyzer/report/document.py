@@ -204,21 +204,18 @@ PROCEDURES_HELD = 4096
 
 class Procedures:
     """A capture's procedures as the report gives them (``procedure_dict``), in its order, held packed
-    (``base.runs.SortedRuns``): each is made a dict as it is judged (``rules.judge.judgements``), so the
-    sessions go at once (those of a streamed analysis as soon as they are whole); those with media figures
+    (``base.runs.SortedRuns``): each is made a dict as it is judged (``rules.judge.judgements``), so a
+    streamed analysis lets each session go as soon as it is judged; those with media figures
     wait, packed with their probe, for the capture's RTP to be counted. (Held as instances, the procedures
-    of a 6 000-UE core capture took 68 MB; the migrations waiting for the RTP, 90 MB.) ``release``: a
-    listed analysis lets go of its events and sessions (``CaptureAnalysis.release``; not when something
-    reads them after, e.g. ``--pcap-dir``). ``verdicts``: those among them (media figures never change
-    one). Read as often as wanted."""
+    of a 6 000-UE core capture took 68 MB; the migrations waiting for the RTP, 90 MB.) ``verdicts``: those
+    among them (media figures never change one). Read as often as wanted."""
 
-    def __init__(self, analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None,
-                 release: bool = True):
+    def __init__(self, analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None):
         self.runs = SortedRuns(hold=PROCEDURES_HELD)
         self.verdicts: set[str] = set()
         waiting = SortedRuns(hold=PROCEDURES_HELD)  # (order, report, probe) of those with media figures
         ports: set[str] = set()  # whose RTP to count
-        for seq, inst, probe in judgements(analysis, rules, window, release):
+        for seq, inst, probe in judgements(analysis, rules, window):
             self.verdicts.add(inst.verdict)
             order = report_order((seq, inst))
             if probe is None:

@@ -47,21 +47,15 @@ def report_order(judged: tuple[tuple, Instance]) -> tuple:
     return inst.anchor.time, inst.rule.id, seq
 
 
-def judgements(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None,
-               release: bool = False) -> Iterator[tuple[tuple, Instance, Probe | None]]:
+def judgements(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None
+               ) -> Iterator[tuple[tuple, Instance, Probe | None]]:
     """(sequence, instance, probe) of every procedure instance as it is judged: the sequence, (session,
     rule, instance) numbers, orders them as if judged session by session and rule by rule; the probe
     (``rules.media``), for the instances with media figures, measures them once the RTP is counted
     (``rtp_counts``). A streamed analysis (``MeaningOptions.streamed``) judges each session as soon as its
-    last event is read, and lets it go; so does a listed one with ``release`` (it lets go of its lists:
-    ``CaptureAnalysis.release``)."""
+    last event is read, and lets it go."""
     end = capture_end(analysis)
-    if analysis.stream is not None:
-        sessions = analysis.stream.sessions()
-    else:
-        sessions = _listed(analysis.sessions, release)
-        if release:
-            analysis.release()
+    sessions = analysis.stream.sessions() if analysis.stream is not None else enumerate(analysis.sessions)
     for number, session in sessions:
         timeline = Timeline(session.events)
         for position, rule in enumerate(rules):
@@ -76,10 +70,3 @@ def rtp_counts(analysis: CaptureAnalysis, ports: set[str]) -> dict:
     more walk of the capture (none when it cannot be read twice)."""
     return received(analysis.path, ports) if ports and rereadable(analysis.path) else {}
 
-
-def _listed(sessions: list, release: bool) -> Iterator[tuple[int, object]]:
-    """(index, session) of a list; ``release``: each let go of as it is given."""
-    for index, session in enumerate(sessions):
-        if release:
-            sessions[index] = None
-        yield index, session
