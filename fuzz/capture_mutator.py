@@ -20,9 +20,9 @@ findings prefix (``crash-SHA1.pcapng`` and a ``.txt`` with the traceback).
 whose worker collects the facts of a share of the calls, ``analyzer.meaning.events.shard``, forced on
 whatever the size and density; the facts kept compressed in chunks of two, ``factstore``), streamed as
 ``analyze --format json`` streams it (the events packed in runs of two, the sessions judged as they are
-whole, the procedures packed in runs of two, ``base.runs``) and compares the capture's report with the
-one-process, listed report: any difference is a finding (``differs-SHA1``, the first differing field in
-the ``.txt``).
+whole, the procedures packed in runs of two, ``base.runs``; every packed run on disk, ``base.spill``) and
+compares the capture's report with the one-process, listed report: any difference is a finding
+(``differs-SHA1``, the first differing field in the ``.txt``).
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ class Pipeline:
     def _split_part(self, path: str) -> dict:
         from functools import partial
 
+        from analyzer.base import spill
         from analyzer.base.runs import SortedRuns
         from analyzer.engines import DecodeOptions, dpkt_engine
         from analyzer.meaning.analysis import MeaningOptions, analyse_capture
@@ -136,7 +137,7 @@ class Pipeline:
         knobs = ((dpkt_engine, "PARALLEL_MIN_BYTES", 0), (shard, "DECIDE_AFTER", 1),
                  (shard, "DENSE", 1 << 62), (factstore, "CHUNK", 2), (factstore, "HOLD", 0),
                  (extract, "EVENT_RUN", 2), (extract, "EVENT_HOLD", 0), (report, "PROCEDURES_HELD", 0),
-                 (report, "SortedRuns", partial(SortedRuns, size=2)))
+                 (report, "SortedRuns", partial(SortedRuns, size=2)), (spill, "SPILL_AFTER", 0))
         saved = [getattr(module, name) for module, name, _ in knobs]
         for module, name, value in knobs:
             setattr(module, name, value)

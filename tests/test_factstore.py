@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base import spill
 from analyzer.cli import main
 from analyzer.engines import DecodeOptions, get_engine
 from analyzer.meaning.events import factstore
@@ -158,9 +159,11 @@ def _analyze(capsys, path: Path, jobs: str) -> tuple[int, str]:
 
 def test_analyze_reports_the_same_bytes_however_the_facts_were_kept(capsys, monkeypatch):
     """Every sample, real and hostile capture: the facts all compressed in chunks of two (each chunk
-    overlapping the next in time) give the report the facts held as objects give."""
+    overlapping the next in time) and kept on disk give the report the facts held as objects give."""
     held = {path: _analyze(capsys, path, "1") for path in CAPTURES}
     monkeypatch.setattr(factstore, "CHUNK", 2)
     monkeypatch.setattr(factstore, "HOLD", 0)
+    monkeypatch.setattr(spill, "SPILL_AFTER", 0)
     for path in CAPTURES:
         assert _analyze(capsys, path, "1") == held[path], path.name
+        assert _analyze(capsys, path, "2") == held[path], path.name  # (the worker's facts, too)

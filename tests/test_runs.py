@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.base import runs
+from analyzer.base import runs, spill
 from analyzer.base.runs import SortedRuns
 from analyzer.cli import main
 from analyzer.meaning.analysis import MeaningOptions, analyse_capture
@@ -27,7 +27,8 @@ RULES = load_rules(None)
 
 @pytest.fixture
 def packed(monkeypatch) -> list[int]:
-    """The size of each run packed (``runs.pack``) while the test runs."""
+    """The size of each run packed (``runs.pack``) while the test runs; every run waits on disk."""
+    monkeypatch.setattr(spill, "SPILL_AFTER", 0)
     sizes: list[int] = []
     real = runs.pack
     monkeypatch.setattr(runs, "pack", lambda entries: sizes.append(len(entries)) or real(entries))

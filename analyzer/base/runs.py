@@ -4,7 +4,8 @@ The fact store (``analyzer.meaning.events.factstore``) keeps pass 1's facts so, 
 (``analyzer.meaning.events.extract``, when streamed) and the JSON report a capture's judged procedures
 (``analyzer.report.document.Procedures``): records come in nearly key order, each run of them is sorted
 and packed (pickled, zlib level 1), and reading merges the runs, opening a run only when its first key is
-due: only the few runs that overlap in key are unpacked at once.
+due: only the few runs that overlap in key are unpacked at once. Past a budget the packed runs wait on
+disk (``base.spill``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
 from operator import itemgetter
 from typing import Protocol
+
+from analyzer.base.spill import Spill
 
 _key = itemgetter(0)
 
@@ -72,16 +75,18 @@ def unpack(packed: bytes) -> list:
 
 
 class _Packed:
-    """One sorted run of (key, record) pairs, compressed (records as ``encode`` makes them)."""
+    """One sorted run of (key, record) pairs, compressed (records as ``encode`` makes them), in memory or
+    on disk (``spill``)."""
 
-    __slots__ = ("decode", "first", "packed")
+    __slots__ = ("decode", "first", "packed", "spill")
 
-    def __init__(self, entries: list[tuple[tuple, object]], encode, decode):
-        self.first, self.decode = entries[0][0], decode
-        self.packed = pack([(key, encode(record)) for key, record in entries] if encode else entries)
+    def __init__(self, entries: list[tuple[tuple, object]], encode, decode, spill: Spill):
+        self.first, self.decode, self.spill = entries[0][0], decode, spill
+        self.packed = spill.keep(pack([(key, encode(record)) for key, record in entries] if encode
+                                      else entries))
 
     def entries(self, consume: bool = False) -> Iterator[tuple[tuple, object]]:
-        entries = unpack(self.packed)
+        entries = unpack(self.spill.read(self.packed))
         if self.decode is None:
             return iter(entries)
         decode = self.decode
@@ -112,6 +117,7 @@ class SortedRuns:
                  decode: Callable | None = None):
         self.size, self.hold, self.encode, self.decode = size, hold, encode, decode
         self.runs: list[_Packed] = []
+        self.spill: Spill | None = None  # made when the first run is packed
         self.newest: list[tuple[tuple, object]] = []
         self.count = 0
 
@@ -120,7 +126,8 @@ class SortedRuns:
         self.count += 1
         if self.count > self.hold and len(self.newest) >= self.size:
             newest, self.newest = sorted(self.newest, key=_key), []
-            self.runs += (_Packed(newest[i:i + self.size], self.encode, self.decode)
+            spill = self.spill = self.spill or Spill()
+            self.runs += (_Packed(newest[i:i + self.size], self.encode, self.decode, spill)
                           for i in range(0, len(newest), self.size))
 
     def __len__(self) -> int:

@@ -3,9 +3,9 @@
 Pass 2 reads the facts in time order once pass 1 is complete (the decoder's worker sends its share at
 the end; a BYE may come before the INVITE it ends), and on a core-side capture the facts held until then
 were most of the memory: 1.2 KB each, ~40 KB per UE. Here they arrive in completion order, which is
-nearly time order; every ``CHUNK`` of them is sorted
-and, once more than ``HOLD`` are held, pickled as plain tuples and compressed (~100 bytes a fact, at
-~25 µs a fact to pack and read back). Pass 2 reads them once, in order (``in_order``): a lazy merge of the
+nearly time order; every ``CHUNK`` of them is sorted and, once more than ``HOLD`` are held, pickled as
+plain tuples and compressed (~100 bytes a fact, at ~25 µs a fact to pack and read back; past a budget
+they wait on disk, ``base.spill``). Pass 2 reads them once, in order (``in_order``): a lazy merge of the
 chunks opens a chunk only when its first fact is due, so only the few chunks that overlap in time are
 open at once, and ``read`` lets go of each chunk as it opens it (the first ``HOLD`` facts, never
 compressed, were a quarter of pass 2's peak on a core-side capture while they waited for its end).
@@ -27,6 +27,7 @@ from operator import attrgetter
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
 from analyzer.base.runs import merged, rebuilder
+from analyzer.base.spill import Spill
 from analyzer.meaning.events.facts import SHARED_FIELDS, Fact, fact_order, observations
 
 #: Facts per chunk: small enough that the chunks open at once stay small, large enough to compress well.
@@ -47,29 +48,31 @@ class _Chunk:
     """Facts sorted by key, as objects or compressed; ``first`` is the key of the first. A fact's key is
     ``fact_order``, then the rank of its store, then its sequence number in that store."""
 
-    __slots__ = ("facts", "first", "packed", "rank")
+    __slots__ = ("facts", "first", "packed", "rank", "spill")
 
     def __init__(self, rank: int, first: tuple, facts: list[tuple[int, Fact]] | None = None,
-                 packed: bytes | None = None):
-        self.rank, self.first, self.facts, self.packed = rank, first, facts, packed
+                 packed: bytes | tuple | None = None, spill: Spill | None = None):
+        self.rank, self.first, self.facts, self.packed, self.spill = rank, first, facts, packed, spill
 
     @classmethod
-    def of(cls, entries: list[tuple[int, Fact]], rank: int, compress: bool) -> _Chunk:
-        """A chunk of (sequence number, fact) entries."""
+    def of(cls, entries: list[tuple[int, Fact]], rank: int, spill: Spill | None = None) -> _Chunk:
+        """A chunk of (sequence number, fact) entries; compressed and kept by ``spill`` if one is given."""
         entries.sort(key=lambda e: (fact_order(e[1]), e[0]))
         first = (*fact_order(entries[0][1]), rank, entries[0][0])
-        return cls(rank, first, packed=_pack(entries)) if compress else cls(rank, first, facts=entries)
+        if spill is None:
+            return cls(rank, first, facts=entries)
+        return cls(rank, first, packed=spill.keep(_pack(entries)), spill=spill)
 
     def packed_form(self) -> tuple[tuple, bytes]:
         """What crosses a pipe: the first key and the compressed facts."""
-        return self.first, self.packed if self.packed is not None else _pack(self.facts)
+        return self.first, self.spill.read(self.packed) if self.packed is not None else _pack(self.facts)
 
     def entries(self, consume: bool = False) -> Iterator[tuple[tuple, Fact]]:
         """(key, fact) in order; a compressed chunk is read back here, when its first fact is due.
         ``consume``: the chunk lets go of its facts (read once: they go as soon as they are read)."""
         if self.facts is None and self.packed is None:
             raise RuntimeError("a fact store read once is read again")
-        entries = self.facts if self.facts is not None else _unpack(self.packed)
+        entries = self.facts if self.facts is not None else _unpack(self.spill.read(self.packed))
         if consume:
             self.facts = self.packed = None
         rank = self.rank
@@ -168,6 +171,7 @@ class FactStore:
         self.rank = rank
         self.chunks: list[_Chunk] = []
         self.pending: list[tuple[int, Fact]] = []  # the newest facts, not yet a chunk
+        self.spill = Spill()  # keeps the compressed chunks
         self.named = Named.within(limits)
         self.count = 0
 
@@ -181,7 +185,7 @@ class FactStore:
     def seal(self) -> list[_Chunk]:
         """The newest facts become a chunk too (the store is complete): every chunk."""
         if self.pending:
-            self.chunks.append(_Chunk.of(self.pending, self.rank, compress=self.count > HOLD))
+            self.chunks.append(_Chunk.of(self.pending, self.rank, self.spill if self.count > HOLD else None))
             self.pending = []
         return self.chunks
 
@@ -189,7 +193,7 @@ class FactStore:
         """The facts so far and ``more`` (sequence number, fact), in order, the store left as it was
         (``mcxa watch`` judges as it goes)."""
         newest = [*self.pending, *more]
-        return list(in_order([*self.chunks, *([_Chunk.of(newest, self.rank, False)] if newest else [])]))
+        return list(in_order([*self.chunks, *([_Chunk.of(newest, self.rank)] if newest else [])]))
 
     def packed(self) -> tuple[int, list[tuple[tuple, bytes]], Named]:
         """The store as it crosses a pipe (every chunk compressed): what the decoder's worker sends back."""
@@ -199,7 +203,8 @@ class FactStore:
     def unpacked(cls, packed: tuple[int, list[tuple[tuple, bytes]], Named]) -> FactStore:
         rank, chunks, named = packed
         store = cls(rank)
-        store.chunks = [_Chunk(rank, first, packed=data) for first, data in chunks]
+        store.chunks = [_Chunk(rank, first, packed=store.spill.keep(data), spill=store.spill)
+                        for first, data in chunks]
         store.named = named
         return store
 
