@@ -93,13 +93,15 @@ def test_a_session_is_whole_as_soon_as_its_last_event_is_read():
         linker.add(e)
     linked = linker.close()
     assert [s.events for s in linked.sessions] == [(), (), ()] and linked.counts == [3, 3, 3]
+    unfilled = list(linked.sessions)
     read = []
     filled = linked.filled(e for e in events if not read.append(e))
     assert next(filled)[0] == 0 and len(read) == 3
     assert [(number, len(s.events), s.mc_id()) for number, s in filled] == [(1, 3, "sip:1@ims"),
                                                                              (2, 3, "sip:2@ims")]
+    assert linked.sessions == [None, None, None]  # (each let go of once given: judged, it is not needed)
     assert build_sessions(events) == [replace(s, events=tuple(events[3 * i:3 * i + 3]))
-                                      for i, s in enumerate(linked.sessions)]
+                                      for i, s in enumerate(unfilled)]
 
 
 def test_random_events_fall_each_in_one_session_in_order_and_streaming_gives_the_same_sessions():
@@ -130,3 +132,21 @@ def test_random_events_fall_each_in_one_session_in_order_and_streaming_gives_the
         streamed = dict(linked.filled(ordered))
         assert [streamed[i] for i in range(len(streamed))] == build_sessions(events, address_window=10.0,
                                                                               max_identities=8)
+
+
+def test_the_linker_keeps_one_group_per_device_as_soon_as_its_identities_are_linked():
+    """What keeps linking a 20,000-UE capture small: the events naming an IMPU and those naming the MC
+    service ID add up apart only until one message names both."""
+    from analyzer.meaning.sessions import SessionLinker
+
+    linker = SessionLinker()
+    linker.add(ev("registration", 1.0, "10.1.0.1:5060", 1, "A", impu="sip:alice@ims"))
+    linker.add(ev("affiliation", 2.0, "10.1.0.1:5060", 2, "A", identity="sip:alice@mcptt"))
+    assert len(linker.groups) == 2
+    linker.add(ev("affiliation", 3.0, "10.1.0.1:5060", 3, "A", identity="sip:alice@mcptt",
+                  impu="sip:alice@ims"))
+    [group] = linker.groups.values()
+    assert group.count == 3 and group.tokens == {"impu:sip:alice@ims", "mc-id:sip:alice@mcptt"}
+    [session] = linker.close().sessions
+    assert [link.reason for link in session.links] == ["named together in one message in affiliation "
+                                                       "(frame 3)"]

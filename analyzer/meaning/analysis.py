@@ -47,7 +47,7 @@ class Streamed:
     last_event: float | None  # the latest end (or time) of an event
 
     def sessions(self) -> Iterator[tuple[int, UeSession]]:
-        """(index, session with its events) of each session, as soon as its last event is read."""
+        """(index, session with its events) of each session, as soon as its last event is read; once."""
         return self.linked.filled(iter(self.events))
 
 

@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
+from sys import intern
 
 #: Each kind of evidence, as a link's reason begins.
 REASON = {"instance": "same +sip.instance", "client": "same mcptt-client-id",
@@ -28,8 +29,9 @@ class Link:
 
 
 def label(token: str) -> str:
-    """The identity a token names (``mc-id:sip:alice@a`` → ``sip:alice@a``)."""
-    return token.split(":", 1)[1]
+    """The identity a token names (``mc-id:sip:alice@a`` → ``sip:alice@a``): one string object however
+    many links and identities name it."""
+    return intern(token.split(":", 1)[1])
 
 
 class UnionFind:

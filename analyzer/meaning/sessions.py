@@ -30,6 +30,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from sys import intern
 
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.yamlfile import check_mapping, load_yaml
@@ -101,16 +102,17 @@ def load_identity_map(path) -> list[tuple[str, str]]:
 
 
 def _tokens(e: Event) -> dict[str, str]:
-    """Identity tokens an event carries → their kind."""
+    """Identity tokens an event carries → their kind (each token one string object however many events
+    name it: the linker keeps one per event)."""
     out = {}
     if e.instance:
-        out[f"instance:{e.instance}"] = "instance"
+        out[intern(f"instance:{e.instance}")] = "instance"
     if e.client_id:
-        out[f"client-id:{e.client_id}"] = "client-id"
+        out[intern(f"client-id:{e.client_id}")] = "client-id"
     if e.identity:
-        out[f"mc-id:{e.identity}"] = "mc-id"
+        out[intern(f"mc-id:{e.identity}")] = "mc-id"
     if e.impu and e.impu != e.identity:
-        out[f"impu:{e.impu}"] = "impu"
+        out[intern(f"impu:{e.impu}")] = "impu"
     return out
 
 
@@ -130,7 +132,7 @@ class SessionLinker:
         self.ids = Identities(max_identities)
         self.identity_map, self.window, self.problems = identity_map, address_window, problems
         self.links: list[tuple[Link, str]] = []  # each link between identities, with a token of its own
-        self.groups: dict[str, Component] = {}  # an event's first token → what the events it names sum up
+        self.groups: dict[str, Component] = {}  # a root token → what the events naming its tokens sum up
         self.keys: list = []  # per event: that token, or its place among the anonymous
         self.anonymous: list[tuple] = []  # events naming nobody linked: (index, time, frame, end, system, ip,
         #   tokens)
@@ -142,21 +144,39 @@ class SessionLinker:
         tokens = ids.register(named, e.frame)
         strongest, *others = sorted(tokens, key=lambda t: -_STRENGTH.get(_evidence(tokens[t]), 0)) or [None]
         for other in others:
+            joined = ids.uf.find(other)
             if ids.uf.union(strongest, other):
                 evidence = _evidence(tokens[strongest])
                 reason = f"{REASON[evidence]} in {e.kind} (frame {e.frame})"
                 self.links.append((Link(label(strongest), label(other), evidence, reason, e.frames),
                                    strongest))
+                self._join(ids.uf.find(strongest), joined)
         ip = _ip(e.ue_address)
         if not tokens:
             self.keys.append(len(self.anonymous))
             self.anonymous.append((index, e.time, e.frame, e.end, e.system, ip, named))
             return
-        key = next(iter(tokens))
-        group = self.groups.get(key) or self.groups.setdefault(key, Component())
+        root = ids.uf.find(strongest)
+        group = self.groups.get(root) or self.groups.setdefault(root, Component())
         group.add(tokens)
         group.count_event(index, e.time, e.frame, e.end, e.system, ip, named)
-        self.keys.append(key)
+        self.keys.append(strongest)
+
+    def _join(self, root: str, joined: str) -> None:
+        """The group of ``joined`` (a root no more) becomes part of ``root``'s as soon as they are linked:
+        one group per device, not one per token its events name first (that was most of the linker's
+        memory on a core capture)."""
+        gone = self.groups.pop(joined, None)
+        if gone is None:
+            return
+        kept = self.groups.get(root)
+        if kept is None:
+            self.groups[root] = gone
+            return
+        big, small = (kept, gone) if kept.count >= gone.count else (gone, kept)
+        big.add(small.tokens)
+        big.absorb(small)
+        self.groups[root] = big
 
     def close(self) -> Linked:
         """4-5 and the events naming nobody; the sessions, named ``ue1``... in order of their first event."""
@@ -194,13 +214,14 @@ class Linked:
     """The UE sessions (their events not in them yet), and per event, in the order the linker was given
     them, the index of its session."""
 
-    sessions: list[UeSession]
+    sessions: list[UeSession | None]  # (None once given with its events)
     route: array
     counts: list[int]  # events per session
 
     def filled(self, events: Iterable[Event]) -> Iterator[tuple[int, UeSession]]:
         """(index, session with its events) of each session as soon as its last event is read from
-        ``events`` (those given to the linker, in that order)."""
+        ``events`` (those given to the linker, in that order); each is let go of here once given (read
+        once)."""
         sessions, route, counts = self.sessions, self.route, self.counts
         pending: dict[int, list[Event]] = {}
         for index, e in enumerate(events):
@@ -211,7 +232,8 @@ class Linked:
             held.append(e)
             if len(held) == counts[number]:
                 del pending[number]
-                yield number, replace(sessions[number], events=tuple(held))
+                session, sessions[number] = replace(sessions[number], events=tuple(held)), None
+                yield number, session
 
 
 def build_sessions(events: Iterable[Event], identity_map: Iterable[tuple[str, str]] = (),
