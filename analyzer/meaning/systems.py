@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.yamlfile import check_mapping, load_yaml
@@ -58,7 +59,10 @@ def _host(value: str) -> str:
     return value.strip().lower().rstrip(".")
 
 
+@lru_cache(maxsize=4096)
 def _ip(text: str):
+    """The address ``text`` is, or None (a host name: every event's server is asked, and a name is
+    told from an address only by the exception ``ipaddress`` raises, so each is asked once)."""
     try:
         return ipaddress.ip_address(text.strip("[]"))
     except ValueError:
