@@ -375,3 +375,35 @@ def test_a_refused_or_late_step_is_settled_only_once_no_later_packet_can_change_
     assert not watching.settled(late, {}, 140.0 + grace - 0.1) and watching.settled(late, {}, 140.0 + grace)
     on_time = StepResult(affiliation, "matched", replace(accepted, time=110.0), reference=90.0, due=120.0)
     assert watching.settled(on_time, {}, 110.0)
+
+
+@pytest.mark.parametrize(("sample", "again"), [("group-migration-noisy.pcapng", []),
+                                               ("group-migration-missing-deaffiliation.pcapng", ["ue1"])])
+def test_a_tick_judges_again_only_the_sessions_still_open(monkeypatch, sample, again):
+    """A session whose procedures were all told, its events unchanged since, is not judged again: on a long
+    watch the cost of a tick follows what is still open (here the capture's time stands still: a missing
+    deaffiliation is certain only once its window has passed). What is told is what analyze judges."""
+    from analyzer.engines import get_engine
+
+    path = str(SAMPLES / sample)
+    told: list = []
+    watcher = watching.Watcher(path, RULES, None, MeaningOptions(), told.append, clock=lambda: 0.0)
+    watcher.decoded = get_engine("dpkt")(path, DecodeOptions(workers=1))
+    for item in watcher.decoded.items:
+        watcher.feed(item)  # (never due: the clock stands still)
+    judged: list[list[str]] = []
+    real = watching.judge
+
+    def counting(*args, sessions, **kwargs):
+        judged.append([s.id for _, s in sessions])
+        return real(*args, sessions=sessions, **kwargs)
+
+    monkeypatch.setattr(watching, "judge", counting)
+    watcher.tick()
+    first = list(told)
+    watcher.tick()
+    assert judged == [["ue1"], again] and told == first
+    monkeypatch.setattr(watching, "judge", real)
+    _, instances = watcher.finish()
+    assert sorted(t.procedure["verdict"] for t in told) == sorted(inst.verdict for inst in instances)
+    assert not any(t.how == "revised" for t in told)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from analyzer.capture import rereadable
 from analyzer.meaning.analysis import CaptureAnalysis
+from analyzer.meaning.sessions import UeSession
 from analyzer.rules import Rule
 from analyzer.rules.matcher import Instance, Timeline, instances
 from analyzer.rules.media import Probe, counted_endpoints, measure, probe_of
@@ -23,12 +24,14 @@ def capture_end(analysis: CaptureAnalysis) -> float:
 
 
 def judge(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None,
-          count_rtp: bool = True) -> list[Instance]:
+          count_rtp: bool = True, sessions: Iterable[tuple[int, UeSession]] | None = None) -> list[Instance]:
     """Every procedure instance of every UE session, judged, with its media figures, in report order (by
     anchor time, then rule). ``count_rtp``: walk the capture once more for the RTP of the migrations'
-    calls (``mcxa watch`` skips it while watching: each of its judgements would walk a growing file)."""
+    calls (``mcxa watch`` skips it while watching: each of its judgements would walk a growing file);
+    ``sessions``: only these (number, session) of a listed analysis (``mcxa watch``: those that may have
+    changed)."""
     found, probes = [], []
-    for seq, inst, probe in judgements(analysis, rules, window):
+    for seq, inst, probe in judgements(analysis, rules, window, sessions):
         found.append((seq, inst))
         if probe is not None:
             probes.append((inst, probe))
@@ -47,15 +50,17 @@ def report_order(judged: tuple[tuple, Instance]) -> tuple:
     return inst.anchor.time, inst.rule.id, seq
 
 
-def judgements(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None
+def judgements(analysis: CaptureAnalysis, rules: list[Rule], window: float | None = None,
+               sessions: Iterable[tuple[int, UeSession]] | None = None
                ) -> Iterator[tuple[tuple, Instance, Probe | None]]:
     """(sequence, instance, probe) of every procedure instance as it is judged: the sequence, (session,
     rule, instance) numbers, orders them as if judged session by session and rule by rule; the probe
     (``rules.media``), for the instances with media figures, measures them once the RTP is counted
     (``rtp_counts``). A streamed analysis (``MeaningOptions.streamed``) judges each session as soon as its
-    last event is read, and lets it go."""
+    last event is read, and lets it go; ``sessions``: see ``judge``."""
     end = capture_end(analysis)
-    sessions = analysis.stream.sessions() if analysis.stream is not None else enumerate(analysis.sessions)
+    if sessions is None:
+        sessions = analysis.stream.sessions() if analysis.stream is not None else enumerate(analysis.sessions)
     for number, session in sessions:
         timeline = Timeline(session.events)
         for position, rule in enumerate(rules):

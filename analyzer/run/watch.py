@@ -93,8 +93,11 @@ def decided(inst: Instance, latest: float) -> bool:
 
 
 def key_of(inst: Instance) -> tuple:
-    """What names an instance across judgements: its rule, anchor and migration point (their frames)."""
-    return inst.rule.id, inst.anchor.frame, inst.migration.frame
+    """What names an instance across judgements: its rule, anchor and migration point (their frames) and
+    what they bind (one affiliation request for two groups is two procedures, each told)."""
+    bound = (*(getattr(inst.anchor, source) for _, source in inst.rule.bind),
+             *(getattr(inst.migration, source) for _, source in inst.rule.bind_migration))
+    return inst.rule.id, inst.anchor.frame, inst.migration.frame, *map(str, bound)
 
 
 class Watcher:
@@ -112,6 +115,7 @@ class Watcher:
         self.floor: list = []  # floor control messages for floor events (``keep_floor``: bounded)
         self.decoded: Decoded | None = None
         self.told: dict[tuple, str] = {}  # instance key → verdict told (bounded by the instances held)
+        self.settled: set[int] = set()  # hashes of the events of the sessions with every instance decided
         self._next = clock() + TICK
         self._judged_at: tuple[int, float | None] = (0, None)  # (facts, latest) of the last judgement
         self._ues = self._open = 0
@@ -173,12 +177,18 @@ class Watcher:
                                sessions)
 
     def tick(self) -> None:
-        """Judge the facts held so far; tell the instances newly decided."""
+        """Judge the facts held so far; tell the instances newly decided. A session whose instances were
+        all decided by an earlier tick, and whose events are the same since, is not judged again (no
+        later moment changes a decided verdict): on a long watch, judging costs what is still open."""
         facts = self.collector.so_far()
         analysis = self._analysis(facts, None)  # problems are reported once, by the final judgement
-        judged = judge(analysis, self.rules, self.window, count_rtp=False)  # (RTP: at the end only)
+        signatures = [hash(s.events) for s in analysis.sessions]
+        fresh = [(n, s) for n, s in enumerate(analysis.sessions) if signatures[n] not in self.settled]
+        judged = judge(analysis, self.rules, self.window, count_rtp=False,  # (RTP: at the end only)
+                       sessions=fresh)
         latest = capture_end(analysis)
         self._ues, self._open = len(analysis.sessions), 0
+        undecided: set[int] = set()  # (ids of the sessions with an instance still open)
         for inst in judged:
             key = key_of(inst)
             if key in self.told:
@@ -188,6 +198,9 @@ class Watcher:
                 self.tell(Told("live", procedure_dict(inst), latest))
             else:
                 self._open += 1
+                undecided.add(id(inst.session))
+        self.settled = {signatures[n] for n, s in enumerate(analysis.sessions)
+                        if signatures[n] in self.settled or id(s) not in undecided}
 
     def finish(self, stopped_at: float | None = None) -> tuple[CaptureAnalysis, list[Instance]]:
         """The items have ended: complete pass 1, judge everything as ``mcxa analyze`` does, tell what was
