@@ -1,8 +1,8 @@
 """Packed runs kept on disk past a budget: what a capture keeps until its end costs disk, not memory.
 
 Pass 1's facts, a streamed pass 2's events and a JSON report's procedures wait, packed, until they are
-read in order (``base.runs``): on a core-side capture of 20,000 UEs that was ~160 MB held only to be
-read once. Past ``SPILL_AFTER`` bytes an owner writes its further runs to one unnamed temporary file (in
+read in order (``base.runs``): on a core-side capture of 20,000 UEs over 100 MB held only to be read
+once. Past ``SPILL_AFTER`` bytes an owner writes its further runs to one unnamed temporary file (in
 ``$TMPDIR``, as ``sort`` does; gone when closed, even on a crash) and reads each back when it is due.
 """
 

@@ -133,7 +133,8 @@ class SessionLinker:
         self.identity_map, self.window, self.problems = identity_map, address_window, problems
         self.links: list[tuple[Link, str]] = []  # each link between identities, with a token of its own
         self.groups: dict[str, Component] = {}  # a root token → what the events naming its tokens sum up
-        self.keys: list = []  # per event: that token, or its place among the anonymous
+        self.keys: list = []  # per event: its strongest token (its group is its root's), or its place among
+        #   the anonymous
         self.anonymous: list[tuple] = []  # events naming nobody linked: (index, time, frame, end, system, ip,
         #   tokens)
 
