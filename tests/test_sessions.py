@@ -73,7 +73,7 @@ def test_an_address_was_used_until_the_latest_moment_any_event_there_shows():
     events = [
         ev("registration", 45.0, "10.1.0.5:40000", 8, "A", identity="sip:bob@a"),
         Event("registration", 50.0, (1,), "from-ue", "10.1.0.5:5060", "10.0.0.1:5060", "success", end=45.0,
-              system="A", identity="sip:bob.b@a"),
+              system="B", identity="sip:bob.b@b"),
         Event("config-access-encrypted", 56.0, (4,), "from-ue", "10.1.0.5:41000", "10.9.0.2:443",
               "encrypted"),
     ]
@@ -150,3 +150,21 @@ def test_the_linker_keeps_one_group_per_device_as_soon_as_its_identities_are_lin
     [session] = linker.close().sessions
     assert [link.reason for link in session.links] == ["named together in one message in affiliation "
                                                        "(frame 3)"]
+
+
+def test_two_users_of_one_system_reaching_it_from_one_address_stay_two_sessions():
+    """A core-side capture: the MC server sees every UE's SIP come from one IMS core address, back to back.
+    Two MC service IDs of one service in one system are two users (a device is one user there at a time):
+    the address is shared, and joins nobody there — not even an ID of the partner system that follows
+    (whose user it is, the address cannot tell); the UE's own address still links its migration."""
+    core = "10.9.9.9:5060"
+    events = [ev("registration", 1.0, core, 1, "A", impu="sip:alice@ims", identity="sip:alice@a"),
+              ev("registration", 2.0, core, 2, "A", impu="sip:bob@ims", identity="sip:bob@a"),
+              ev("registration", 3.0, core, 3, "B", identity="sip:bob.b@b")]
+    sessions = build_sessions(events, address_window=10)
+    assert [[i.value for i in s.identities] for s in sessions] == [
+        ["sip:alice@ims", "sip:alice@a"], ["sip:bob@ims", "sip:bob@a"], ["sip:bob.b@b"]]
+    own = [ev("registration", 1.0, "10.1.0.7:5060", 1, "A", impu="sip:bob@ims", identity="sip:bob@a"),
+           ev("registration", 3.0, "10.1.0.7:5060", 3, "B", identity="sip:bob.b@b")]
+    [session] = build_sessions(own, address_window=10)
+    assert [link.evidence for link in session.links] == ["message", "address"]

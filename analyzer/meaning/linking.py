@@ -90,6 +90,8 @@ class Component:
     first: str = ""  # the smallest token: names the component in an address link
     instance: bool = False  # holds a +sip.instance token
     client: bool = False  # holds an mcptt-client-id token
+    #: (system, service) where its events name an MC service ID: one device is one user there at a time
+    users: set = field(default_factory=set)
     count: int = 0  # events
     start: tuple = (math.inf,)  # (index, time, frame) of its first event
     spans: dict = field(default_factory=dict)  # ip → [first, last moment] of its events that name someone
@@ -106,7 +108,7 @@ class Component:
             self.client |= t.startswith("client-id:")
 
     def count_event(self, index: int, time: float, frame: int, end: float | None, system: str | None,
-                    ip: str, tokens: dict[str, str], named: bool = True) -> None:
+                    ip: str, tokens: dict[str, str], named: bool = True, service: str | None = None) -> None:
         """An event is one of this component's: the ``index``-th, at ``ip``, carrying ``tokens`` (every
         identity token it names); ``named``: some of them are linked (else it joined by address)."""
         self.count += 1
@@ -116,6 +118,8 @@ class Component:
         for token, kind in tokens.items():
             _widen(self.seen, (token, system), time, time, index, kind)
         if named:
+            if system and "mc-id" in tokens.values():
+                self.users.add((system, service))
             span = self.spans.get(ip)
             if span is None:
                 self.spans[ip] = [time, max(time, end)]
@@ -130,6 +134,7 @@ class Component:
         """What ``other``'s events add up to, added to this one's (its tokens and links: see callers)."""
         self.count += other.count
         self.start = min(self.start, other.start)
+        self.users |= other.users
         for ip, (first, last) in other.spans.items():
             span = self.spans.get(ip)
             if span is None:
@@ -165,8 +170,10 @@ def merge_by_address(components: dict[str, Component], window: float) -> UnionFi
     root's component each root's is now in (``components``: by the root of each merged).
 
     Per address, components are taken in order of first use and each is compared with the one before
-    it, so the work grows with the number of components, not its square. Two components never share a
-    token, so they contradict when both hold an instance ID, or both a client ID.
+    it, so the work grows with the number of components, not its square. An address where two devices
+    (``_contradict``) follow each other within the window is shared — an IMS core node through which a
+    core-side capture sees many UEs reach the MC server, a NAT — and links nobody: each UE there stays
+    one of its own unless stronger evidence joins them.
     """
     spans = {root: {ip: tuple(span)
                     for ip, span in sorted(comp.spans.items(), key=lambda item: comp.addresses[item[0]])}
@@ -178,18 +185,28 @@ def merge_by_address(components: dict[str, Component], window: float) -> UnionFi
     uf = UnionFind()
     for ip, roots in by_ip.items():
         roots.sort(key=lambda r: spans[r][ip][0])
-        for prev, cur in pairwise(roots):
+        following = [(prev, cur) for prev, cur in pairwise(roots)
+                     if spans[cur][ip][0] <= spans[prev][ip][1] + window]
+        if any(_contradict(components[uf.find(prev)], components[uf.find(cur)]) for prev, cur in following):
+            continue  # (shared)
+        for prev, cur in following:
             keep, gone = uf.find(prev), uf.find(cur)
-            if keep == gone or spans[cur][ip][0] > spans[prev][ip][1] + window:
+            if keep == gone:
                 continue
             a, b = components[keep], components[gone]
-            if (a.instance and b.instance) or (a.client and b.client):
+            if _contradict(a, b):
                 continue
             link = Link(label(a.first), label(b.first), "address", f"{REASON['address']}: {ip}")
             components[keep] = _joined(a, b, link)
             uf.union(keep, gone)
             del components[gone]
     return uf
+
+
+def _contradict(a: Component, b: Component) -> bool:
+    """Two devices (two components never share a token): both hold an instance ID, or both a client ID, or
+    both an MC service ID of one service in one system (a device is one user there at a time)."""
+    return (a.instance and b.instance) or (a.client and b.client) or not a.users.isdisjoint(b.users)
 
 
 def _joined(a: Component, b: Component, link: Link) -> Component:

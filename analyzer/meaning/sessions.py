@@ -10,8 +10,9 @@ evidence, strongest first, and every link keeps its reason:
    or the XUI of a profile retrieval and the bearer token's MC ID);
 4. an identity map given by the user (``--identities FILE``);
 5. continuity of the UE's IP address in time — weak: never used when the two sides carry different
-   instance or client IDs (two UEs that used one address at different times stay apart), and only within
-   ``address_window`` seconds.
+   instance or client IDs, or MC service IDs of one service in one system (two UEs that used one address
+   at different times stay apart), nor at an address two such UEs used within the window (shared: an IMS
+   core node, a NAT), and only within ``address_window`` seconds.
 
 Events that name no identity at all (a TLS hello to the configuration server) join the session that used
 their address closest in time.
@@ -160,7 +161,7 @@ class SessionLinker:
         root = ids.uf.find(strongest)
         group = self.groups.get(root) or self.groups.setdefault(root, Component())
         group.add(tokens)
-        group.count_event(index, e.time, e.frame, e.end, e.system, ip, named)
+        group.count_event(index, e.time, e.frame, e.end, e.system, ip, named, service=e.service)
         self.keys.append(strongest)
 
     def _join(self, root: str, joined: str) -> None:
