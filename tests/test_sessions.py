@@ -168,3 +168,15 @@ def test_two_users_of_one_system_reaching_it_from_one_address_stay_two_sessions(
            ev("registration", 3.0, "10.1.0.7:5060", 3, "B", identity="sip:bob.b@b")]
     [session] = build_sessions(own, address_window=10)
     assert [link.evidence for link in session.links] == ["message", "address"]
+
+
+def test_two_identities_already_joined_at_one_address_do_not_make_the_next_address_look_shared():
+    """Joined at their first address, a device's two identities meet again at its next one: that is one
+    device, not two, and the partner-system identity that follows there still joins it."""
+    events = [ev("registration", 0.0, "10.1.0.5:5060", 1, "A", impu="sip:x@ims", instance=INST_1),
+              ev("affiliation", 1.0, "10.1.0.5:5060", 2, "A", identity="sip:y@a"),
+              ev("registration", 2.0, "10.1.0.6:5060", 3, "A", impu="sip:x@ims"),
+              ev("affiliation", 3.0, "10.1.0.6:5060", 4, "A", identity="sip:y@a"),
+              ev("affiliation", 4.0, "10.1.0.6:5060", 5, "B", identity="sip:z@b")]
+    [session] = build_sessions(events, address_window=10)
+    assert [link.evidence for link in session.links] == ["instance", "address", "address"]

@@ -187,8 +187,9 @@ def merge_by_address(components: dict[str, Component], window: float) -> UnionFi
         roots.sort(key=lambda r: spans[r][ip][0])
         following = [(prev, cur) for prev, cur in pairwise(roots)
                      if spans[cur][ip][0] <= spans[prev][ip][1] + window]
-        if any(_contradict(components[uf.find(prev)], components[uf.find(cur)]) for prev, cur in following):
-            continue  # (shared)
+        if any(keep != gone and _contradict(components[keep], components[gone])
+               for keep, gone in ((uf.find(prev), uf.find(cur)) for prev, cur in following)):
+            continue  # (shared; two of its users joined already, at another address, are one device)
         for prev, cur in following:
             keep, gone = uf.find(prev), uf.find(cur)
             if keep == gone:
