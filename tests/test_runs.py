@@ -153,8 +153,6 @@ def test_procedures_measured_after_the_rtp_walk_are_those_judged_whole(tmp_path)
     among the KPIs, KPI deviations last)."""
     import yaml
 
-    from analyzer.rules import load_rules
-
     shipped = yaml.safe_load((ROOT / "rules" / "group-call-migration.yaml").read_text())
     shipped["kpis"] = {"access_time": {"max": 0.01, "severity": "info"}}
     (tmp_path / "group-call-migration.yaml").write_text(yaml.safe_dump(shipped))

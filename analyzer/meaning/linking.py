@@ -45,12 +45,13 @@ class UnionFind:
             x = parent[x]
         return x
 
-    def union(self, a: str, b: str) -> bool:
+    def union(self, a: str, b: str) -> str | None:
+        """Join ``b``'s set to ``a``'s: the root that joined (no longer one), or None if they were one."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
-            return False
+            return None
         self.parent[rb] = ra
-        return True
+        return rb
 
 
 class Identities:
@@ -131,7 +132,13 @@ class Component:
             self.addresses[ip] = index
 
     def absorb(self, other: Component) -> None:
-        """What ``other``'s events add up to, added to this one's (its tokens and links: see callers)."""
+        """``other``'s tokens, and what its events add up to, added to this one's (its links: see
+        callers)."""
+        self.tokens |= other.tokens
+        if other.first and (not self.first or other.first < self.first):
+            self.first = other.first
+        self.instance |= other.instance
+        self.client |= other.client
         self.count += other.count
         self.start = min(self.start, other.start)
         self.users |= other.users
@@ -214,12 +221,8 @@ def _joined(a: Component, b: Component, link: Link) -> Component:
     """``b`` joined to ``a`` by ``link``: the smaller one's tokens and sums move (so merging stays linear),
     the links keep their order (``a``'s, this one, ``b``'s) by nesting."""
     big, small = (a, b) if len(a.tokens) + a.count >= len(b.tokens) + b.count else (b, a)
-    big.tokens |= small.tokens
     big.absorb(small)
     big.links = [a.links, link, b.links]
-    big.first = min(a.first, b.first)
-    big.instance |= small.instance
-    big.client |= small.client
     return big
 
 

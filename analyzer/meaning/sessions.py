@@ -146,8 +146,8 @@ class SessionLinker:
         tokens = ids.register(named, e.frame)
         strongest, *others = sorted(tokens, key=lambda t: -_STRENGTH.get(_evidence(tokens[t]), 0)) or [None]
         for other in others:
-            joined = ids.uf.find(other)
-            if ids.uf.union(strongest, other):
+            joined = ids.uf.union(strongest, other)
+            if joined is not None:
                 evidence = _evidence(tokens[strongest])
                 reason = f"{REASON[evidence]} in {e.kind} (frame {e.frame})"
                 self.links.append((Link(label(strongest), label(other), evidence, reason, e.frames),
@@ -176,7 +176,6 @@ class SessionLinker:
             self.groups[root] = gone
             return
         big, small = (kept, gone) if kept.count >= gone.count else (gone, kept)
-        big.add(small.tokens)
         big.absorb(small)
         self.groups[root] = big
 
@@ -185,13 +184,12 @@ class SessionLinker:
         ids, uf = self.ids, self.ids.uf
         for a, b in self.identity_map:  # 4: the user's identity map
             ta, tb = ids.by_value.get(a), ids.by_value.get(b)
-            if ta and tb and uf.union(ta, tb):
+            if ta and tb and uf.union(ta, tb) is not None:
                 self.links.append((Link(a, b, "map", REASON["map"]), ta))
         components: dict[str, Component] = {}  # by root token, in order of their first event
         for key, group in sorted(self.groups.items(), key=lambda item: item[1].start[0]):
             comp = components.setdefault(uf.find(key), group)
             if comp is not group:
-                comp.add(group.tokens)
                 comp.absorb(group)
         for link, token in self.links:
             components[uf.find(token)].links.append(link)

@@ -17,16 +17,14 @@ The order is ``fact_order``, ties broken by the store's rank (this process befor
 from __future__ import annotations
 
 import itertools
-import pickle
 import sys
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 
 from analyzer.base.limits import DEFAULT as DEFAULT_LIMITS
 from analyzer.base.limits import Limits
-from analyzer.base.runs import merged, rebuilder
+from analyzer.base.runs import merged, pack, rebuilder, unpack
 from analyzer.base.spill import Spill
 from analyzer.meaning.events.facts import SHARED_FIELDS, Fact, fact_order, observations
 
@@ -80,13 +78,13 @@ class _Chunk:
 
 
 def _pack(entries: list[tuple[int, Fact]]) -> bytes:
-    return zlib.compress(pickle.dumps([(seq, _as_tuple(f)) for seq, f in entries], 5), 1)
+    return pack([(seq, _as_tuple(f)) for seq, f in entries])
 
 
 def _unpack(packed: bytes) -> list[tuple[int, Fact]]:
     """The facts of a chunk, their repeated strings one object again (pickle shares them only within it)."""
     entries = []
-    for seq, values in pickle.loads(zlib.decompress(packed)):
+    for seq, values in unpack(packed):
         values = list(values)
         for i in _SHARED:
             if values[i] is not None:
